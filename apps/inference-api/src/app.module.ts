@@ -1,0 +1,27 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { LoggerModule } from 'nestjs-pino';
+import { OpenAIExceptionFilter } from './common/openai-exception.filter.js';
+import type { AppConfig } from './config/app-config.js';
+import { ConfigModule } from './config/config.module.js';
+import { ModelsModule } from './models/models.module.js';
+import { OpenAIModule } from './openai/openai.module.js';
+import { PredictModule } from './predict/predict.module.js';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        // Fastify owns the pino instance (see main.ts); nestjs-pino reuses it for Nest's logs.
+        LoggerModule.forRoot({ useExisting: true }),
+        ModelsModule,
+        OpenAIModule,
+        PredictModule,
+      ],
+      providers: [{ provide: APP_FILTER, useClass: OpenAIExceptionFilter }],
+    };
+  }
+}

@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Logger } from 'nestjs-pino';
+import { pino, type Logger as PinoLogger } from 'pino';
+import { AppModule } from './app.module.js';
+import type { AppConfig } from './config/app-config.js';
+import { setupOpenApi } from './openapi.js';
+
+/** Paths never written to logs: credentials and prompt/completion bodies. */
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers.cookie',
+  'req.body',
+  'res.body',
+  'body',
+  'messages',
+  'prompt',
+  'input_text',
+  '*.messages',
+  '*.prompt',
+  '*.content',
+  '*.text',
+];
+
+export function createRootLogger(config: AppConfig): PinoLogger {
+  return pino({
+    level: config.logLevel,
+    base: { pid: process.pid, instance: config.instanceId },
+    redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
+  });
+}
+
+/** Creates the Nest application on Fastify, ready to `listen`. Used by main.ts and by tests. */
+export async function createApp(config: AppConfig, logger: PinoLogger = createRootLogger(config)): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    loggerInstance: logger,
+    disableRequestLogging: !config.logRequests,
+    requestIdHeader: 'x-request-id',
+    requestIdLogLabel: 'reqId',
+    genReqId: () => randomUUID(),
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    return503OnClosing: true,
+    ajv: {
+      customOptions: {
+        // No type coercion: `oneOf: [string, array]` must not match a string twice, and OpenAI
+        // rejects `"max_tokens": "5"` too.
+        coerceTypes: false,
+        removeAdditional: false,
+        useDefaults: true,
+        allErrors: false,
+        keywords: ['example'],
+      },
+    },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    bufferLogs: true,
+    abortOnError: false,
+  });
+  app.useLogger(app.get(Logger));
+  app.enableShutdownHooks();
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    reply.header('x-served-by', config.instanceId);
+    done();
+  });
+  setupOpenApi(app);
+  await app.init();
+  return app;
+}

@@ -1,0 +1,93 @@
+import { HttpException } from '@nestjs/common';
+import { ModelProviderError, type ModelProviderErrorCode } from '@infer/model-providers';
+import { ApiError, errorBody, type OpenAIErrorBody } from './api-error.js';
+
+export interface MappedError {
+  readonly status: number;
+  readonly body: OpenAIErrorBody;
+  /** True when this is our bug or an unknown failure: log it with its stack. */
+  readonly unexpected: boolean;
+}
+
+/** HTTP status for each provider error code. The switch fails to compile when a code is added. */
+export function statusForProviderError(code: ModelProviderErrorCode): number {
+  switch (code) {
+    case 'invalid_request':
+    case 'context_length_exceeded':
+    case 'not_supported':
+      return 400;
+    case 'rate_limited':
+      return 429;
+    case 'upstream_error':
+    case 'upstream_unavailable':
+      return 502;
+    case 'no_deployment_available':
+      return 503;
+    case 'upstream_timeout':
+      return 504;
+    case 'aborted':
+      return 499;
+    case 'internal':
+      return 500;
+    default: {
+      const unreachable: never = code;
+      return unreachable;
+    }
+  }
+}
+
+interface FastifyLikeError {
+  statusCode?: number;
+  code?: string;
+  validation?: ReadonlyArray<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>;
+  validationContext?: string;
+  message: string;
+}
+
+/**
+ * Maps anything thrown while serving a request to an OpenAI-shaped error. Never exposes stacks or
+ * internal messages of unexpected errors.
+ */
+export function mapError(error: unknown, requestId?: string): MappedError {
+  if (error instanceof ApiError) {
+    return { status: error.status, body: errorBody(error.status, error.message, error.type, error.code, error.param), unexpected: false };
+  }
+  if (error instanceof ModelProviderError) {
+    const status = statusForProviderError(error.code);
+    const code = error.code === 'internal' ? 'internal_error' : error.code;
+    const message = error.code === 'internal' ? internalMessage(requestId) : error.message;
+    return { status, body: errorBody(status, message, undefined, code, error.param ?? null), unexpected: error.code === 'internal' };
+  }
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    return { status, body: errorBody(status, status >= 500 ? internalMessage(requestId) : error.message, undefined, status === 404 ? 'not_found' : null), unexpected: status >= 500 };
+  }
+  const fastifyError = error as FastifyLikeError | null;
+  if (fastifyError && typeof fastifyError === 'object' && Array.isArray(fastifyError.validation)) {
+    return { status: 400, body: validationBody(fastifyError), unexpected: false };
+  }
+  if (fastifyError && typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    const status = fastifyError.statusCode;
+    const code = status === 413 ? 'request_too_large' : fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(fastifyError.message) ? 'invalid_json' : null;
+    const message = status === 413 ? 'Request body is too large' : fastifyError.message;
+    return { status, body: errorBody(status, message, undefined, code), unexpected: false };
+  }
+  return { status: 500, body: errorBody(500, internalMessage(requestId), 'server_error', 'internal_error'), unexpected: true };
+}
+
+function internalMessage(requestId: string | undefined): string {
+  return requestId ? `The server had an error while processing your request (request id ${requestId}).` : 'The server had an error while processing your request.';
+}
+
+function validationBody(error: FastifyLikeError): OpenAIErrorBody {
+  const first = error.validation?.[0];
+  const params = first?.params ?? {};
+  let param = (first?.instancePath ?? '').replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replaceAll('/', '.');
+  if (typeof params['missingProperty'] === 'string') param = param ? `${param}.${params['missingProperty']}` : params['missingProperty'];
+  if (typeof params['additionalProperty'] === 'string') param = param ? `${param}.${params['additionalProperty']}` : params['additionalProperty'];
+  const where = error.validationContext === 'querystring' ? 'query parameter' : 'body';
+  let detail = first?.message ?? 'is invalid';
+  if (Array.isArray(params['allowedValues'])) detail += ` (${params['allowedValues'].join(', ')})`;
+  const message = param ? `Invalid ${where} '${param}': ${detail}` : `Invalid ${where}: ${detail}`;
+  return errorBody(400, message, 'invalid_request_error', 'invalid_request', param || null);
+}

@@ -1,0 +1,122 @@
+import { hostname } from 'node:os';
+import { Ajv } from 'ajv';
+
+/**
+ * Every environment variable the API reads, validated once at boot. Nothing else in the app
+ * reads process.env: inject APP_CONFIG and use the typed fields.
+ */
+const envSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
+    HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
+    MODELS_FILE: { type: 'string', minLength: 1 },
+    MODELS_DIR: { type: 'string', minLength: 1, default: '.cache/models' },
+    DEFAULT_MODEL_THREADS: { type: 'integer', minimum: 1, maximum: 256, default: 1 },
+    PREDICT_MODEL: { type: 'string', minLength: 1 },
+    PREDICT_MAX_TOKENS: { type: 'integer', minimum: 1, default: 64 },
+    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    LOG_REQUESTS: { type: 'boolean', default: true },
+    BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, default: 1_048_576 },
+    TRUST_PROXY: { type: 'string', default: 'loopback' },
+    INSTANCE_ID: { type: 'string', minLength: 1 },
+    SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
+    REDIS_URL: { type: 'string', pattern: '^rediss?://' },
+    REDIS_TIMEOUT_MS: { type: 'integer', minimum: 10, default: 500 },
+    REDIS_REQUIRED: { type: 'boolean', default: true },
+    CACHE_ENABLED: { type: 'boolean', default: true },
+    CACHE_TTL_SECONDS: { type: 'number', minimum: 0, default: 60 },
+    CACHE_MAX_ENTRIES: { type: 'integer', minimum: 1, default: 10_000 },
+    CACHE_NONDETERMINISTIC: { type: 'boolean', default: false },
+    CACHE_NAMESPACE: { type: 'string', enum: ['global', 'api-key', 'header'], default: 'global' },
+    CACHE_NAMESPACE_HEADER: { type: 'string', minLength: 1, default: 'x-tenant-id' },
+    COALESCE_WAIT_MS: { type: 'integer', minimum: 0, default: 30_000 },
+  },
+} as const;
+
+export interface AppConfig {
+  readonly port: number;
+  readonly host: string;
+  /** Path to the models YAML file; undefined: the built-in tiny llama.cpp model. */
+  readonly modelsFile: string | undefined;
+  /** Where the built-in GGUF is written on first use. */
+  readonly modelsDir: string;
+  readonly defaultModelThreads: number;
+  /** Model used by GET /predict; undefined: the first model of the models file. */
+  readonly predictModel: string | undefined;
+  readonly predictMaxTokens: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly logRequests: boolean;
+  readonly bodyLimitBytes: number;
+  /** Fastify trustProxy: "true", "false", a hop count, or comma-separated addresses/CIDRs/"loopback". */
+  readonly trustProxy: boolean | number | string;
+  readonly instanceId: string;
+  readonly shutdownTimeoutMs: number;
+  readonly redis: { readonly url: string; readonly timeoutMs: number; readonly required: boolean } | undefined;
+  readonly cache: {
+    readonly enabled: boolean;
+    readonly ttlSeconds: number;
+    readonly maxEntries: number;
+    readonly cacheNondeterministic: boolean;
+    readonly namespace: 'global' | 'api-key' | 'header';
+    readonly namespaceHeader: string;
+    readonly coalesceWaitMs: number;
+  };
+}
+
+export class ConfigValidationError extends Error {
+  override readonly name = 'ConfigValidationError';
+}
+
+const validateEnv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false }).compile(envSchema);
+
+/** Reads and validates the environment. Throws ConfigValidationError listing every bad variable. */
+export function loadAppConfig(env: Readonly<Record<string, string | undefined>> = process.env): AppConfig {
+  const values: Record<string, unknown> = {};
+  for (const key of Object.keys(envSchema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') values[key] = value.trim();
+  }
+  if (!validateEnv(values)) {
+    const problems = (validateEnv.errors ?? []).map((e) => {
+      const name = e.instancePath.slice(1);
+      return `${name} ${e.message ?? 'is invalid'} (got ${JSON.stringify(env[name])})`;
+    });
+    throw new ConfigValidationError(`Invalid configuration: ${problems.join('; ')}`);
+  }
+  const v = values as Record<string, never>;
+  const redisUrl = v['REDIS_URL'] as string | undefined;
+  return {
+    port: v['PORT'],
+    host: v['HOST'],
+    modelsFile: v['MODELS_FILE'],
+    modelsDir: v['MODELS_DIR'],
+    defaultModelThreads: v['DEFAULT_MODEL_THREADS'],
+    predictModel: v['PREDICT_MODEL'],
+    predictMaxTokens: v['PREDICT_MAX_TOKENS'],
+    logLevel: v['LOG_LEVEL'],
+    logRequests: v['LOG_REQUESTS'],
+    bodyLimitBytes: v['BODY_LIMIT_BYTES'],
+    trustProxy: parseTrustProxy(v['TRUST_PROXY']),
+    instanceId: v['INSTANCE_ID'] ?? `${hostname()}:${process.pid}`,
+    shutdownTimeoutMs: v['SHUTDOWN_TIMEOUT_MS'],
+    redis: redisUrl ? { url: redisUrl, timeoutMs: v['REDIS_TIMEOUT_MS'], required: v['REDIS_REQUIRED'] } : undefined,
+    cache: {
+      enabled: v['CACHE_ENABLED'],
+      ttlSeconds: v['CACHE_TTL_SECONDS'],
+      maxEntries: v['CACHE_MAX_ENTRIES'],
+      cacheNondeterministic: v['CACHE_NONDETERMINISTIC'],
+      namespace: v['CACHE_NAMESPACE'],
+      namespaceHeader: (v['CACHE_NAMESPACE_HEADER'] as string).toLowerCase(),
+      coalesceWaitMs: v['COALESCE_WAIT_MS'],
+    },
+  };
+}
+
+function parseTrustProxy(value: string): boolean | number | string {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value;
+}

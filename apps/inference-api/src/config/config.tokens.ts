@@ -1,0 +1,2 @@
+/** DI token for the validated AppConfig. */
+export const APP_CONFIG = Symbol.for('inference-api:config');

@@ -1,0 +1,31 @@
+import 'reflect-metadata';
+import { createApp, createRootLogger } from './bootstrap.js';
+import { ConfigValidationError, loadAppConfig } from './config/app-config.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadAppConfig();
+  } catch (error) {
+    if (error instanceof ConfigValidationError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createRootLogger(config);
+  try {
+    const app = await createApp(config, logger);
+    await app.listen({ port: config.port, host: config.host });
+    const address = app.getHttpServer().address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    logger.info({ port, host: config.host, docs: `/docs` }, `inference-api listening on http://${config.host}:${port}`);
+    // PM2 wait_ready: we are serving.
+    process.send?.('ready');
+  } catch (error) {
+    logger.fatal({ err: error }, `inference-api failed to start: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
+}
+
+void main();

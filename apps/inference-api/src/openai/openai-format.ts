@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import type { FinishReason, GenerationResult, TokenUsage } from '@infer/model-providers';
+
+/** OpenAI-style ids: a prefix and 24 random hex chars. */
+export function completionId(prefix: 'chatcmpl' | 'cmpl'): string {
+  return `${prefix}-${randomBytes(12).toString('hex')}`;
+}
+
+export function usageBody(usage: TokenUsage) {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+  };
+}
+
+export function chatCompletionBody(id: string, created: number, model: string, result: GenerationResult) {
+  return {
+    id,
+    object: 'chat.completion' as const,
+    created,
+    model,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant' as const, content: result.text, refusal: null },
+        logprobs: null,
+        finish_reason: result.finishReason,
+      },
+    ],
+    usage: usageBody(result.usage),
+  };
+}
+
+export function textCompletionBody(id: string, created: number, model: string, result: GenerationResult) {
+  return {
+    id,
+    object: 'text_completion' as const,
+    created,
+    model,
+    choices: [{ index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason }],
+    usage: usageBody(result.usage),
+  };
+}
+
+/**
+ * Formats the SSE `data:` payloads of one stream. The constant part of every chunk is
+ * serialised once per stream; each delta only costs a JSON.stringify of its text.
+ */
+export interface ChunkFormatter {
+  /** The first event (chat: the assistant role), or undefined. */
+  start(): string | undefined;
+  delta(text: string): string;
+  finish(reason: FinishReason): string;
+  usage(usage: TokenUsage): string;
+}
+
+export function chatChunkFormatter(id: string, created: number, model: string): ChunkFormatter {
+  const head = `{"id":${JSON.stringify(id)},"object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":null,"choices":`;
+  return {
+    start: () => `${head}[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
+    delta: (text) => `${head}[{"index":0,"delta":{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]}`,
+    finish: (reason) => `${head}[{"index":0,"delta":{},"logprobs":null,"finish_reason":"${reason}"}]}`,
+    usage: (usage) => `${head}[],"usage":${JSON.stringify(usageBody(usage))}}`,
+  };
+}
+
+export function textChunkFormatter(id: string, created: number, model: string): ChunkFormatter {
+  const head = `{"id":${JSON.stringify(id)},"object":"text_completion","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":null,"choices":`;
+  return {
+    start: () => undefined,
+    delta: (text) => `${head}[{"index":0,"text":${JSON.stringify(text)},"logprobs":null,"finish_reason":null}]}`,
+    finish: (reason) => `${head}[{"index":0,"text":"","logprobs":null,"finish_reason":"${reason}"}]}`,
+    usage: (usage) => `${head}[],"usage":${JSON.stringify(usageBody(usage))}}`,
+  };
+}

@@ -1,0 +1,288 @@
+/**
+ * JSON Schemas of the OpenAI-compatible routes. One source of truth: Fastify compiles them for
+ * validation (Ajv) and response serialisation (fast-json-stringify) at boot, and the same objects
+ * are published as OpenAPI components (see ../openapi.ts). Keep them within the subset both
+ * understand: OpenAPI 3.0 `nullable`, `example`, no `type` arrays.
+ */
+
+const stop = {
+  description: 'Up to 4 sequences where generation stops. The stop sequence is not included in the output.',
+  oneOf: [
+    { type: 'string', nullable: true },
+    { type: 'array', items: { type: 'string' }, maxItems: 4 },
+  ],
+} as const;
+
+const streamOptions = {
+  type: 'object',
+  nullable: true,
+  description: 'Only with `stream: true`.',
+  properties: {
+    include_usage: {
+      type: 'boolean',
+      description: 'Send a last chunk with `choices: []` and the `usage` of the whole request before `data: [DONE]`.',
+    },
+  },
+} as const;
+
+const sampling = {
+  temperature: { type: 'number', minimum: 0, maximum: 2, nullable: true, example: 0, description: 'Sampling temperature; 0 is greedy and reproducible (and cacheable).' },
+  top_p: { type: 'number', minimum: 0, maximum: 1, nullable: true },
+  n: { type: 'integer', minimum: 1, maximum: 1, nullable: true, description: 'Only 1 is supported.' },
+  stream: { type: 'boolean', nullable: true, description: 'Stream the result as server-sent events.' },
+  stream_options: streamOptions,
+  stop,
+  seed: { type: 'integer', nullable: true, description: 'Makes sampling reproducible where the provider supports it (and makes the result cacheable).' },
+  presence_penalty: { type: 'number', minimum: -2, maximum: 2, nullable: true },
+  frequency_penalty: { type: 'number', minimum: -2, maximum: 2, nullable: true },
+  user: { type: 'string', description: 'An end-user id, passed to upstreams that accept it.' },
+} as const;
+
+const contentPart = {
+  type: 'object',
+  required: ['type'],
+  properties: {
+    type: { type: 'string', enum: ['text'], description: 'Only text parts are supported.' },
+    text: { type: 'string' },
+  },
+} as const;
+
+export const chatMessageSchema = {
+  type: 'object',
+  required: ['role'],
+  properties: {
+    role: { type: 'string', enum: ['system', 'developer', 'user', 'assistant', 'tool'] },
+    content: {
+      oneOf: [{ type: 'string', nullable: true }, { type: 'array', items: contentPart }],
+    },
+    name: { type: 'string' },
+  },
+  example: { role: 'user', content: 'Say hello' },
+} as const;
+
+export const chatCompletionRequestSchema = {
+  type: 'object',
+  required: ['model', 'messages'],
+  properties: {
+    model: { type: 'string', minLength: 1, example: 'tiny-llama', description: 'A model id from GET /v1/models.' },
+    messages: { type: 'array', minItems: 1, items: chatMessageSchema },
+    max_tokens: { type: 'integer', minimum: 1, nullable: true, example: 32, description: 'Deprecated by OpenAI in favour of max_completion_tokens; both work.' },
+    max_completion_tokens: { type: 'integer', minimum: 1, nullable: true },
+    ...sampling,
+  },
+  example: { model: 'tiny-llama', messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 32, temperature: 0 },
+} as const;
+
+export const completionRequestSchema = {
+  type: 'object',
+  required: ['model', 'prompt'],
+  properties: {
+    model: { type: 'string', minLength: 1, example: 'tiny-llama' },
+    prompt: {
+      description: 'A string, or an array holding exactly one string.',
+      oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1 }],
+    },
+    max_tokens: { type: 'integer', minimum: 1, nullable: true, example: 16, description: 'Defaults to 16, as in OpenAI.' },
+    ...sampling,
+  },
+  example: { model: 'tiny-llama', prompt: 'Once upon a time', max_tokens: 16, temperature: 0 },
+} as const;
+
+const usage = {
+  type: 'object',
+  required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
+  properties: {
+    prompt_tokens: { type: 'integer' },
+    completion_tokens: { type: 'integer' },
+    total_tokens: { type: 'integer' },
+  },
+} as const;
+
+const finishReason = { type: 'string', enum: ['stop', 'length', 'content_filter', 'tool_calls'] } as const;
+
+export const chatCompletionSchema = {
+  type: 'object',
+  required: ['id', 'object', 'created', 'model', 'choices', 'usage'],
+  properties: {
+    id: { type: 'string', example: 'chatcmpl-3f1c0a5e8b2d4c7f9a6e1b0d' },
+    object: { type: 'string', enum: ['chat.completion'] },
+    created: { type: 'integer', example: 1764000000 },
+    model: { type: 'string', example: 'tiny-llama' },
+    system_fingerprint: { type: 'string', nullable: true },
+    choices: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['index', 'message', 'finish_reason'],
+        properties: {
+          index: { type: 'integer' },
+          message: {
+            type: 'object',
+            required: ['role', 'content'],
+            properties: { role: { type: 'string', enum: ['assistant'] }, content: { type: 'string' }, refusal: { type: 'string', nullable: true } },
+          },
+          logprobs: { type: 'object', nullable: true },
+          finish_reason: finishReason,
+        },
+      },
+    },
+    usage,
+  },
+} as const;
+
+export const chatCompletionChunkSchema = {
+  type: 'object',
+  description: 'One server-sent event `data:` payload of a streamed chat completion. The stream ends with `data: [DONE]`.',
+  required: ['id', 'object', 'created', 'model', 'choices'],
+  properties: {
+    id: { type: 'string' },
+    object: { type: 'string', enum: ['chat.completion.chunk'] },
+    created: { type: 'integer' },
+    model: { type: 'string' },
+    choices: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          index: { type: 'integer' },
+          delta: { type: 'object', properties: { role: { type: 'string' }, content: { type: 'string' } } },
+          finish_reason: { ...finishReason, nullable: true },
+        },
+      },
+    },
+    usage: { ...usage, nullable: true },
+  },
+} as const;
+
+export const textCompletionSchema = {
+  type: 'object',
+  required: ['id', 'object', 'created', 'model', 'choices', 'usage'],
+  properties: {
+    id: { type: 'string', example: 'cmpl-3f1c0a5e8b2d4c7f9a6e1b0d' },
+    object: { type: 'string', enum: ['text_completion'] },
+    created: { type: 'integer' },
+    model: { type: 'string' },
+    system_fingerprint: { type: 'string', nullable: true },
+    choices: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['index', 'text', 'finish_reason'],
+        properties: {
+          index: { type: 'integer' },
+          text: { type: 'string' },
+          logprobs: { type: 'object', nullable: true },
+          finish_reason: finishReason,
+        },
+      },
+    },
+    usage,
+  },
+} as const;
+
+export const modelSchema = {
+  type: 'object',
+  required: ['id', 'object', 'created', 'owned_by'],
+  properties: {
+    id: { type: 'string', example: 'tiny-llama' },
+    object: { type: 'string', enum: ['model'] },
+    created: { type: 'integer' },
+    owned_by: { type: 'string', example: 'llama-cpp' },
+  },
+} as const;
+
+export const modelListSchema = {
+  type: 'object',
+  required: ['object', 'data'],
+  properties: {
+    object: { type: 'string', enum: ['list'] },
+    data: { type: 'array', items: modelSchema },
+  },
+} as const;
+
+export const errorResponseSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['message', 'type', 'param', 'code'],
+      properties: {
+        message: { type: 'string' },
+        type: { type: 'string', example: 'invalid_request_error' },
+        param: { type: 'string', nullable: true },
+        code: { type: 'string', nullable: true },
+      },
+    },
+  },
+  example: { error: { message: "The model 'gpt-5' does not exist or you do not have access to it.", type: 'invalid_request_error', param: 'model', code: 'model_not_found' } },
+} as const;
+
+export const predictQuerySchema = {
+  type: 'object',
+  required: ['input_text'],
+  properties: {
+    input_text: { type: 'string', minLength: 1, maxLength: 100_000, description: 'The prompt.' },
+  },
+} as const;
+
+export const predictResponseSchema = {
+  type: 'object',
+  required: ['result'],
+  properties: { result: { type: 'string', example: 'The generated text' } },
+} as const;
+
+/** Named OpenAPI components, added to the generated document. */
+export const openApiComponents = {
+  CreateChatCompletionRequest: chatCompletionRequestSchema,
+  ChatCompletion: chatCompletionSchema,
+  ChatCompletionChunk: chatCompletionChunkSchema,
+  CreateCompletionRequest: completionRequestSchema,
+  TextCompletion: textCompletionSchema,
+  Model: modelSchema,
+  ModelList: modelListSchema,
+  ErrorResponse: errorResponseSchema,
+  PredictResponse: predictResponseSchema,
+} as const;
+
+export type OpenApiComponentName = keyof typeof openApiComponents;
+
+export function ref(name: OpenApiComponentName): { $ref: string } {
+  return { $ref: `#/components/schemas/${name}` };
+}
+
+// Request body shapes after validation.
+export interface ChatCompletionBody {
+  model: string;
+  messages: Array<{ role: 'system' | 'developer' | 'user' | 'assistant' | 'tool'; content?: string | Array<{ type: 'text'; text?: string }> | null; name?: string }>;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  n?: number | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  stop?: string | string[] | null;
+  seed?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  user?: string;
+  [extra: string]: unknown;
+}
+
+export interface CompletionBody {
+  model: string;
+  prompt: string | string[];
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  n?: number | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  stop?: string | string[] | null;
+  seed?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  user?: string;
+  [extra: string]: unknown;
+}

@@ -1,0 +1,87 @@
+import type { ServerResponse } from 'node:http';
+import type { StreamPart } from '@infer/model-providers';
+import type { FastifyReply } from 'fastify';
+import { mapError } from '../common/error-mapping.js';
+import type { ChunkFormatter } from './openai-format.js';
+
+export interface SseOptions {
+  readonly includeUsage: boolean;
+  /** Extra response headers (e.g. X-Cache). */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export type SseOutcome = 'completed' | 'aborted' | 'failed';
+
+/**
+ * Writes a provider stream to the client as OpenAI server-sent events and ends with
+ * `data: [DONE]`. Takes over the raw response (Fastify's reply is hijacked). Honours
+ * backpressure. An error after the headers went out is reported in-band as
+ * `data: {"error":...}` (as OpenAI does) and the stream ends without [DONE].
+ */
+export async function writeSse(
+  reply: FastifyReply,
+  parts: AsyncIterable<StreamPart>,
+  format: ChunkFormatter,
+  options: SseOptions,
+): Promise<SseOutcome> {
+  const res = reply.raw;
+  const iterator = parts[Symbol.asyncIterator]();
+  let first: IteratorResult<StreamPart>;
+  // Wait for the first part before sending headers: an error here (unknown upstream failure,
+  // all deployments down) still gets a proper HTTP status, and the router could retry.
+  first = await iterator.next();
+
+  reply.hijack();
+  res.writeHead(200, {
+    ...(reply.getHeaders() as Record<string, string>),
+    ...options.headers,
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  try {
+    const start = format.start();
+    if (start !== undefined) await send(res, start);
+    for (;;) {
+      if (first.done) break;
+      const part = first.value;
+      if (part.type === 'delta') {
+        if (part.text.length > 0 && !(await send(res, format.delta(part.text)))) return 'aborted';
+      } else {
+        if (!(await send(res, format.finish(part.finishReason)))) return 'aborted';
+        if (options.includeUsage && !(await send(res, format.usage(part.usage)))) return 'aborted';
+      }
+      first = await iterator.next();
+    }
+    if (res.destroyed) return 'aborted';
+    res.end('data: [DONE]\n\n');
+    return 'completed';
+  } catch (error) {
+    if (res.destroyed || res.writableEnded) return 'aborted';
+    const { body, unexpected } = mapError(error, reply.request.id);
+    if (unexpected) reply.request.log.error({ err: error }, 'stream failed');
+    else reply.request.log.warn({ code: body.error.code, msg: body.error.message }, 'stream failed');
+    res.end(`data: ${JSON.stringify(body)}\n\n`);
+    return 'failed';
+  } finally {
+    await iterator.return?.();
+  }
+}
+
+/** Writes one event; resolves false if the client went away. */
+function send(res: ServerResponse, data: string): Promise<boolean> | boolean {
+  if (res.destroyed) return false;
+  if (res.write(`data: ${data}\n\n`)) return true;
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
+}
