@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
+import type { Logger } from 'pino';
 import { OpenAIExceptionFilter } from './common/openai-exception.filter.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
@@ -10,13 +11,13 @@ import { PredictModule } from './predict/predict.module.js';
 
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig): DynamicModule {
+  static forRoot(config: AppConfig, logger: Logger): DynamicModule {
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
         // Fastify owns the pino instance (see main.ts); nestjs-pino reuses it for Nest's logs.
-        LoggerModule.forRoot({ useExisting: true }),
+        LoggerModule.forRoot({ useExisting: true, pinoHttp: { logger } }),
         ModelsModule,
         OpenAIModule,
         PredictModule,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
+import { LogController } from 'fastify';
 import { pino, type Logger as PinoLogger } from 'pino';
 import { AppModule } from './app.module.js';
 import type { AppConfig } from './config/app-config.js';
@@ -36,12 +37,16 @@ export function createRootLogger(config: AppConfig): PinoLogger {
 export async function createApp(config: AppConfig, logger: PinoLogger = createRootLogger(config)): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     loggerInstance: logger,
-    disableRequestLogging: !config.logRequests,
+    logController: new LogController({
+      requestIdLogLabel: 'reqId',
+      // Balancer probes would drown the request log.
+      disableRequestLogging: config.logRequests ? (request) => request.url.startsWith('/health') : true,
+    }),
     requestIdHeader: 'x-request-id',
-    requestIdLogLabel: 'reqId',
     genReqId: () => randomUUID(),
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: config.trustProxy,
+    // Fastify accepts a hop count too; the adapter's option type omits it.
+    trustProxy: config.trustProxy as boolean | string,
     return503OnClosing: true,
     ajv: {
       customOptions: {
@@ -55,7 +60,7 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
       },
     },
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, logger), adapter, {
     bufferLogs: true,
     abortOnError: false,
   });

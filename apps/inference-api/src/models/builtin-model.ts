@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import type { ModelsConfig } from '@infer/model-providers';
-import { ensureTinyLlamaGguf, TINY_LLAMA_FILE_NAME } from '@infer/model-providers';
+import { ensureTinyLlamaGguf, TINY_LLAMA_GGUF_FILE_NAME } from '@infer/model-providers';
 import type { AppConfig } from '../config/app-config.js';
 
 /** The public id of the built-in model served when no MODELS_FILE is given. */
@@ -33,7 +33,7 @@ export async function resolveBuiltinModelPaths(models: ModelsConfig, config: App
     const deployments = [];
     for (const deployment of model.deployments) {
       if (deployment['modelPath'] === BUILTIN_MODEL_REF) {
-        builtinPath ??= await ensureTinyLlamaGguf(join(resolve(config.modelsDir), TINY_LLAMA_FILE_NAME));
+        builtinPath ??= await ensureTinyLlamaGguf(join(resolve(config.modelsDir), TINY_LLAMA_GGUF_FILE_NAME));
         deployments.push({ ...deployment, modelPath: builtinPath });
       } else {
         deployments.push(deployment);

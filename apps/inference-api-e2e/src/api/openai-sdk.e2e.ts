@@ -1,0 +1,135 @@
+import OpenAI from 'openai';
+import { type FakeUpstream, startFakeUpstream } from '@infer/model-providers/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiServer, startApiServer } from '../support/api-server.js';
+
+/**
+ * The official `openai` npm client, unmodified, against a real server process: once on the
+ * built-in llama.cpp model (no MODELS_FILE), once through `openai-compatible` to a fake upstream.
+ */
+interface Target {
+  readonly name: string;
+  readonly model: string;
+  setup(): Promise<{ server: ApiServer; upstream?: FakeUpstream }>;
+}
+
+const targets: Target[] = [
+  {
+    name: 'built-in llama.cpp model (embedded defaults)',
+    model: 'tiny-llama',
+    setup: async () => ({ server: await startApiServer({ env: { CACHE_ENABLED: 'false' } }) }),
+  },
+  {
+    name: 'openai-compatible provider to a fake upstream',
+    model: 'fake-chat',
+    setup: async () => {
+      const upstream = await startFakeUpstream({ tokens: 12, models: ['upstream-model'] });
+      const server = await startApiServer({
+        env: { CACHE_ENABLED: 'false' },
+        modelsYaml: `models:\n  - name: fake-chat\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: upstream-model\n`,
+      });
+      return { server, upstream };
+    },
+  },
+];
+
+describe.each(targets)('OpenAI SDK against $name', (target) => {
+  let server: ApiServer;
+  let upstream: FakeUpstream | undefined;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    ({ server, upstream } = await target.setup());
+    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'test-key', maxRetries: 0 });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await upstream?.close();
+  });
+
+  it('lists and retrieves models', async () => {
+    const page = await client.models.list();
+    expect(page.data.map((m) => m.id)).toContain(target.model);
+    const model = await client.models.retrieve(target.model);
+    expect(model).toMatchObject({ id: target.model, object: 'model' });
+  });
+
+  it('creates a chat completion', async () => {
+    const completion = await client.chat.completions.create({
+      model: target.model,
+      messages: [{ role: 'user', content: 'Say hello' }],
+      max_tokens: 8,
+      temperature: 0,
+    });
+    expect(completion.object).toBe('chat.completion');
+    expect(completion.model).toBe(target.model);
+    expect(completion.id).toMatch(/^chatcmpl-/);
+    const choice = completion.choices[0]!;
+    expect(choice.message.role).toBe('assistant');
+    expect(typeof choice.message.content).toBe('string');
+    expect(['stop', 'length']).toContain(choice.finish_reason);
+    expect(completion.usage!.completion_tokens).toBeGreaterThan(0);
+    expect(completion.usage!.completion_tokens).toBeLessThanOrEqual(8);
+    expect(completion.usage!.total_tokens).toBe(completion.usage!.prompt_tokens + completion.usage!.completion_tokens);
+    if (upstream) expect(upstream.requests.at(-1)?.body).toMatchObject({ model: 'upstream-model', max_tokens: 8 });
+  });
+
+  it('streams a chat completion with include_usage, matching the non-streamed text', async () => {
+    const request = { model: target.model, messages: [{ role: 'user' as const, content: 'Count with me' }], max_tokens: 10, temperature: 0 };
+    const whole = await client.chat.completions.create(request);
+    const stream = await client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let role: string | undefined;
+    let finish: string | null | undefined;
+    let usageChunks = 0;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      expect(chunk.object).toBe('chat.completion.chunk');
+      if (chunk.usage) {
+        usageChunks++;
+        expect(chunk.choices).toEqual([]);
+        expect(chunk.usage.completion_tokens).toBe(whole.usage!.completion_tokens);
+        continue;
+      }
+      const choice = chunk.choices[0]!;
+      role ??= choice.delta.role;
+      text += choice.delta.content ?? '';
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+    expect(chunks).toBeGreaterThan(2);
+    expect(role).toBe('assistant');
+    expect(text).toBe(whole.choices[0]!.message.content);
+    expect(finish).toBe(whole.choices[0]!.finish_reason);
+    expect(usageChunks).toBe(1);
+  });
+
+  it('creates completions, streamed and not', async () => {
+    const completion = await client.completions.create({ model: target.model, prompt: 'Once upon a time', max_tokens: 6, temperature: 0 });
+    expect(completion.object).toBe('text_completion');
+    expect(completion.choices[0]!.text.length).toBeGreaterThan(0);
+    expect(completion.usage!.completion_tokens).toBeLessThanOrEqual(6);
+    const stream = await client.completions.create({ model: target.model, prompt: 'Once upon a time', max_tokens: 6, temperature: 0, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+    expect(text).toBe(completion.choices[0]!.text);
+  });
+
+  it('turns an unknown model into a NotFoundError with the OpenAI error body', async () => {
+    const error = await client.chat.completions
+      .create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((error as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({ code: 'model_not_found', param: 'model', type: 'invalid_request_error' });
+  });
+
+  it('answers GET /predict with {"result": "..."}', async () => {
+    const res = await fetch(`${server.url}/predict?input_text=${encodeURIComponent('Once upon a time')}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { result: unknown };
+    expect(Object.keys(body)).toEqual(['result']);
+    expect(typeof body.result).toBe('string');
+    expect((body.result as string).length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,42 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiServer, startApiServer } from '../support/api-server.js';
+
+describe('OpenAPI', () => {
+  let server: ApiServer;
+
+  beforeAll(async () => {
+    server = await startApiServer();
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('serves a valid OpenAPI 3 document covering every route with schemas and examples', async () => {
+    const res = await fetch(`${server.url}/docs-json`);
+    expect(res.status).toBe(200);
+    const document = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, unknown> } };
+    expect(document.openapi).toMatch(/^3\./);
+    // Throws with the list of problems if the document is not valid OpenAPI.
+    await SwaggerParser.validate(structuredClone(document) as never);
+    for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/models/{model}', '/predict', '/health/live', '/health/ready']) {
+      expect(document.paths, path).toHaveProperty([path]);
+    }
+    const chat = document.paths['/v1/chat/completions']!['post'] as {
+      requestBody: { content: Record<string, { schema: { $ref: string } }> };
+      responses: Record<string, { content?: Record<string, unknown> }>;
+    };
+    expect(chat.requestBody.content['application/json']!.schema.$ref).toBe('#/components/schemas/CreateChatCompletionRequest');
+    expect(Object.keys(chat.responses['200']!.content!)).toEqual(['application/json', 'text/event-stream']);
+    for (const status of ['400', '404', '413', '500', '502', '504']) expect(chat.responses, status).toHaveProperty([status]);
+    expect(document.components.schemas['CreateChatCompletionRequest']).toHaveProperty('example');
+  });
+
+  it('serves Swagger UI', async () => {
+    const res = await fetch(`${server.url}/docs`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await res.text()).toContain('swagger-ui');
+  });
+});

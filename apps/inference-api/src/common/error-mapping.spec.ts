@@ -1,0 +1,68 @@
+import { NotFoundException } from '@nestjs/common';
+import { ModelProviderError } from '@infer/model-providers';
+import { describe, expect, it } from 'vitest';
+import { ApiError } from './api-error.js';
+import { mapError } from './error-mapping.js';
+
+describe('mapError', () => {
+  it('keeps API errors as they are', () => {
+    expect(mapError(ApiError.modelNotFound('x'))).toEqual({
+      status: 404,
+      body: { error: { message: "The model 'x' does not exist or you do not have access to it.", type: 'invalid_request_error', param: 'model', code: 'model_not_found' } },
+      unexpected: false,
+    });
+  });
+
+  it('maps provider errors to statuses', () => {
+    const cases: Array<[ConstructorParameters<typeof ModelProviderError>[1]['code'], number]> = [
+      ['invalid_request', 400],
+      ['context_length_exceeded', 400],
+      ['rate_limited', 429],
+      ['upstream_error', 502],
+      ['upstream_unavailable', 502],
+      ['no_deployment_available', 503],
+      ['upstream_timeout', 504],
+      ['internal', 500],
+    ];
+    for (const [code, status] of cases) {
+      const mapped = mapError(new ModelProviderError('upstream said no', { code }));
+      expect(mapped.status).toBe(status);
+      expect(mapped.body.error.code).toBe(code === 'internal' ? 'internal_error' : code);
+    }
+  });
+
+  it('never leaks the message of an unexpected error', () => {
+    const mapped = mapError(new Error('secret stack detail at /srv/app.js:1'), 'req-1');
+    expect(mapped.status).toBe(500);
+    expect(mapped.unexpected).toBe(true);
+    expect(JSON.stringify(mapped.body)).not.toContain('secret');
+    expect(mapped.body.error.message).toContain('req-1');
+  });
+
+  it('maps Fastify validation, body size and JSON errors', () => {
+    const validation = Object.assign(new Error('body/temperature must be <= 2'), {
+      statusCode: 400,
+      validation: [{ instancePath: '/temperature', message: 'must be <= 2', params: {} }],
+      validationContext: 'body',
+    });
+    expect(mapError(validation).body.error).toEqual({
+      message: "Invalid body 'temperature': must be <= 2",
+      type: 'invalid_request_error',
+      param: 'temperature',
+      code: 'invalid_request',
+    });
+    const missing = Object.assign(new Error('x'), {
+      statusCode: 400,
+      validation: [{ instancePath: '/messages/0', message: "must have required property 'role'", params: { missingProperty: 'role' } }],
+    });
+    expect(mapError(missing).body.error.param).toBe('messages[0].role');
+    const tooLarge = Object.assign(new Error('Request body is too large'), { statusCode: 413, code: 'FST_ERR_CTP_BODY_TOO_LARGE' });
+    expect(mapError(tooLarge)).toMatchObject({ status: 413, body: { error: { code: 'request_too_large' } } });
+    const badJson = Object.assign(new SyntaxError('Unexpected token } in JSON at position 1'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' });
+    expect(mapError(badJson)).toMatchObject({ status: 400, body: { error: { code: 'invalid_json', type: 'invalid_request_error' } } });
+  });
+
+  it('maps Nest HTTP exceptions', () => {
+    expect(mapError(new NotFoundException('Cannot GET /nope'))).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+  });
+});

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigValidationError, loadAppConfig } from './app-config.js';
+
+describe('loadAppConfig', () => {
+  it('has embedded defaults for everything', () => {
+    const config = loadAppConfig({});
+    expect(config.port).toBe(3000);
+    expect(config.modelsFile).toBeUndefined();
+    expect(config.redis).toBeUndefined();
+    expect(config.cache.ttlSeconds).toBe(60);
+    expect(config.trustProxy).toBe('loopback');
+    expect(config.instanceId).toMatch(/:\d+$/);
+  });
+
+  it('coerces and validates typed values', () => {
+    const config = loadAppConfig({ PORT: '8080', LOG_REQUESTS: 'false', REDIS_URL: 'redis://127.0.0.1:6379', TRUST_PROXY: '2' });
+    expect(config.port).toBe(8080);
+    expect(config.logRequests).toBe(false);
+    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379', timeoutMs: 500, required: true });
+    expect(config.trustProxy).toBe(2);
+  });
+
+  it('lists every bad variable with its value', () => {
+    let error: unknown;
+    try {
+      loadAppConfig({ PORT: 'eighty', LOG_LEVEL: 'loud', REDIS_URL: 'localhost:6379' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigValidationError);
+    const message = (error as Error).message;
+    expect(message).toContain('PORT must be integer (got "eighty")');
+    expect(message).toContain('LOG_LEVEL must be equal to one of the allowed values (got "loud")');
+    expect(message).toContain('REDIS_URL must match pattern');
+  });
+});

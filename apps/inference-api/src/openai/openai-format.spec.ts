@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { chatChunkFormatter, chatCompletionBody, completionId, textChunkFormatter } from './openai-format.js';
+
+describe('openai-format', () => {
+  it('makes OpenAI-style ids', () => {
+    expect(completionId('chatcmpl')).toMatch(/^chatcmpl-[0-9a-f]{24}$/);
+  });
+
+  it('formats chat chunks as valid JSON in the OpenAI shape', () => {
+    const f = chatChunkFormatter('chatcmpl-1', 10, 'm"odel');
+    expect(JSON.parse(f.start()!)).toMatchObject({ object: 'chat.completion.chunk', model: 'm"odel', choices: [{ delta: { role: 'assistant' } }] });
+    expect(JSON.parse(f.delta('he said "hi"\n'))).toMatchObject({ choices: [{ index: 0, delta: { content: 'he said "hi"\n' }, finish_reason: null }] });
+    expect(JSON.parse(f.finish('length'))).toMatchObject({ choices: [{ delta: {}, finish_reason: 'length' }] });
+    expect(JSON.parse(f.usage({ promptTokens: 3, completionTokens: 4 }))).toMatchObject({
+      choices: [],
+      usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+    });
+  });
+
+  it('formats text completion chunks', () => {
+    const f = textChunkFormatter('cmpl-1', 10, 'm');
+    expect(f.start()).toBeUndefined();
+    expect(JSON.parse(f.delta('x'))).toMatchObject({ object: 'text_completion', choices: [{ text: 'x', finish_reason: null }] });
+  });
+
+  it('builds a chat.completion body', () => {
+    const body = chatCompletionBody('id', 1, 'm', { text: 'hi', finishReason: 'stop', usage: { promptTokens: 1, completionTokens: 2 } });
+    expect(body.choices[0]).toMatchObject({ message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' });
+    expect(body.usage.total_tokens).toBe(3);
+  });
+});
