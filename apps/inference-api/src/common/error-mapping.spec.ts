@@ -1,4 +1,4 @@
-import { NotFoundException } from '@nestjs/common';
+import { HttpException, NotFoundException } from '@nestjs/common';
 import { ModelProviderError } from '@infer/model-providers';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from './api-error.js';
@@ -60,6 +60,12 @@ describe('mapError', () => {
     expect(mapError(tooLarge)).toMatchObject({ status: 413, body: { error: { code: 'request_too_large' } } });
     const badJson = Object.assign(new SyntaxError('Unexpected token } in JSON at position 1'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' });
     expect(mapError(badJson)).toMatchObject({ status: 400, body: { error: { code: 'invalid_json', type: 'invalid_request_error' } } });
+  });
+
+  it('unwraps Fastify errors that Nest wrapped in an HttpException', () => {
+    const tooLarge = Object.assign(new Error('Request body is too large'), { statusCode: 413, code: 'FST_ERR_CTP_BODY_TOO_LARGE' });
+    const wrapped = new HttpException(tooLarge.message, 413, { cause: tooLarge });
+    expect(mapError(wrapped)).toMatchObject({ status: 413, body: { error: { code: 'request_too_large' } } });
   });
 
   it('maps Nest HTTP exceptions', () => {

@@ -59,6 +59,9 @@ export function mapError(error: unknown, requestId?: string): MappedError {
     return { status, body: errorBody(status, message, undefined, code, error.param ?? null), unexpected: error.code === 'internal' };
   }
   if (error instanceof HttpException) {
+    // Nest wraps Fastify's own 4xx errors (body too large, bad JSON, ...) and keeps them as the cause.
+    const cause = (error as { cause?: unknown }).cause;
+    if (cause && typeof cause === 'object' && typeof (cause as FastifyLikeError).statusCode === 'number') return mapError(cause, requestId);
     const status = error.getStatus();
     return { status, body: errorBody(status, status >= 500 ? internalMessage(requestId) : error.message, undefined, status === 404 ? 'not_found' : null), unexpected: status >= 500 };
   }
