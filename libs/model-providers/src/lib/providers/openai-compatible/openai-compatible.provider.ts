@@ -1,0 +1,474 @@
+/**
+ * A provider for any OpenAI-compatible upstream (vLLM, Ollama, llama.cpp server, TGI, OpenAI, a
+ * model node of this platform): one keep-alive undici Pool per instance, `pool.request` for speed.
+ *
+ * Usage: when the upstream reports usage (non-stream bodies, and the last stream chunk since we always
+ * ask for `stream_options.include_usage`), it is passed on as is. When it does not, usage is
+ * estimated: completion tokens = the number of content chunks of a stream (servers send one token
+ * per chunk) or ceil(characters / 4) of a non-stream reply; prompt tokens = ceil(characters / 4) of
+ * the prompt. Estimates are never negative and always integers.
+ *
+ * Timeouts (`timeoutMs`, `idleTimeoutMs`) are undici's headers/body timers, which have a resolution
+ * of about one second: fine for their 60 s defaults, not for sub-second deadlines (use the signal).
+ */
+import { Client, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import { ModelProviderError, abortedError } from '../../contract/errors.js';
+import { MODEL_PROVIDER_SPEC_VERSION } from '../../contract/model-provider.js';
+import type {
+  CallOptions,
+  ChatRequest,
+  CompletionRequest,
+  FinishReason,
+  GenerationParams,
+  GenerationResult,
+  ModelProvider,
+  ProviderCapabilities,
+  ProviderHealth,
+  StreamPart,
+  TokenUsage,
+} from '../../contract/model-provider.js';
+import { silentLogger } from '../../registry/provider-definition.js';
+import type { ProviderLogger } from '../../registry/provider-definition.js';
+import { OPENAI_COMPATIBLE_KIND, resolveOpenAICompatibleOptions } from './openai-compatible.options.js';
+import type { OpenAICompatibleProviderOptions, ResolvedOpenAICompatibleOptions } from './openai-compatible.options.js';
+import { SseParser } from './sse-parser.js';
+import { malformedError, mapHttpError, mapTransportError } from './upstream-errors.js';
+
+type Route = 'chat' | 'completion';
+
+interface StreamState {
+  done: boolean;
+  finishReason: FinishReason | undefined;
+  usage: TokenUsage | undefined;
+  contentChunks: number;
+}
+type JsonObject = Record<string, unknown>;
+
+/** Longest error body read from an upstream (the rest is discarded). */
+const MAX_ERROR_BODY = 64 * 1024;
+/** How long close() waits for in-flight calls before destroying the sockets. */
+const CLOSE_GRACE_MS = 5_000;
+
+export interface OpenAICompatibleProviderContext {
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly logger?: ProviderLogger;
+}
+
+export class OpenAICompatibleProvider implements ModelProvider {
+  readonly specificationVersion = MODEL_PROVIDER_SPEC_VERSION;
+  readonly kind = OPENAI_COMPATIBLE_KIND;
+  readonly label: string;
+  readonly capabilities: ProviderCapabilities;
+
+  private readonly options: ResolvedOpenAICompatibleOptions;
+  private readonly logger: ProviderLogger;
+  private readonly pool: Pool;
+  /** A separate single connection for health probes, so a saturated pool does not look unhealthy. */
+  private readonly healthClient: Client;
+  private readonly jsonHeaders: Record<string, string>;
+  private readonly streamHeaders: Record<string, string>;
+  private readonly healthHeaders: Record<string, string>;
+  private readonly chatPath: string;
+  private readonly completionsPath: string;
+  private healthCache: { readonly at: number; readonly value: ProviderHealth } | undefined;
+  private healthPending: Promise<ProviderHealth> | undefined;
+  private closed: Promise<void> | undefined;
+
+  constructor(options: OpenAICompatibleProviderOptions, context: OpenAICompatibleProviderContext = {}) {
+    this.options = resolveOpenAICompatibleOptions(options, context.env ?? {});
+    this.logger = context.logger ?? silentLogger;
+    const o = this.options;
+    this.label = `${OPENAI_COMPATIBLE_KIND}(${o.baseUrl}, ${o.model})`;
+    this.capabilities = { chat: true, completion: o.supportsCompletions, streaming: true, embeddings: false };
+    this.pool = new Pool(o.origin, {
+      connections: o.connections,
+      pipelining: 1,
+      connectTimeout: o.connectTimeoutMs,
+      headersTimeout: o.timeoutMs,
+      bodyTimeout: o.idleTimeoutMs,
+      // undici's default idle keep-alive (4 s, or the server's Keep-Alive hint) stays below the 5 s
+      // of uvicorn/vLLM and Node servers, so we do not reuse a socket the server is closing.
+    });
+    this.healthClient = new Client(o.origin, {
+      pipelining: 1,
+      connectTimeout: Math.min(o.connectTimeoutMs, o.healthTimeoutMs),
+      headersTimeout: o.healthTimeoutMs,
+      bodyTimeout: o.healthTimeoutMs,
+    });
+    const common: Record<string, string> = { ...o.headers };
+    if (o.apiKey) common['authorization'] = `Bearer ${o.apiKey}`;
+    this.jsonHeaders = { ...common, 'content-type': 'application/json', accept: 'application/json' };
+    this.streamHeaders = { ...common, 'content-type': 'application/json', accept: 'text/event-stream' };
+    this.healthHeaders = { ...common, accept: 'application/json' };
+    this.chatPath = `${o.basePath}/chat/completions`;
+    this.completionsPath = `${o.basePath}/completions`;
+  }
+
+  async chat(request: ChatRequest, options?: CallOptions): Promise<GenerationResult> {
+    return this.generate('chat', this.chatBody(request, false), promptLength(request), options?.signal);
+  }
+
+  async complete(request: CompletionRequest, options?: CallOptions): Promise<GenerationResult> {
+    this.assertCompletions();
+    return this.generate('completion', this.completionBody(request, false), request.prompt.length, options?.signal);
+  }
+
+  streamChat(request: ChatRequest, options?: CallOptions): AsyncIterable<StreamPart> {
+    return this.stream('chat', () => this.chatBody(request, true), promptLength(request), options?.signal);
+  }
+
+  streamComplete(request: CompletionRequest, options?: CallOptions): AsyncIterable<StreamPart> {
+    return this.stream(
+      'completion',
+      () => {
+        this.assertCompletions();
+        return this.completionBody(request, true);
+      },
+      request.prompt.length,
+      options?.signal,
+    );
+  }
+
+  async health(): Promise<ProviderHealth> {
+    if (this.closed) return { healthy: false, detail: 'closed' };
+    const cached = this.healthCache;
+    if (cached && Date.now() - cached.at < this.options.healthCacheMs) return cached.value;
+    this.healthPending ??= this.probe().then((value) => {
+      const previous = this.healthCache?.value;
+      if (previous && previous.healthy !== value.healthy) {
+        if (value.healthy) this.logger.info({ provider: this.label }, 'upstream healthy again');
+        else this.logger.warn({ provider: this.label, detail: value.detail }, 'upstream unhealthy');
+      }
+      this.healthCache = { at: Date.now(), value };
+      this.healthPending = undefined;
+      return value;
+    });
+    return this.healthPending;
+  }
+
+  async close(): Promise<void> {
+    this.closed ??= (async () => {
+      const graceful = Promise.all([this.pool.close(), this.healthClient.close()]).then(() => true);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), CLOSE_GRACE_MS);
+        timer.unref();
+      });
+      const done = await Promise.race([graceful, timeout]);
+      clearTimeout(timer);
+      if (!done) await Promise.all([this.pool.destroy(), this.healthClient.destroy()]);
+    })();
+    return this.closed;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private assertCompletions(): void {
+    if (!this.options.supportsCompletions) {
+      throw new ModelProviderError(`${this.label}: this upstream does not serve completions (supportsCompletions: false)`, {
+        code: 'not_supported',
+        isRetryable: false,
+      });
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) {
+      throw new ModelProviderError(`${this.label}: the provider is closed`, { code: 'upstream_unavailable' });
+    }
+  }
+
+  /** The upstream body: `extra` first, then the normalized fields (which win), `model` replaced. */
+  private baseBody(params: GenerationParams, stream: boolean): JsonObject {
+    const body: JsonObject = { ...params.extra, model: this.options.model, stream };
+    if (params.maxTokens !== undefined) body['max_tokens'] = params.maxTokens;
+    if (params.temperature !== undefined) body['temperature'] = params.temperature;
+    if (params.topP !== undefined) body['top_p'] = params.topP;
+    if (params.seed !== undefined) body['seed'] = params.seed;
+    if (params.stop !== undefined && params.stop.length > 0) body['stop'] = params.stop;
+    if (params.presencePenalty !== undefined) body['presence_penalty'] = params.presencePenalty;
+    if (params.frequencyPenalty !== undefined) body['frequency_penalty'] = params.frequencyPenalty;
+    if (stream) {
+      const extraOptions = params.extra?.['stream_options'];
+      body['stream_options'] = {
+        ...(extraOptions !== null && typeof extraOptions === 'object' ? (extraOptions as JsonObject) : {}),
+        include_usage: true,
+      };
+    } else {
+      delete body['stream_options'];
+    }
+    return body;
+  }
+
+  private chatBody(request: ChatRequest, stream: boolean): string {
+    const body = this.baseBody(request, stream);
+    body['messages'] = request.messages;
+    return JSON.stringify(body);
+  }
+
+  private completionBody(request: CompletionRequest, stream: boolean): string {
+    const body = this.baseBody(request, stream);
+    body['prompt'] = request.prompt;
+    return JSON.stringify(body);
+  }
+
+  /** Sends a POST; resolves with the response (status < 400) or throws the mapped error. */
+  private async send(route: Route, body: string, stream: boolean, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+    if (signal?.aborted) throw abortedError(signal.reason);
+    this.assertOpen();
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.pool.request({
+        method: 'POST',
+        path: route === 'chat' ? this.chatPath : this.completionsPath,
+        headers: stream ? this.streamHeaders : this.jsonHeaders,
+        body,
+        signal: signal ?? null,
+      });
+    } catch (error) {
+      throw mapTransportError(error, this.label, signal);
+    }
+    if (response.statusCode >= 400) {
+      let text = '';
+      try {
+        text = await readLimited(response.body, MAX_ERROR_BODY);
+      } catch (error) {
+        if (signal?.aborted) throw abortedError(error);
+      }
+      throw mapHttpError(response.statusCode, text, this.label);
+    }
+    return response;
+  }
+
+  private async generate(route: Route, body: string, promptChars: number, signal: AbortSignal | undefined): Promise<GenerationResult> {
+    const response = await this.send(route, body, false, signal);
+    return this.readResult(route, response, promptChars, signal);
+  }
+
+  /** Reads and interprets a non-stream JSON body. */
+  private async readResult(
+    route: Route,
+    response: Dispatcher.ResponseData,
+    promptChars: number,
+    signal: AbortSignal | undefined,
+  ): Promise<GenerationResult> {
+    let text: string;
+    try {
+      text = await response.body.text();
+    } catch (error) {
+      throw mapTransportError(error, this.label, signal);
+    }
+    if (signal?.aborted) throw abortedError(signal.reason);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw malformedError(this.label, 'the body is not JSON', error);
+    }
+    if (parsed === null || typeof parsed !== 'object') throw malformedError(this.label, 'the body is not an object');
+    const root = parsed as JsonObject;
+    const choice = firstChoice(root);
+    if (!choice) {
+      if (root['error'] !== undefined && root['error'] !== null) throw mapHttpError(502, text, this.label);
+      throw malformedError(this.label, 'no choices');
+    }
+    const content = route === 'chat' ? (choice['message'] as JsonObject | undefined)?.['content'] : choice['text'];
+    if (content !== undefined && content !== null && typeof content !== 'string') {
+      throw malformedError(this.label, route === 'chat' ? 'choices[0].message.content is not a string' : 'choices[0].text is not a string');
+    }
+    const output = content ?? '';
+    return {
+      text: output,
+      finishReason: mapFinishReason(choice['finish_reason']) ?? 'stop',
+      usage: mapUsage(root['usage']) ?? { promptTokens: estimateTokens(promptChars), completionTokens: estimateTokens(output.length) },
+    };
+  }
+
+  private stream(route: Route, buildBody: () => string, promptChars: number, signal: AbortSignal | undefined): AsyncIterable<StreamPart> {
+    // Nothing is sent before the consumer asks for the first part.
+    return this.streamParts(route, buildBody, promptChars, signal);
+  }
+
+  private async *streamParts(
+    route: Route,
+    buildBody: () => string,
+    promptChars: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<StreamPart, void, undefined> {
+    const response = await this.send(route, buildBody(), true, signal);
+    const contentType = response.headers['content-type'];
+    if (typeof contentType === 'string' && contentType.startsWith('application/json')) {
+      // An upstream that ignores `stream: true` and answers one JSON body: replay it as a stream.
+      const result = await this.readResult(route, response, promptChars, signal);
+      if (result.text.length > 0) yield { type: 'delta', text: result.text };
+      if (signal?.aborted) throw abortedError(signal.reason);
+      yield { type: 'finish', finishReason: result.finishReason, usage: result.usage };
+      return;
+    }
+    const body = response.body;
+    const parser = new SseParser();
+    const state: StreamState = { done: false, finishReason: undefined, usage: undefined, contentChunks: 0 };
+    try {
+      reading: for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (signal?.aborted) throw abortedError(signal.reason);
+        for (const event of parser.push(chunk)) {
+          const text = this.streamEvent(route, event.data, state);
+          if (text !== undefined) {
+            yield { type: 'delta', text };
+            // The consumer may have aborted while we were suspended at the yield.
+            if (signal?.aborted) throw abortedError(signal.reason);
+          }
+          if (state.done) break reading;
+        }
+      }
+      if (!state.done) {
+        for (const event of parser.end()) {
+          const text = this.streamEvent(route, event.data, state);
+          if (text !== undefined) yield { type: 'delta', text };
+          if (state.done) break;
+        }
+      }
+      if (signal?.aborted) throw abortedError(signal.reason);
+      if (!state.done && state.finishReason === undefined) {
+        throw new ModelProviderError(`${this.label}: the upstream stream ended before it finished`, {
+          code: 'upstream_error',
+        });
+      }
+      yield {
+        type: 'finish',
+        finishReason: state.finishReason ?? 'stop',
+        usage: state.usage ?? { promptTokens: estimateTokens(promptChars), completionTokens: state.contentChunks },
+      };
+    } catch (error) {
+      throw mapTransportError(error, this.label, signal);
+    } finally {
+      if (!body.readableEnded && !body.destroyed) {
+        if (state.done && !signal?.aborted) {
+          // Normal end: read the little that is left (a trailing CRLF) so the socket is reused.
+          body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+        } else {
+          // Early return, abort or error: close the connection so the upstream stops generating.
+          body.destroy();
+        }
+      }
+    }
+  }
+
+  /** Interprets one SSE data payload; returns the delta text it carries, if any. */
+  private streamEvent(route: Route, data: string, state: StreamState): string | undefined {
+    if (data === '[DONE]') {
+      state.done = true;
+      return undefined;
+    }
+    let event: unknown;
+    try {
+      event = JSON.parse(data);
+    } catch (error) {
+      throw malformedError(this.label, 'a stream event is not JSON', error);
+    }
+    if (event === null || typeof event !== 'object') throw malformedError(this.label, 'a stream event is not an object');
+    const root = event as JsonObject;
+    // Some servers report a failure in the middle of a stream as a data event with an error object.
+    if (root['error'] !== undefined && root['error'] !== null && root['choices'] === undefined) {
+      throw mapHttpError(502, data, this.label);
+    }
+    const usage = mapUsage(root['usage']);
+    if (usage) state.usage = usage;
+    const choice = firstChoice(root);
+    if (!choice) return undefined;
+    const reason = mapFinishReason(choice['finish_reason']);
+    if (reason) state.finishReason = reason;
+    const text = route === 'chat' ? (choice['delta'] as JsonObject | undefined)?.['content'] : choice['text'];
+    if (typeof text !== 'string' || text.length === 0) return undefined;
+    state.contentChunks += 1;
+    return text;
+  }
+
+  private async probe(): Promise<ProviderHealth> {
+    const signal = AbortSignal.timeout(this.options.healthTimeoutMs);
+    try {
+      const { statusCode, body } = await this.healthClient.request({
+        method: 'GET',
+        path: `${this.options.basePath}/models`,
+        headers: this.healthHeaders,
+        signal,
+      });
+      await body.dump().catch(() => undefined);
+      if (statusCode >= 200 && statusCode < 300) return { healthy: true };
+      return { healthy: false, detail: `GET /models answered ${statusCode}` };
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (signal.aborted) return { healthy: false, detail: `GET /models timed out after ${this.options.healthTimeoutMs} ms` };
+      const message = error instanceof Error ? error.message : String(error);
+      return { healthy: false, detail: `GET /models failed: ${typeof code === 'string' ? `${code}: ` : ''}${message}` };
+    }
+  }
+}
+
+/** Creates an `openai-compatible` provider (the registry calls this after validating the options). */
+export function createOpenAICompatibleProvider(
+  options: OpenAICompatibleProviderOptions,
+  context: OpenAICompatibleProviderContext = {},
+): OpenAICompatibleProvider {
+  return new OpenAICompatibleProvider(options, context);
+}
+
+async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= limit) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8').slice(0, limit);
+}
+
+function promptLength(request: ChatRequest): number {
+  let chars = 0;
+  for (const message of request.messages) chars += message.content.length;
+  return chars;
+}
+
+function estimateTokens(chars: number): number {
+  return Math.ceil(chars / 4);
+}
+
+function firstChoice(root: JsonObject): JsonObject | undefined {
+  const choices = root['choices'];
+  if (!Array.isArray(choices) || choices.length === 0) return undefined;
+  const first: unknown = choices[0];
+  return first !== null && typeof first === 'object' ? (first as JsonObject) : undefined;
+}
+
+const FINISH_REASONS: Readonly<Record<string, FinishReason>> = {
+  stop: 'stop',
+  eos: 'stop',
+  eos_token: 'stop',
+  stop_sequence: 'stop',
+  end_turn: 'stop',
+  length: 'length',
+  max_tokens: 'length',
+  content_filter: 'content_filter',
+  tool_calls: 'tool_calls',
+  function_call: 'tool_calls',
+};
+
+function mapFinishReason(value: unknown): FinishReason | undefined {
+  if (typeof value !== 'string' || value.length === 0) return undefined;
+  return FINISH_REASONS[value] ?? 'stop';
+}
+
+function mapUsage(value: unknown): TokenUsage | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const usage = value as JsonObject;
+  const prompt = usage['prompt_tokens'];
+  const completion = usage['completion_tokens'];
+  if (typeof prompt !== 'number' && typeof completion !== 'number') return undefined;
+  const count = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
+  return { promptTokens: count(prompt), completionTokens: count(completion) };
+}

@@ -1,0 +1,533 @@
+/**
+ * The model-provider conformance kit: what a team runs to prove its provider keeps the contract
+ * (in the spirit of Keyv's `@keyv/test-suite`). A provider's whole conformance spec is:
+ *
+ * ```ts
+ * import { runModelProviderConformance } from '@infer/model-providers/testing';
+ * runModelProviderConformance({ name: 'my-provider', create: () => createMyProvider(), deterministic: true });
+ * ```
+ *
+ * It registers one vitest `describe` block (so it must be called at the top level of a spec file).
+ * One provider instance is created for the whole block (`init()` is called when present) and closed
+ * by the last case. Every case has an id (see MODEL_PROVIDER_CONFORMANCE_CASES) usable in `skip`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelProviderError } from '../contract/errors.js';
+import type {
+  CallOptions,
+  ChatMessage,
+  ChatRequest,
+  CompletionRequest,
+  FinishReason,
+  GenerationResult,
+  ModelProvider,
+  StreamPart,
+  TokenUsage,
+} from '../contract/model-provider.js';
+import { MODEL_PROVIDER_SPEC_VERSION } from '../contract/model-provider.js';
+
+/** The ids of the conformance cases, in the order they run. */
+export const MODEL_PROVIDER_CONFORMANCE_CASES = [
+  'metadata',
+  'capabilities',
+  'chat',
+  'completion',
+  'max-tokens',
+  'stream-chat',
+  'stream-completion',
+  'deterministic',
+  'pre-aborted',
+  'abort-mid-stream',
+  'early-return',
+  'no-leak-after-abort',
+  'concurrency',
+  'health',
+  'close',
+] as const;
+export type ModelProviderConformanceCase = (typeof MODEL_PROVIDER_CONFORMANCE_CASES)[number];
+
+export interface ModelProviderConformanceOptions {
+  /** Shown in the describe block's title. */
+  readonly name: string;
+  /** Creates the provider under test (once for the whole suite). */
+  readonly create: () => ModelProvider | Promise<ModelProvider>;
+  /**
+   * The same request at temperature 0 gives the same text. Enables the checks that compare a
+   * stream with its non-stream twin, repeated requests, and that truncation reports 'length'.
+   */
+  readonly deterministic?: boolean;
+  /** Per-case timeout in ms (default 30 000). */
+  readonly timeoutMs?: number;
+  /** Case ids (MODEL_PROVIDER_CONFORMANCE_CASES) to skip, e.g. `['concurrency']` for a slow model. */
+  readonly skip?: readonly string[];
+  /** maxTokens of ordinary requests (default 8): keep it small for slow providers. */
+  readonly maxTokens?: number;
+  /** maxTokens of the streams that get aborted mid-way (default 64): long enough to still be running. */
+  readonly longMaxTokens?: number;
+  /** How long an abort may take to end a call, in ms (default 2 000). */
+  readonly abortTimeoutMs?: number;
+  /**
+   * Number of aborted calls, then of follow-up concurrent calls, used to detect leaked capacity
+   * (sockets, sequences, slots). Set it above the provider's pool size (default 16).
+   */
+  readonly capacityProbe?: number;
+  /** Number of concurrent calls in the 'concurrency' case (default 8). */
+  readonly concurrency?: number;
+  /** Chat messages used by the cases (default: a short system + user exchange). */
+  readonly messages?: readonly ChatMessage[];
+  /** Completion prompt used by the cases. */
+  readonly prompt?: string;
+}
+
+const FINISH_REASONS: readonly FinishReason[] = ['stop', 'length', 'content_filter', 'tool_calls'];
+
+const DEFAULT_MESSAGES: readonly ChatMessage[] = [
+  { role: 'system', content: 'You are a terse assistant.' },
+  { role: 'user', content: 'Tell me a story about a lighthouse.' },
+];
+const DEFAULT_PROMPT = 'Once upon a time, in a lighthouse by the sea,';
+
+export interface CollectedStream {
+  /** Every part, in order. */
+  readonly parts: readonly StreamPart[];
+  /** The texts of the delta parts, in order. */
+  readonly deltas: readonly string[];
+  /** The deltas joined. */
+  readonly text: string;
+  /** The finish part, when one was yielded (the last one if, wrongly, several were). */
+  readonly finish: Extract<StreamPart, { type: 'finish' }> | undefined;
+}
+
+/** Consumes a provider stream to its end. Errors thrown by the stream propagate. */
+export async function collectStream(stream: AsyncIterable<StreamPart>): Promise<CollectedStream> {
+  const parts: StreamPart[] = [];
+  for await (const part of stream) parts.push(part);
+  const deltas = parts.flatMap((part) => (part.type === 'delta' ? [part.text] : []));
+  const finishes = parts.filter((part): part is Extract<StreamPart, { type: 'finish' }> => part.type === 'finish');
+  return { parts, deltas, text: deltas.join(''), finish: finishes.at(-1) };
+}
+
+/** Asserts that `usage` holds non-negative integers. */
+export function expectValidUsage(usage: TokenUsage): void {
+  expect(usage, 'usage').toBeDefined();
+  for (const key of ['promptTokens', 'completionTokens'] as const) {
+    const value = usage[key];
+    expect(Number.isInteger(value), `usage.${key} (${String(value)}) is an integer`).toBe(true);
+    expect(value, `usage.${key}`).toBeGreaterThanOrEqual(0);
+  }
+}
+
+/** Asserts the shape of a non-stream result: non-empty text, a known finish reason, valid usage. */
+export function expectValidGenerationResult(result: GenerationResult): void {
+  expect(typeof result.text, 'result.text is a string').toBe('string');
+  expect(result.text.length, 'result.text is not empty').toBeGreaterThan(0);
+  expect(FINISH_REASONS, 'result.finishReason').toContain(result.finishReason);
+  expectValidUsage(result.usage);
+}
+
+/** Asserts the shape of a stream: only 'delta' parts, then exactly one 'finish' part, last; non-empty text. */
+export function expectValidStream(collected: CollectedStream, options: { allowEmptyText?: boolean } = {}): void {
+  const { parts } = collected;
+  expect(parts.length, 'the stream yielded parts').toBeGreaterThan(0);
+  parts.forEach((part, index) => {
+    if (index < parts.length - 1) {
+      expect(part.type, `part ${index} of ${parts.length} is a delta (only the last part is the finish)`).toBe('delta');
+    }
+    if (part.type === 'delta') expect(typeof part.text, `part ${index}.text is a string`).toBe('string');
+  });
+  const last = parts[parts.length - 1];
+  expect(last?.type, 'the last part is the finish part').toBe('finish');
+  if (last?.type === 'finish') {
+    expect(FINISH_REASONS, 'finish.finishReason').toContain(last.finishReason);
+    expectValidUsage(last.usage);
+  }
+  if (!options.allowEmptyText) expect(collected.text.length, 'the streamed text is not empty').toBeGreaterThan(0);
+}
+
+/** Runs `operation` and returns the error it throws (fails when it does not throw). */
+export async function captureError(operation: () => unknown): Promise<unknown> {
+  try {
+    await operation();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('Expected the operation to throw, but it completed');
+}
+
+/** Asserts `error` is a ModelProviderError with `code`. */
+export function expectProviderError(error: unknown, code: ModelProviderError['code']): void {
+  expect(error, `a ModelProviderError ("${code}") was thrown, got: ${describeError(error)}`).toBeInstanceOf(
+    ModelProviderError,
+  );
+  expect((error as ModelProviderError).code, `error code (${describeError(error)})`).toBe(code);
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return `${error.name}${code === undefined ? '' : `[${String(code)}]`}: ${error.message}`;
+  }
+  return String(error);
+}
+
+/** Rejects with a clear message when `promise` does not settle within `ms`. */
+export async function withinMs<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+type Kind = 'chat' | 'completion';
+
+export function runModelProviderConformance(options: ModelProviderConformanceOptions): void {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const maxTokens = options.maxTokens ?? 8;
+  const longMaxTokens = options.longMaxTokens ?? 64;
+  const abortTimeoutMs = options.abortTimeoutMs ?? 2_000;
+  const capacityProbe = options.capacityProbe ?? 16;
+  const concurrency = options.concurrency ?? 8;
+  const deterministic = options.deterministic ?? false;
+  const skip = new Set(options.skip ?? []);
+  for (const id of skip) {
+    if (!(MODEL_PROVIDER_CONFORMANCE_CASES as readonly string[]).includes(id)) {
+      throw new Error(
+        `runModelProviderConformance: unknown case "${id}" in skip (known: ${MODEL_PROVIDER_CONFORMANCE_CASES.join(', ')})`,
+      );
+    }
+  }
+  const messages = options.messages ?? DEFAULT_MESSAGES;
+  const prompt = options.prompt ?? DEFAULT_PROMPT;
+
+  let provider: ModelProvider | undefined;
+  let closed = false;
+
+  const current = (): ModelProvider => {
+    if (!provider) throw new Error('The provider was not created (see the error of the beforeAll hook)');
+    return provider;
+  };
+  const chatRequest = (extra: Partial<ChatRequest> = {}): ChatRequest => ({
+    messages,
+    maxTokens,
+    temperature: 0,
+    ...extra,
+  });
+  const completionRequest = (extra: Partial<CompletionRequest> = {}): CompletionRequest => ({
+    prompt,
+    maxTokens,
+    temperature: 0,
+    ...extra,
+  });
+  const supports = (kind: Kind): boolean => current().capabilities[kind];
+  const supportsStream = (kind: Kind): boolean => supports(kind) && current().capabilities.streaming;
+  const generate = (kind: Kind, params: Partial<ChatRequest & CompletionRequest> = {}, call?: CallOptions) =>
+    kind === 'chat'
+      ? current().chat(chatRequest(params), call)
+      : current().complete(completionRequest(params), call);
+  const stream = (kind: Kind, params: Partial<ChatRequest & CompletionRequest> = {}, call?: CallOptions) =>
+    kind === 'chat'
+      ? current().streamChat(chatRequest(params), call)
+      : current().streamComplete(completionRequest(params), call);
+  /** The kinds this provider can stream; the abort cases need at least one. */
+  const streamKinds = (): Kind[] => (['chat', 'completion'] as const).filter((kind) => supportsStream(kind));
+  const generateKinds = (): Kind[] => (['chat', 'completion'] as const).filter((kind) => supports(kind));
+
+  /** When the running case times out (vitest's own timeout, minus a margin for a clearer message). */
+  let caseDeadline = 0;
+  const left = (): number => Math.max(50, caseDeadline - Date.now());
+
+  /** Starts a long stream, waits for its first delta, aborts, and checks it ends promptly with 'aborted'. */
+  const abortMidStream = async (kind: Kind): Promise<void> => {
+    const controller = new AbortController();
+    const iterator = stream(kind, { maxTokens: longMaxTokens }, { signal: controller.signal })[Symbol.asyncIterator]();
+    const first = await withinMs(iterator.next(), left(), `the first part of a ${kind} stream (leaked capacity?)`);
+    expect(first.done, 'the stream yielded a first part').toBe(false);
+    expect(first.value?.type, 'the first part of a long stream is a delta').toBe('delta');
+    controller.abort();
+    const outcome = await withinMs(
+      (async (): Promise<{ ended: string } | { error: unknown }> => {
+        try {
+          for (;;) {
+            const next = await iterator.next();
+            if (next.done) return { ended: 'ended normally' };
+            if (next.value.type === 'finish') return { ended: 'yielded a finish part' };
+          }
+        } catch (error) {
+          return { error };
+        }
+      })(),
+      abortTimeoutMs,
+      `the aborted ${kind} stream`,
+    );
+    if ('ended' in outcome) {
+      await iterator.return?.();
+      expect.fail(`The ${kind} stream ${outcome.ended} after its signal was aborted, instead of throwing 'aborted'`);
+    }
+    expectProviderError(outcome.error, 'aborted');
+  };
+
+  /** Starts a long stream, takes its first delta, and stops iterating (iterator.return()). */
+  const returnEarly = async (kind: Kind): Promise<void> => {
+    let seen = 0;
+    await withinMs(
+      (async () => {
+        for await (const part of stream(kind, { maxTokens: longMaxTokens })) {
+          if (part.type === 'delta') seen += 1;
+          break;
+        }
+      })(),
+      left(),
+      `a ${kind} stream the consumer stopped early (leaked capacity?)`,
+    );
+    expect(seen, 'the stream yielded a delta before the consumer stopped').toBe(1);
+  };
+
+  const preAborted = async (kind: Kind, streaming: boolean): Promise<void> => {
+    const call = { signal: AbortSignal.abort() };
+    const what = `a ${kind}${streaming ? ' stream' : ''} call with a pre-aborted signal`;
+    const outcome = await withinMs(
+      (async (): Promise<{ error: unknown } | { completed: true }> => {
+        try {
+          if (!streaming) await generate(kind, {}, call);
+          else {
+            for await (const part of stream(kind, {}, call)) {
+              return { error: new Error(`${what} yielded a ${part.type} part instead of throwing 'aborted'`) };
+            }
+          }
+          return { completed: true };
+        } catch (error) {
+          return { error };
+        }
+      })(),
+      abortTimeoutMs,
+      what,
+    );
+    if ('completed' in outcome) expect.fail(`${what} completed instead of rejecting with 'aborted'`);
+    expectProviderError(outcome.error, 'aborted');
+  };
+
+  const caseIt = (id: ModelProviderConformanceCase, title: string, fn: () => Promise<void>): void => {
+    const name = `[${id}] ${title}`;
+    if (skip.has(id)) it.skip(name, fn);
+    else {
+      it(
+        name,
+        async () => {
+          caseDeadline = Date.now() + timeoutMs - Math.min(250, timeoutMs / 10);
+          await fn();
+        },
+        timeoutMs,
+      );
+    }
+  };
+
+  describe.sequential(`model provider conformance: ${options.name}`, () => {
+    beforeAll(async () => {
+      provider = await options.create();
+      if (provider.init) await provider.init();
+    }, Math.max(timeoutMs, 60_000));
+
+    afterAll(async () => {
+      if (provider && !closed) {
+        closed = true;
+        await provider.close();
+      }
+    }, timeoutMs);
+
+    caseIt('metadata', 'declares the v1 specification, a kind and a label', async () => {
+      const p = current();
+      expect(p.specificationVersion).toBe(MODEL_PROVIDER_SPEC_VERSION);
+      expect(typeof p.kind).toBe('string');
+      expect(p.kind.length).toBeGreaterThan(0);
+      expect(typeof p.label).toBe('string');
+      expect(p.label.length).toBeGreaterThan(0);
+      for (const key of ['chat', 'completion', 'streaming', 'embeddings'] as const) {
+        expect(typeof p.capabilities[key], `capabilities.${key} is a boolean`).toBe('boolean');
+      }
+      expect(p.capabilities.chat || p.capabilities.completion, 'supports chat or completion').toBe(true);
+    });
+
+    caseIt('capabilities', "an unsupported capability throws ModelProviderError 'not_supported'", async () => {
+      const p = current();
+      const unsupported: Array<[string, () => Promise<unknown>]> = [];
+      if (!p.capabilities.chat) {
+        unsupported.push(['chat', () => p.chat(chatRequest())]);
+        unsupported.push(['streamChat', () => collectStream(p.streamChat(chatRequest()))]);
+      }
+      if (!p.capabilities.completion) {
+        unsupported.push(['complete', () => p.complete(completionRequest())]);
+        unsupported.push(['streamComplete', () => collectStream(p.streamComplete(completionRequest()))]);
+      }
+      if (!p.capabilities.streaming) {
+        if (p.capabilities.chat) unsupported.push(['streamChat', () => collectStream(p.streamChat(chatRequest()))]);
+        if (p.capabilities.completion) {
+          unsupported.push(['streamComplete', () => collectStream(p.streamComplete(completionRequest()))]);
+        }
+      }
+      for (const [method, call] of unsupported) {
+        const error = await captureError(call);
+        expect(ModelProviderError.isInstance(error), `${method}() throws a ModelProviderError`).toBe(true);
+        expect((error as ModelProviderError).code, `${method}() error code`).toBe('not_supported');
+        expect((error as ModelProviderError).isRetryable, `${method}() not_supported is not retryable`).toBe(false);
+      }
+    });
+
+    caseIt('chat', 'chat() returns non-empty text, a valid finish reason and usage', async () => {
+      if (!supports('chat')) return;
+      const result = await generate('chat');
+      expectValidGenerationResult(result);
+      expect(result.usage.completionTokens).toBeLessThanOrEqual(maxTokens);
+    });
+
+    caseIt('completion', 'complete() returns non-empty text, a valid finish reason and usage', async () => {
+      if (!supports('completion')) return;
+      const result = await generate('completion');
+      expectValidGenerationResult(result);
+      expect(result.usage.completionTokens).toBeLessThanOrEqual(maxTokens);
+    });
+
+    caseIt('max-tokens', "maxTokens is respected, and truncation reports 'length'", async () => {
+      const cap = 2;
+      for (const kind of generateKinds()) {
+        const full = await generate(kind, { maxTokens: Math.max(maxTokens, cap + 2) });
+        const truncated = await generate(kind, { maxTokens: cap });
+        expectValidUsage(truncated.usage);
+        expect(truncated.usage.completionTokens, `${kind}: completionTokens <= maxTokens`).toBeLessThanOrEqual(cap);
+        const wasCut = full.usage.completionTokens > cap;
+        if (deterministic && wasCut) {
+          expect(truncated.finishReason, `${kind}: a reply cut by maxTokens finishes with 'length'`).toBe('length');
+        } else {
+          expect(['stop', 'length'], `${kind}: finishReason`).toContain(truncated.finishReason);
+        }
+        if (supportsStream(kind)) {
+          const streamed = await collectStream(stream(kind, { maxTokens: cap }));
+          expectValidStream(streamed, { allowEmptyText: true });
+          expect(streamed.finish?.usage.completionTokens, `${kind} stream: completionTokens <= maxTokens`).toBeLessThanOrEqual(
+            cap,
+          );
+          if (deterministic && wasCut) expect(streamed.finish?.finishReason, `${kind} stream: finishReason`).toBe('length');
+        }
+      }
+    });
+
+    for (const kind of ['chat', 'completion'] as const) {
+      caseIt(
+        kind === 'chat' ? 'stream-chat' : 'stream-completion',
+        `${kind} streams yield only deltas then exactly one finish part${deterministic ? ', matching the non-stream text' : ''}`,
+        async () => {
+          if (!supportsStream(kind)) return;
+          const streamed = await collectStream(stream(kind));
+          expectValidStream(streamed);
+          expect(streamed.finish?.usage.completionTokens).toBeLessThanOrEqual(maxTokens);
+          if (deterministic) {
+            const whole = await generate(kind);
+            expect(streamed.text, 'the concatenated deltas equal the non-stream text').toBe(whole.text);
+            expect(streamed.finish?.finishReason, 'the stream and non-stream finish reasons match').toBe(whole.finishReason);
+          }
+        },
+      );
+    }
+
+    caseIt('deterministic', 'the same request at temperature 0 gives the same text', async () => {
+      if (!deterministic) return;
+      for (const kind of generateKinds()) {
+        const [a, b] = [await generate(kind), await generate(kind)];
+        expect(b.text, `${kind}: repeated request`).toBe(a.text);
+      }
+    });
+
+    caseIt('pre-aborted', "a pre-aborted signal rejects with 'aborted' without generating", async () => {
+      for (const kind of generateKinds()) {
+        await preAborted(kind, false);
+        if (supportsStream(kind)) await preAborted(kind, true);
+      }
+    });
+
+    caseIt('abort-mid-stream', "aborting mid-stream ends the stream promptly with 'aborted'", async () => {
+      for (const kind of streamKinds()) await abortMidStream(kind);
+    });
+
+    caseIt('early-return', 'a consumer that stops iterating early releases the stream', async () => {
+      for (const kind of streamKinds()) {
+        await returnEarly(kind);
+        expectValidGenerationResult(await generate(kind));
+      }
+    });
+
+    caseIt('no-leak-after-abort', 'after many aborted calls the provider still serves more requests than its pool', async () => {
+      const kinds = streamKinds();
+      for (let i = 0; i < capacityProbe; i += 1) {
+        if (kinds.length > 0) {
+          const kind = kinds[i % kinds.length] as Kind;
+          if (i % 2 === 0) await abortMidStream(kind);
+          else await returnEarly(kind);
+        }
+        // A non-stream call aborted while it waits for the upstream/model.
+        const kind = generateKinds()[0] as Kind;
+        const controller = new AbortController();
+        const pending = generate(kind, { maxTokens: longMaxTokens }, { signal: controller.signal });
+        controller.abort();
+        const error = await withinMs(
+          pending.then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+          abortTimeoutMs,
+          'an aborted non-stream call',
+        );
+        // The call may legitimately have finished before the abort was noticed.
+        if (error !== undefined) expectProviderError(error, 'aborted');
+      }
+      const followUps = Array.from({ length: capacityProbe }, async (_, i): Promise<string> => {
+        if (i % 2 === 1 && kinds.length > 0) {
+          const streamed = await collectStream(stream(kinds[i % kinds.length] as Kind));
+          expectValidStream(streamed);
+          return streamed.text;
+        }
+        const result = await generate(generateKinds()[i % generateKinds().length] as Kind);
+        expectValidGenerationResult(result);
+        return result.text;
+      });
+      await withinMs(Promise.all(followUps), left(), `${capacityProbe} concurrent calls after aborted ones (leaked capacity?)`);
+    });
+
+    caseIt('concurrency', 'concurrent requests all succeed', async () => {
+      const kinds = generateKinds();
+      const calls = Array.from({ length: concurrency }, async (_, i) => {
+        const kind = kinds[i % kinds.length] as Kind;
+        // Each kind gets both stream and non-stream calls.
+        if (Math.floor(i / kinds.length) % 2 === 1 && supportsStream(kind)) {
+          const streamed = await collectStream(stream(kind));
+          expectValidStream(streamed);
+          return { kind, text: streamed.text };
+        }
+        const result = await generate(kind);
+        expectValidGenerationResult(result);
+        return { kind, text: result.text };
+      });
+      const results = await withinMs(Promise.all(calls), left(), `${concurrency} concurrent calls`);
+      if (deterministic) {
+        for (const kind of kinds) {
+          const texts = new Set(results.filter((r) => r.kind === kind).map((r) => r.text));
+          expect(texts.size, `${kind}: concurrent identical requests give the same text`).toBe(1);
+        }
+      }
+    });
+
+    caseIt('health', 'health() reports healthy', async () => {
+      const health = await current().health();
+      expect(health.healthy, `health detail: ${health.detail ?? '(none)'}`).toBe(true);
+      if (health.detail !== undefined) expect(typeof health.detail).toBe('string');
+    });
+
+    caseIt('close', 'close() resolves', async () => {
+      closed = true;
+      await withinMs(current().close(), timeoutMs, 'close()');
+    });
+  });
+}

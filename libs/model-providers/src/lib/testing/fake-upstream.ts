@@ -1,0 +1,660 @@
+/**
+ * A fake OpenAI-compatible upstream on plain `node:http`: fast (it is the upstream of the benchmark),
+ * deterministic, and instrumented for tests (request log, abort counters, failure injection).
+ *
+ * Routes: `POST /v1/chat/completions`, `POST /v1/completions` (stream and not), `GET /v1/models`.
+ *
+ * Replies are derived from the prompt: `<hash> tok1 tok2 ... tok{n-1}` where `<hash>` is 8 hex
+ * digits of an FNV-1a hash of the prompt text (chat: the message contents joined by "\n"), so
+ * different prompts get different answers and the same prompt always gets the same one, whatever
+ * the temperature. One "token" is one word: the hash, then ` tokN`. Streams send one token per
+ * content chunk.
+ */
+import { EventEmitter, once } from 'node:events';
+import { createServer } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+/** A failure to inject into the next inference calls (POST /v1/chat/completions and /v1/completions). */
+export interface FakeUpstreamFailure {
+  /** How many calls fail (default 1). */
+  readonly count?: number;
+  /**
+   * - 'status' (default): answer `status` with `body`.
+   * - 'reset': destroy the socket (TCP RST) before any response byte.
+   * - 'reset-mid-stream': send the status line and half of the reply, then reset the socket.
+   * - 'hang': never answer (until the client gives up or the server closes).
+   * - 'malformed': answer 200 with a body that is not valid JSON (for streams: a data event that is not JSON).
+   */
+  readonly mode?: 'status' | 'reset' | 'reset-mid-stream' | 'hang' | 'malformed';
+  /** HTTP status for mode 'status' (default 500). */
+  readonly status?: number;
+  /** Response body for mode 'status': a string is sent as is, anything else as JSON. Default: an OpenAI error object. */
+  readonly body?: unknown;
+  /** Extra response headers for mode 'status' (e.g. `retry-after`). */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface FakeUpstreamOptions {
+  /** Interface to listen on (default 127.0.0.1). Fixed at start. */
+  readonly host?: string;
+  /** Port to listen on (default 0: a free port). Fixed at start. */
+  readonly port?: number;
+  /** Delay before the first response byte of an inference call, in ms (default 0). */
+  readonly latencyMs?: number;
+  /** Content tokens per reply (default 16); `max_tokens` below it truncates with finish_reason 'length'. */
+  readonly tokens?: number;
+  /** Delay between stream chunks, in ms (default 0: the whole stream is written at once). */
+  readonly interTokenDelayMs?: number;
+  /** Model ids listed by GET /v1/models (default ['fake-model']). Requests for other models are still served. */
+  readonly models?: readonly string[];
+  /** When set, every route requires `Authorization: Bearer <apiKey>` (401 otherwise). */
+  readonly apiKey?: string;
+  /** When true, GET /v1/models answers 503 (for health checks). */
+  readonly unhealthy?: boolean;
+  /** When false, streams never carry a usage chunk even if `stream_options.include_usage` asks (default true). */
+  readonly streamUsage?: boolean;
+  /** Failure injection for the next inference calls. */
+  readonly failNext?: FakeUpstreamFailure;
+  /** How many recent requests `requests` keeps (default 100). */
+  readonly recordLimit?: number;
+}
+
+export type FakeUpstreamRuntimeOptions = Omit<FakeUpstreamOptions, 'host' | 'port'>;
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  /** The parsed JSON body (undefined when the body was not valid JSON). */
+  readonly body: unknown;
+}
+
+export interface FakeUpstreamAbortEvent {
+  readonly path: string;
+  readonly stream: boolean;
+}
+
+export interface FakeUpstream {
+  /** Base URL ending in /v1, e.g. http://127.0.0.1:41234/v1. */
+  readonly url: string;
+  readonly port: number;
+  /** Inference calls received (POST to a completions route), including failed ones, since start/reset. */
+  readonly requestCount: number;
+  /** The most recent requests (all routes), oldest first, bounded by `recordLimit`. */
+  readonly requests: readonly RecordedRequest[];
+  /** TCP connections currently open. */
+  readonly openConnections: number;
+  /** TCP connections accepted since start/reset. */
+  readonly totalConnections: number;
+  /** Inference calls currently being answered. */
+  readonly inFlight: number;
+  /** Inference calls whose connection closed before the response was complete, since start/reset. */
+  readonly abortedRequests: number;
+  /** The subset of `abortedRequests` that were streams. */
+  readonly abortedStreams: number;
+  /** The current runtime options (with defaults applied). */
+  readonly options: Readonly<Required<Omit<FakeUpstreamRuntimeOptions, 'failNext' | 'apiKey'>>> & {
+    readonly apiKey: string | undefined;
+  };
+  /** Changes runtime options; `failNext` replaces any pending failure. */
+  configure(options: FakeUpstreamRuntimeOptions): void;
+  /**
+   * Resolves once `abortedRequests` reaches `count` (default 1; call reset() before the scenario);
+   * rejects after `timeoutMs` (default 5000).
+   */
+  waitForAbort(options?: { readonly count?: number; readonly timeoutMs?: number }): Promise<void>;
+  /** Resolves once no inference call is in flight; rejects after `timeoutMs` (default 5000). */
+  waitForIdle(options?: { readonly timeoutMs?: number }): Promise<void>;
+  /** Zeroes the counters, clears the request log and any pending failure, and restores the start options. */
+  reset(): void;
+  /** Emitted when an inference call's connection closes before its response completed. */
+  on(event: 'abort', listener: (event: FakeUpstreamAbortEvent) => void): this;
+  off(event: 'abort', listener: (event: FakeUpstreamAbortEvent) => void): this;
+  /** Stops listening and destroys every open connection. */
+  close(): Promise<void>;
+}
+
+interface RuntimeState {
+  latencyMs: number;
+  tokens: number;
+  interTokenDelayMs: number;
+  models: readonly string[];
+  apiKey: string | undefined;
+  unhealthy: boolean;
+  streamUsage: boolean;
+  recordLimit: number;
+}
+
+const CHAT_PATH = '/v1/chat/completions';
+const COMPLETIONS_PATH = '/v1/completions';
+const MODELS_PATH = '/v1/models';
+
+/** Starts a fake upstream; resolves once it listens. */
+export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
+  const upstream = new FakeUpstreamServer(options);
+  await upstream.listen(options.host ?? '127.0.0.1', options.port ?? 0);
+  return upstream;
+}
+
+/** FNV-1a (32 bit) of a string's UTF-16 code units, as 8 hex digits. */
+export function fakeReplyHash(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0).toString(16).padStart(8, '0');
+}
+
+/** The reply tokens the fake upstream gives for `promptText` (before any max_tokens truncation). */
+export function fakeReplyTokens(promptText: string, count: number): string[] {
+  const hash = fakeReplyHash(promptText);
+  return Array.from({ length: count }, (_, i) => (i === 0 ? hash : tokenWord(i)));
+}
+
+/** The reply text for `promptText` with `count` tokens. */
+export function fakeReplyText(promptText: string, count: number): string {
+  return fakeReplyTokens(promptText, count).join('');
+}
+
+const tokenWordCache: string[] = [];
+function tokenWord(i: number): string {
+  let word = tokenWordCache[i];
+  if (word === undefined) {
+    word = ` tok${i}`;
+    tokenWordCache[i] = word;
+  }
+  return word;
+}
+
+/** Rough prompt token count: one per 4 characters, at least 1. */
+function estimateTokens(text: string): number {
+  return Math.max(1, Math.ceil(text.length / 4));
+}
+
+interface OpenAIErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+function errorBody(message: string, type: string, param: string | null = null, code: string | null = null): OpenAIErrorBody {
+  return { error: { message, type, param, code } };
+}
+
+function errorTypeFor(status: number): string {
+  if (status === 401 || status === 403) return 'authentication_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}
+
+class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
+  private readonly server: Server;
+  private readonly startOptions: FakeUpstreamOptions;
+  private state: RuntimeState;
+  private failure: FakeUpstreamFailure | undefined;
+  private failuresLeft = 0;
+  private readonly log: RecordedRequest[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly sockets = new Set<Socket>();
+  private address: AddressInfo | undefined;
+  private idCounter = 0;
+  private closing = false;
+
+  requestCount = 0;
+  totalConnections = 0;
+  inFlight = 0;
+  abortedRequests = 0;
+  abortedStreams = 0;
+
+  constructor(options: FakeUpstreamOptions) {
+    super();
+    this.startOptions = options;
+    this.state = FakeUpstreamServer.initialState(options);
+    this.setFailure(options.failNext);
+    this.server = createServer({ noDelay: true, keepAlive: true }, (req, res) => this.handle(req, res));
+    // Clients (undici, NGINX) keep connections alive; do not close them under a benchmark.
+    this.server.keepAliveTimeout = 65_000;
+    this.server.headersTimeout = 66_000;
+    this.server.requestTimeout = 0;
+    this.server.on('connection', (socket: Socket) => {
+      this.totalConnections += 1;
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  private static initialState(options: FakeUpstreamRuntimeOptions): RuntimeState {
+    return {
+      latencyMs: options.latencyMs ?? 0,
+      tokens: options.tokens ?? 16,
+      interTokenDelayMs: options.interTokenDelayMs ?? 0,
+      models: options.models ?? ['fake-model'],
+      apiKey: options.apiKey,
+      unhealthy: options.unhealthy ?? false,
+      streamUsage: options.streamUsage ?? true,
+      recordLimit: options.recordLimit ?? 100,
+    };
+  }
+
+  async listen(host: string, port: number): Promise<void> {
+    this.server.listen(port, host);
+    await once(this.server, 'listening');
+    this.address = this.server.address() as AddressInfo;
+  }
+
+  get port(): number {
+    return this.address?.port ?? 0;
+  }
+
+  get url(): string {
+    const host = this.address?.family === 'IPv6' ? `[${this.address.address}]` : (this.address?.address ?? '127.0.0.1');
+    return `http://${host}:${this.port}/v1`;
+  }
+
+  get requests(): readonly RecordedRequest[] {
+    return [...this.log];
+  }
+
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
+  get options(): FakeUpstream['options'] {
+    const { latencyMs, tokens, interTokenDelayMs, models, apiKey, unhealthy, streamUsage, recordLimit } = this.state;
+    return { latencyMs, tokens, interTokenDelayMs, models, apiKey, unhealthy, streamUsage, recordLimit };
+  }
+
+  configure(options: FakeUpstreamRuntimeOptions): void {
+    const s = this.state;
+    if (options.latencyMs !== undefined) s.latencyMs = options.latencyMs;
+    if (options.tokens !== undefined) s.tokens = options.tokens;
+    if (options.interTokenDelayMs !== undefined) s.interTokenDelayMs = options.interTokenDelayMs;
+    if (options.models !== undefined) s.models = options.models;
+    if ('apiKey' in options) s.apiKey = options.apiKey;
+    if (options.unhealthy !== undefined) s.unhealthy = options.unhealthy;
+    if (options.streamUsage !== undefined) s.streamUsage = options.streamUsage;
+    if (options.recordLimit !== undefined) s.recordLimit = options.recordLimit;
+    if ('failNext' in options) this.setFailure(options.failNext);
+  }
+
+  reset(): void {
+    this.requestCount = 0;
+    this.totalConnections = 0;
+    this.abortedRequests = 0;
+    this.abortedStreams = 0;
+    this.log.length = 0;
+    this.state = FakeUpstreamServer.initialState(this.startOptions);
+    this.setFailure(undefined);
+  }
+
+  async waitForAbort(options: { readonly count?: number; readonly timeoutMs?: number } = {}): Promise<void> {
+    const count = options.count ?? 1;
+    await this.waitFor(() => this.abortedRequests >= count, options.timeoutMs ?? 5_000, () =>
+      `waitForAbort: ${this.abortedRequests} aborted request(s), expected ${count}`,
+    );
+  }
+
+  async waitForIdle(options: { readonly timeoutMs?: number } = {}): Promise<void> {
+    await this.waitFor(() => this.inFlight === 0, options.timeoutMs ?? 5_000, () =>
+      `waitForIdle: ${this.inFlight} inference call(s) still in flight`,
+    );
+  }
+
+  private async waitFor(condition: () => boolean, timeoutMs: number, message: () => string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!condition()) {
+      if (Date.now() >= deadline) throw new Error(message());
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  private setFailure(failure: FakeUpstreamFailure | undefined): void {
+    this.failure = failure;
+    this.failuresLeft = failure ? (failure.count ?? 1) : 0;
+  }
+
+  private takeFailure(): FakeUpstreamFailure | undefined {
+    if (this.failuresLeft <= 0 || !this.failure) return undefined;
+    this.failuresLeft -= 1;
+    const failure = this.failure;
+    if (this.failuresLeft === 0) this.failure = undefined;
+    return failure;
+  }
+
+  private schedule(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  private record(req: IncomingMessage, path: string, body: unknown): void {
+    this.log.push({ method: req.method ?? 'GET', path, headers: req.headers, body });
+    while (this.log.length > this.state.recordLimit) this.log.shift();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Routing
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+    const method = req.method;
+    const { apiKey } = this.state;
+    if (apiKey !== undefined && req.headers.authorization !== `Bearer ${apiKey}`) {
+      req.resume();
+      this.record(req, path, undefined);
+      this.sendJson(res, 401, errorBody('Incorrect API key provided', 'authentication_error', null, 'invalid_api_key'));
+      return;
+    }
+    if (method === 'POST' && (path === CHAT_PATH || path === COMPLETIONS_PATH)) {
+      this.readBody(req, (text) => this.inference(req, res, path, text));
+      return;
+    }
+    if (method === 'GET' && path === MODELS_PATH) {
+      this.record(req, path, undefined);
+      this.models(res);
+      return;
+    }
+    req.resume();
+    this.record(req, path, undefined);
+    this.sendJson(res, 404, errorBody(`Unknown route ${method ?? ''} ${path}`, 'invalid_request_error', null, 'not_found'));
+  }
+
+  private readBody(req: IncomingMessage, done: (text: string) => void): void {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    req.on('end', () => done(text));
+  }
+
+  private models(res: ServerResponse): void {
+    if (this.state.unhealthy) {
+      this.sendJson(res, 503, errorBody('The upstream is unhealthy', 'server_error'));
+      return;
+    }
+    const created = Math.floor(Date.now() / 1000);
+    this.sendJson(res, 200, {
+      object: 'list',
+      data: this.state.models.map((id) => ({ id, object: 'model', created, owned_by: 'fake-upstream' })),
+    });
+  }
+
+  private sendJson(res: ServerResponse, status: number, body: unknown, headers?: Readonly<Record<string, string>>): void {
+    const payload = typeof body === 'string' ? body : JSON.stringify(body);
+    res.writeHead(status, {
+      ...headers,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(payload),
+    });
+    res.end(payload);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inference
+
+  private inference(req: IncomingMessage, res: ServerResponse, path: string, text: string): void {
+    this.requestCount += 1;
+    let body: Record<string, unknown> | undefined;
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+    } catch {
+      body = undefined;
+    }
+    this.record(req, path, body);
+    const chat = path === CHAT_PATH;
+    const stream = body?.['stream'] === true;
+
+    this.inFlight += 1;
+    res.once('close', () => {
+      this.inFlight -= 1;
+      if (!res.writableFinished) {
+        this.abortedRequests += 1;
+        if (stream) this.abortedStreams += 1;
+        this.emit('abort', { path, stream } satisfies FakeUpstreamAbortEvent);
+      }
+    });
+
+    if (!body) {
+      this.sendJson(res, 400, errorBody('The request body is not a valid JSON object', 'invalid_request_error'));
+      return;
+    }
+    const failure = this.takeFailure();
+    const promptText = chat ? chatPromptText(body['messages']) : completionPromptText(body['prompt']);
+    if (promptText === undefined) {
+      const param = chat ? 'messages' : 'prompt';
+      this.sendJson(res, 400, errorBody(`'${param}' is required and must be valid`, 'invalid_request_error', param));
+      return;
+    }
+    const maxTokens = numberField(body['max_completion_tokens']) ?? numberField(body['max_tokens']);
+    const available = this.state.tokens;
+    const count = maxTokens !== undefined && maxTokens < available ? Math.max(0, Math.floor(maxTokens)) : available;
+    const reply: Reply = {
+      chat,
+      id: `${chat ? 'chatcmpl' : 'cmpl'}-fake${(this.idCounter += 1)}`,
+      model: typeof body['model'] === 'string' ? body['model'] : (this.state.models[0] ?? 'fake-model'),
+      created: Math.floor(Date.now() / 1000),
+      tokens: fakeReplyTokens(promptText, count),
+      finishReason: count < available ? 'length' : 'stop',
+      promptTokens: estimateTokens(promptText),
+      includeUsage:
+        this.state.streamUsage &&
+        typeof body['stream_options'] === 'object' &&
+        body['stream_options'] !== null &&
+        (body['stream_options'] as Record<string, unknown>)['include_usage'] === true,
+    };
+
+    const respond = (): void => {
+      if (res.destroyed) return;
+      if (failure) this.fail(res, failure, reply, stream);
+      else if (stream) this.stream(res, reply);
+      else this.sendJson(res, 200, completeBody(reply));
+    };
+    const { latencyMs } = this.state;
+    if (latencyMs > 0) this.schedule(latencyMs, respond);
+    else respond();
+  }
+
+  private fail(res: ServerResponse, failure: FakeUpstreamFailure, reply: Reply, stream: boolean): void {
+    switch (failure.mode ?? 'status') {
+      case 'status': {
+        const status = failure.status ?? 500;
+        const body = failure.body ?? errorBody(`Injected failure (status ${status})`, errorTypeFor(status));
+        this.sendJson(res, status, body, failure.headers);
+        return;
+      }
+      case 'reset':
+        resetSocket(res.socket);
+        return;
+      case 'hang':
+        return;
+      case 'malformed':
+        if (stream) {
+          res.writeHead(200, SSE_HEADERS);
+          res.end('data: {"id": "broken", "choices": [\n\n');
+        } else {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{"id": "broken", "choices": [');
+        }
+        return;
+      case 'reset-mid-stream': {
+        const half = { ...reply, tokens: reply.tokens.slice(0, Math.ceil(reply.tokens.length / 2)) };
+        if (stream) {
+          res.writeHead(200, SSE_HEADERS);
+          res.write(streamHead(half) + half.tokens.map((token) => streamChunk(half, token)).join(''));
+        } else {
+          const payload = JSON.stringify(completeBody(reply));
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+          res.write(payload.slice(0, Math.floor(payload.length / 2)));
+        }
+        // Let the partial response reach the client before the reset.
+        this.schedule(5, () => resetSocket(res.socket));
+        return;
+      }
+    }
+  }
+
+  private stream(res: ServerResponse, reply: Reply): void {
+    res.writeHead(200, SSE_HEADERS);
+    const delay = this.state.interTokenDelayMs;
+    if (delay <= 0) {
+      let payload = streamHead(reply);
+      for (const token of reply.tokens) payload += streamChunk(reply, token);
+      res.end(payload + streamTail(reply));
+      return;
+    }
+    res.write(streamHead(reply));
+    let index = 0;
+    const next = (): void => {
+      if (res.destroyed || this.closing) return;
+      const token = reply.tokens[index];
+      if (token === undefined) {
+        res.end(streamTail(reply));
+        return;
+      }
+      index += 1;
+      res.write(streamChunk(reply, token));
+      this.schedule(delay, next);
+    };
+    this.schedule(delay, next);
+  }
+}
+
+function resetSocket(socket: Socket | null): void {
+  if (!socket) return;
+  if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+  else socket.destroy();
+}
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+} as const;
+
+interface Reply {
+  readonly chat: boolean;
+  readonly id: string;
+  readonly model: string;
+  readonly created: number;
+  readonly tokens: readonly string[];
+  readonly finishReason: 'stop' | 'length';
+  readonly promptTokens: number;
+  readonly includeUsage: boolean;
+}
+
+function usageOf(reply: Reply): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  const completion = reply.tokens.length;
+  return { prompt_tokens: reply.promptTokens, completion_tokens: completion, total_tokens: reply.promptTokens + completion };
+}
+
+function completeBody(reply: Reply): unknown {
+  const text = reply.tokens.join('');
+  return reply.chat
+    ? {
+        id: reply.id,
+        object: 'chat.completion',
+        created: reply.created,
+        model: reply.model,
+        choices: [
+          { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: reply.finishReason },
+        ],
+        usage: usageOf(reply),
+      }
+    : {
+        id: reply.id,
+        object: 'text_completion',
+        created: reply.created,
+        model: reply.model,
+        choices: [{ index: 0, text, logprobs: null, finish_reason: reply.finishReason }],
+        usage: usageOf(reply),
+      };
+}
+
+function sse(data: unknown): string {
+  return `data: ${JSON.stringify(data)}\n\n`;
+}
+
+function chunkEnvelope(reply: Reply, choices: unknown[]): Record<string, unknown> {
+  return {
+    id: reply.id,
+    object: reply.chat ? 'chat.completion.chunk' : 'text_completion',
+    created: reply.created,
+    model: reply.model,
+    choices,
+  };
+}
+
+/** The role chunk (chat only). */
+function streamHead(reply: Reply): string {
+  if (!reply.chat) return '';
+  return sse(chunkEnvelope(reply, [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+}
+
+function streamChunk(reply: Reply, token: string): string {
+  return sse(
+    chunkEnvelope(reply, [
+      reply.chat
+        ? { index: 0, delta: { content: token }, logprobs: null, finish_reason: null }
+        : { index: 0, text: token, logprobs: null, finish_reason: null },
+    ]),
+  );
+}
+
+/** The finish chunk, the usage chunk when asked, and [DONE]. */
+function streamTail(reply: Reply): string {
+  let tail = sse(
+    chunkEnvelope(reply, [
+      reply.chat
+        ? { index: 0, delta: {}, logprobs: null, finish_reason: reply.finishReason }
+        : { index: 0, text: '', logprobs: null, finish_reason: reply.finishReason },
+    ]),
+  );
+  if (reply.includeUsage) tail += sse({ ...chunkEnvelope(reply, []), usage: usageOf(reply) });
+  return `${tail}data: [DONE]\n\n`;
+}
+
+function numberField(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+function chatPromptText(messages: unknown): string | undefined {
+  if (!Array.isArray(messages) || messages.length === 0) return undefined;
+  const parts: string[] = [];
+  for (const message of messages as unknown[]) {
+    if (message === null || typeof message !== 'object') return undefined;
+    const content = (message as Record<string, unknown>)['content'];
+    if (typeof content === 'string') parts.push(content);
+    else if (Array.isArray(content)) {
+      for (const part of content as unknown[]) {
+        const text = part !== null && typeof part === 'object' ? (part as Record<string, unknown>)['text'] : undefined;
+        if (typeof text === 'string') parts.push(text);
+      }
+    } else if (content !== null && content !== undefined) return undefined;
+  }
+  return parts.join('\n');
+}
+
+function completionPromptText(prompt: unknown): string | undefined {
+  if (typeof prompt === 'string') return prompt;
+  if (Array.isArray(prompt) && prompt.every((p) => typeof p === 'string')) return prompt.join('\n');
+  return undefined;
+}

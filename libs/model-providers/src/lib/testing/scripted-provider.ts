@@ -1,0 +1,209 @@
+/**
+ * An in-memory, deterministic ModelProvider with no I/O: replies are derived from the prompt
+ * (`<hash> w1 w2 ...`, one word per token), produced one token per `tokenDelayMs`, with a bounded
+ * number of concurrent generations (`slots`). Handy for router and API unit tests.
+ *
+ * It can also be told to break the contract on purpose (`bugs`); the conformance kit's own spec
+ * uses that to prove each conformance case catches what it claims to.
+ */
+import { ModelProviderError, abortedError } from '../contract/errors.js';
+import { MODEL_PROVIDER_SPEC_VERSION } from '../contract/model-provider.js';
+import type {
+  CallOptions,
+  ChatRequest,
+  CompletionRequest,
+  FinishReason,
+  GenerationParams,
+  GenerationResult,
+  ModelProvider,
+  ProviderCapabilities,
+  ProviderHealth,
+  StreamPart,
+} from '../contract/model-provider.js';
+import { fakeReplyHash } from './fake-upstream.js';
+
+export type ScriptedProviderBug =
+  /** Never looks at the AbortSignal. */
+  | 'ignores-abort'
+  /** Streams end without their finish part. */
+  | 'no-finish'
+  /** Generates every token whatever maxTokens says. */
+  | 'ignores-max-tokens'
+  /** A generation slot is only released when a generation completes normally. */
+  | 'leaks-on-abort'
+  /** The streamed text differs from the non-stream text. */
+  | 'stream-mismatch'
+  /** Unsupported capabilities throw a plain Error instead of ModelProviderError('not_supported'). */
+  | 'wrong-not-supported';
+
+export interface ScriptedProviderOptions {
+  /** Tokens per reply before maxTokens (default 12). */
+  readonly tokens?: number;
+  /** Delay per generated token, ms (default 1). */
+  readonly tokenDelayMs?: number;
+  /** Concurrent generations; further calls wait (default 4). */
+  readonly slots?: number;
+  readonly capabilities?: Partial<ProviderCapabilities>;
+  readonly bugs?: readonly ScriptedProviderBug[];
+  readonly kind?: string;
+}
+
+export class ScriptedProvider implements ModelProvider {
+  readonly specificationVersion = MODEL_PROVIDER_SPEC_VERSION;
+  readonly kind: string;
+  readonly label: string;
+  readonly capabilities: ProviderCapabilities;
+  /** Generations currently holding a slot. */
+  active = 0;
+  /** Generations started (a slot was acquired), since creation. */
+  started = 0;
+
+  private readonly tokens: number;
+  private readonly tokenDelayMs: number;
+  private readonly slots: number;
+  private readonly bugs: ReadonlySet<ScriptedProviderBug>;
+  private readonly waiting: Array<() => void> = [];
+  private closed = false;
+
+  constructor(options: ScriptedProviderOptions = {}) {
+    this.kind = options.kind ?? 'scripted';
+    this.tokens = options.tokens ?? 12;
+    this.tokenDelayMs = options.tokenDelayMs ?? 1;
+    this.slots = options.slots ?? 4;
+    this.bugs = new Set(options.bugs ?? []);
+    this.capabilities = { chat: true, completion: true, streaming: true, embeddings: false, ...options.capabilities };
+    this.label = `${this.kind}(${this.bugs.size > 0 ? [...this.bugs].join(',') : 'correct'})`;
+  }
+
+  async chat(request: ChatRequest, options?: CallOptions): Promise<GenerationResult> {
+    this.check('chat', false);
+    return this.generate(chatPrompt(request), request, options?.signal);
+  }
+
+  async complete(request: CompletionRequest, options?: CallOptions): Promise<GenerationResult> {
+    this.check('completion', false);
+    return this.generate(request.prompt, request, options?.signal);
+  }
+
+  async *streamChat(request: ChatRequest, options?: CallOptions): AsyncGenerator<StreamPart, void, undefined> {
+    this.check('chat', true);
+    yield* this.stream(chatPrompt(request), request, options?.signal);
+  }
+
+  async *streamComplete(request: CompletionRequest, options?: CallOptions): AsyncGenerator<StreamPart, void, undefined> {
+    this.check('completion', true);
+    yield* this.stream(request.prompt, request, options?.signal);
+  }
+
+  async health(): Promise<ProviderHealth> {
+    return this.closed ? { healthy: false, detail: 'closed' } : { healthy: true };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private check(kind: 'chat' | 'completion', streaming: boolean): void {
+    const missing = !this.capabilities[kind] ? kind : streaming && !this.capabilities.streaming ? 'streaming' : undefined;
+    if (missing === undefined) return;
+    if (this.bugs.has('wrong-not-supported')) throw new Error(`${missing} is not supported`);
+    throw new ModelProviderError(`${this.label}: ${missing} is not supported`, { code: 'not_supported', isRetryable: false });
+  }
+
+  private plan(prompt: string, params: GenerationParams): { words: string[]; finishReason: FinishReason } {
+    const limit = this.bugs.has('ignores-max-tokens') ? undefined : params.maxTokens;
+    const count = limit !== undefined && limit < this.tokens ? limit : this.tokens;
+    const hash = fakeReplyHash(prompt);
+    const words = Array.from({ length: count }, (_, i) => (i === 0 ? hash : ` w${i}`));
+    return { words, finishReason: count < this.tokens ? 'length' : 'stop' };
+  }
+
+  private async generate(prompt: string, params: GenerationParams, signal: AbortSignal | undefined): Promise<GenerationResult> {
+    let text = '';
+    let finish: StreamPart | undefined;
+    for await (const part of this.run(prompt, params, signal, false)) {
+      if (part.type === 'delta') text += part.text;
+      else finish = part;
+    }
+    if (finish?.type !== 'finish') throw new ModelProviderError('no finish', { code: 'internal' });
+    return { text, finishReason: finish.finishReason, usage: finish.usage };
+  }
+
+  private async *stream(prompt: string, params: GenerationParams, signal: AbortSignal | undefined): AsyncGenerator<StreamPart> {
+    for await (const part of this.run(prompt, params, signal, true)) {
+      if (part.type === 'finish' && this.bugs.has('no-finish')) continue;
+      if (part.type === 'delta' && this.bugs.has('stream-mismatch')) yield { type: 'delta', text: `${part.text}~` };
+      else yield part;
+    }
+  }
+
+  private async *run(prompt: string, params: GenerationParams, signal: AbortSignal | undefined, streaming: boolean): AsyncGenerator<StreamPart> {
+    const watch = this.bugs.has('ignores-abort') ? undefined : signal;
+    if (watch?.aborted) throw abortedError(watch.reason);
+    await this.acquire(watch);
+    let completed = false;
+    try {
+      const { words, finishReason } = this.plan(prompt, params);
+      for (const word of words) {
+        await sleep(this.tokenDelayMs, watch);
+        if (streaming) yield { type: 'delta', text: word };
+      }
+      if (!streaming) yield { type: 'delta', text: words.join('') };
+      completed = true;
+      yield {
+        type: 'finish',
+        finishReason,
+        usage: { promptTokens: Math.ceil(prompt.length / 4), completionTokens: words.length },
+      };
+    } finally {
+      if (completed || !this.bugs.has('leaks-on-abort')) this.release();
+    }
+  }
+
+  private async acquire(signal: AbortSignal | undefined): Promise<void> {
+    while (this.active >= this.slots) {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          const index = this.waiting.indexOf(wake);
+          if (index !== -1) this.waiting.splice(index, 1);
+          reject(abortedError(signal?.reason));
+        };
+        const wake = (): void => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        this.waiting.push(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    this.active += 1;
+    this.started += 1;
+  }
+
+  private release(): void {
+    this.active -= 1;
+    this.waiting.shift()?.();
+  }
+}
+
+function chatPrompt(request: ChatRequest): string {
+  return request.messages.map((m) => m.content).join('\n');
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortedError(signal.reason));
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortedError(signal?.reason));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,38 @@
+/**
+ * `@infer/model-providers/testing`: the kit a team uses to prove its provider keeps the contract.
+ *
+ * - runModelProviderConformance: the vitest conformance suite (a provider's conformance spec is 3 lines),
+ *   with collectStream and the expect* helpers it is built on.
+ * - startFakeUpstream: a fast, deterministic, instrumented fake OpenAI-compatible server
+ *   (also the benchmark upstream; CLI: dist/lib/testing/fake-upstream.cli.js).
+ * - ScriptedProvider: an in-memory deterministic provider (no I/O) for router and API unit tests.
+ *
+ * This entry point imports `vitest`: use it from test code only.
+ */
+export {
+  MODEL_PROVIDER_CONFORMANCE_CASES,
+  captureError,
+  collectStream,
+  expectProviderError,
+  expectValidGenerationResult,
+  expectValidStream,
+  expectValidUsage,
+  runModelProviderConformance,
+  withinMs,
+} from './lib/testing/conformance.js';
+export type {
+  CollectedStream,
+  ModelProviderConformanceCase,
+  ModelProviderConformanceOptions,
+} from './lib/testing/conformance.js';
+export { fakeReplyHash, fakeReplyText, fakeReplyTokens, startFakeUpstream } from './lib/testing/fake-upstream.js';
+export type {
+  FakeUpstream,
+  FakeUpstreamAbortEvent,
+  FakeUpstreamFailure,
+  FakeUpstreamOptions,
+  FakeUpstreamRuntimeOptions,
+  RecordedRequest,
+} from './lib/testing/fake-upstream.js';
+export { ScriptedProvider } from './lib/testing/scripted-provider.js';
+export type { ScriptedProviderBug, ScriptedProviderOptions } from './lib/testing/scripted-provider.js';
