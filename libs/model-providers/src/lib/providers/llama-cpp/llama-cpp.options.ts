@@ -1,0 +1,51 @@
+import type { OptionsSchema } from '../../registry/provider-definition.js';
+
+/** Deployment options of the `llama-cpp` provider (in-process llama.cpp through node-llama-cpp). */
+export interface LlamaCppProviderOptions {
+  /**
+   * The GGUF file. Relative paths are resolved against the models file's folder. `builtin:tiny-llama`
+   * (or `builtin:tiny-llama-large`) is the project's own tiny noise model, written on first use.
+   */
+  readonly modelPath: string;
+  /** CPU threads per evaluation (default 1). node-llama-cpp's own default (4) is 10-30× slower for tiny models on 2 cores. */
+  readonly threads?: number;
+  /** Tokens of context per sequence (default: the model's training context, at most 2048). */
+  readonly contextSize?: number;
+  /** Parallel sequences, i.e. requests generated at once in one batched context (default 4). Others queue (FIFO). */
+  readonly sequences?: number;
+  /** Tokens evaluated per batch (default: node-llama-cpp's, min(512, contextSize × sequences)). */
+  readonly batchSize?: number;
+  /** maxTokens when a request gives none (default 256). Always capped by the room left in the context. */
+  readonly maxTokens?: number;
+  /** Prepended as a system message to chats that have none. */
+  readonly systemPrompt?: string;
+  /** Offload to a GPU when one is available (default false: the prebuilt CPU build, never a compile). */
+  readonly gpu?: boolean;
+  /** Where `builtin:` models are written (default: `<os tmpdir>/infer-model-providers`). */
+  readonly builtinDir?: string;
+}
+
+export const LLAMA_CPP_DEFAULTS = {
+  threads: 1,
+  maxContextSize: 2048,
+  sequences: 4,
+  maxTokens: 256,
+  gpu: false,
+} as const;
+
+export const llamaCppOptionsSchema: OptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['modelPath'],
+  properties: {
+    modelPath: { type: 'string', minLength: 1, description: 'GGUF file (relative to the models file) or builtin:tiny-llama' },
+    threads: { type: 'integer', minimum: 1, maximum: 256, default: LLAMA_CPP_DEFAULTS.threads },
+    contextSize: { type: 'integer', minimum: 16, maximum: 1_048_576 },
+    sequences: { type: 'integer', minimum: 1, maximum: 256, default: LLAMA_CPP_DEFAULTS.sequences },
+    batchSize: { type: 'integer', minimum: 1, maximum: 65_536 },
+    maxTokens: { type: 'integer', minimum: 1, default: LLAMA_CPP_DEFAULTS.maxTokens },
+    systemPrompt: { type: 'string' },
+    gpu: { type: 'boolean', default: LLAMA_CPP_DEFAULTS.gpu },
+    builtinDir: { type: 'string', minLength: 1 },
+  },
+};

@@ -1,0 +1,390 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelProviderError } from '../../contract/errors.js';
+import type { ChatMessage, GenerationResult, StreamPart } from '../../contract/model-provider.js';
+import { writeTinyLlamaGguf } from '../../gguf/tiny-llama.js';
+import { silentLogger, type ProviderContext } from '../../registry/provider-definition.js';
+import { ModelProviderRegistry } from '../../registry/provider-registry.js';
+import { llamaCppProviderDefinition, LlamaCppProvider, type LlamaCppProviderOptions } from './index.js';
+
+let dir: string;
+const providers: LlamaCppProvider[] = [];
+
+function context(overrides: Partial<ProviderContext> = {}): ProviderContext {
+  return { modelName: 'tiny', env: {}, baseDir: dir, logger: silentLogger, ...overrides };
+}
+
+async function provider(options: Partial<LlamaCppProviderOptions> = {}): Promise<LlamaCppProvider> {
+  const p = new LlamaCppProvider({ modelPath: 'tiny.gguf', ...options }, context());
+  providers.push(p);
+  await p.init();
+  return p;
+}
+
+async function collect(stream: AsyncIterable<StreamPart>): Promise<{ text: string; deltas: number; finish: Extract<StreamPart, { type: 'finish' }> }> {
+  let text = '';
+  let deltas = 0;
+  let finish: Extract<StreamPart, { type: 'finish' }> | undefined;
+  for await (const part of stream) {
+    if (part.type === 'delta') {
+      expect(finish, 'no delta after the finish part').toBeUndefined();
+      text += part.text;
+      deltas += 1;
+    } else {
+      finish = part;
+    }
+  }
+  if (!finish) throw new Error('the stream ended without a finish part');
+  return { text, deltas, finish };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ModelProviderError> {
+  const error = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ModelProviderError);
+  return error as ModelProviderError;
+}
+
+const messages: readonly ChatMessage[] = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Tell me about lighthouses.' },
+];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'llama-cpp-provider-'));
+  await writeTinyLlamaGguf(join(dir, 'tiny.gguf'));
+});
+
+afterAll(async () => {
+  await Promise.all(providers.map((p) => p.close()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('llama-cpp provider: generation', () => {
+  let p: LlamaCppProvider;
+  beforeAll(async () => {
+    p = await provider({ sequences: 4 });
+  });
+
+  it('declares its capabilities and is healthy once loaded', async () => {
+    expect(p.kind).toBe('llama-cpp');
+    expect(p.label).toBe('llama-cpp(tiny.gguf, tiny)');
+    expect(p.capabilities).toEqual({ chat: true, completion: true, streaming: true, embeddings: false });
+    const health = await p.health();
+    expect(health.healthy).toBe(true);
+    expect(health.detail).toMatch(/tiny\.gguf loaded; 0\/4 sequences busy/);
+  });
+
+  it('chat: stream and non-stream agree at temperature 0, and counts real tokens', async () => {
+    const whole = await p.chat({ messages, maxTokens: 50, temperature: 0 });
+    const streamed = await collect(p.streamChat({ messages, maxTokens: 50, temperature: 0 }));
+    expect(whole.text).toMatch(/^[\x20-\x7e]{50}$/);
+    expect(streamed.text).toBe(whole.text);
+    expect(streamed.deltas).toBeGreaterThan(1);
+    expect(streamed.finish.finishReason).toBe(whole.finishReason);
+    expect(streamed.finish.usage).toEqual(whole.usage);
+    // The template renders `<|system|>\n…</s>\n<|user|>\n…</s>\n<|assistant|>\n` (byte tokens, BOS, and one
+    // SentencePiece space prefix per text piece): more tokens than characters of content, fewer than 2×.
+    const content = messages.reduce((n, m) => n + m.content.length, 0);
+    expect(whole.usage.promptTokens).toBeGreaterThan(content + 30);
+    expect(whole.usage.promptTokens).toBeLessThan(content + 60);
+  });
+
+  it('completion: stream and non-stream agree at temperature 0; the prompt is BOS + one token per byte', async () => {
+    const whole = await p.complete({ prompt: 'abc', maxTokens: 30, temperature: 0 });
+    const streamed = await collect(p.streamComplete({ prompt: 'abc', maxTokens: 30, temperature: 0 }));
+    expect(streamed.text).toBe(whole.text);
+    expect(whole.usage).toEqual({ promptTokens: 4, completionTokens: 30 });
+    expect(streamed.finish).toEqual({ type: 'finish', finishReason: 'length', usage: whole.usage });
+    expect((await p.complete({ prompt: 'héllo wörld', maxTokens: 1, temperature: 0 })).usage.promptTokens).toBe(1 + 13);
+  });
+
+  it("maxTokens: finishReason 'length' with exactly maxTokens tokens (temperature 0 never picks EOS)", async () => {
+    for (const maxTokens of [1, 2, 17, 100]) {
+      const chat = await p.chat({ messages, maxTokens, temperature: 0 });
+      expect(chat.finishReason).toBe('length');
+      expect(chat.usage.completionTokens).toBe(maxTokens);
+      expect(chat.text.length).toBe(maxTokens); // printable ASCII: one character per token
+      const completion = await p.complete({ prompt: 'Once', maxTokens, temperature: 0 });
+      expect(completion).toMatchObject({ finishReason: 'length', usage: { completionTokens: maxTokens } });
+    }
+    // The default maxTokens applies when none is given.
+    const defaulted = await p.complete({ prompt: 'Once', temperature: 0 });
+    expect(defaulted.usage.completionTokens).toBe(256);
+  });
+
+  it("sampling: an EOS ends the text with finishReason 'stop' and counts as a completion token", async () => {
+    // At temperature 1 the noise model emits EOS about once in a thousand tokens: look for a seed that does.
+    let found: GenerationResult | undefined;
+    for (let seed = 0; seed < 400 && !found; seed += 8) {
+      const batch = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => p.complete({ prompt: 'Hi', maxTokens: 60, temperature: 1, seed: seed + i })),
+      );
+      for (const result of batch) {
+        expect(result.usage.completionTokens).toBeLessThanOrEqual(60);
+        if (result.finishReason === 'length') expect(result.usage.completionTokens).toBe(60);
+        else found ??= result;
+      }
+    }
+    expect(found, 'some seed produced an EOS').toBeDefined();
+    expect(found?.finishReason).toBe('stop');
+    expect(found?.usage.completionTokens).toBe((found?.text.length ?? 0) + 1);
+  });
+
+  it('seed: the same seed gives the same text, without a seed two calls differ', async () => {
+    const request = { prompt: 'The sea', maxTokens: 40, temperature: 1.2 } as const;
+    const [a, b] = await Promise.all([p.complete({ ...request, seed: 11 }), p.complete({ ...request, seed: 11 })]);
+    const c = await p.complete({ ...request, seed: 12 });
+    expect(b.text).toBe(a.text);
+    expect(c.text).not.toBe(a.text);
+    // node-llama-cpp's own default seed is the current second; the provider draws a random one.
+    const [x, y] = await Promise.all([p.complete(request), p.complete(request)]);
+    expect(x.text).not.toBe(y.text);
+    // topP close to 0 is greedy whatever the temperature and seed.
+    const greedy = await p.complete({ prompt: 'The sea', maxTokens: 40, temperature: 0 });
+    const nucleus = await p.complete({ ...request, topP: 1e-6, seed: 99 });
+    expect(nucleus.text).toBe(greedy.text);
+  });
+
+  it('stop sequences end the text before the match, streamed or not', async () => {
+    const base = await p.complete({ prompt: 'Stop me', maxTokens: 80, temperature: 0 });
+    const stop = base.text.slice(30, 33);
+    const expected = base.text.slice(0, base.text.indexOf(stop));
+    const whole = await p.complete({ prompt: 'Stop me', maxTokens: 80, temperature: 0, stop: [stop, 'never-there'] });
+    expect(whole.text).toBe(expected);
+    expect(whole.finishReason).toBe('stop');
+    const streamed = await collect(p.streamComplete({ prompt: 'Stop me', maxTokens: 80, temperature: 0, stop: [stop] }));
+    expect(streamed.text).toBe(expected);
+    expect(streamed.finish.finishReason).toBe('stop');
+    // The stop sequence's tokens were generated: they are counted.
+    expect(whole.usage.completionTokens).toBe(expected.length + stop.length);
+  });
+
+  it('chat: systemPrompt is used when the request has no system message; roles map to the template', async () => {
+    const withOption = await provider({ systemPrompt: 'Be brief.', sequences: 1 });
+    const user: ChatMessage[] = [{ role: 'user', content: 'Hi' }];
+    const a = await withOption.chat({ messages: user, maxTokens: 1, temperature: 0 });
+    const b = await p.chat({ messages: user, maxTokens: 1, temperature: 0 });
+    expect(a.usage.promptTokens - b.usage.promptTokens).toBeGreaterThanOrEqual('<|system|>\nBe brief.'.length);
+    const explicit = await withOption.chat({ messages: [{ role: 'developer', content: 'X' }, ...user], maxTokens: 1, temperature: 0 });
+    expect(explicit.usage.promptTokens).toBeLessThan(a.usage.promptTokens);
+    const multiTurn = await p.chat({
+      messages: [...user, { role: 'assistant', content: 'Hello!' }, { role: 'user', content: 'Again' }],
+      maxTokens: 5,
+      temperature: 0,
+    });
+    expect(multiTurn.usage.completionTokens).toBe(5);
+    await expect(rejection(p.chat({ messages: [], maxTokens: 1 }))).resolves.toMatchObject({ code: 'invalid_request' });
+  });
+});
+
+describe('llama-cpp provider: context length', () => {
+  let p: LlamaCppProvider;
+  beforeAll(async () => {
+    p = await provider({ contextSize: 256, sequences: 1 });
+  });
+
+  it("a prompt that does not fit fails with 'context_length_exceeded' (400, not retryable)", async () => {
+    const error = await rejection(p.complete({ prompt: 'x'.repeat(300) }));
+    expect(error).toMatchObject({ code: 'context_length_exceeded', isRetryable: false, param: 'prompt' });
+    expect(error.message).toMatch(/maximum context length is 256 tokens/);
+    const chatError = await rejection(p.chat({ messages: [{ role: 'user', content: 'y'.repeat(300) }] }));
+    expect(chatError).toMatchObject({ code: 'context_length_exceeded', param: 'messages' });
+    const streamError = await rejection(collect(p.streamChat({ messages: [{ role: 'user', content: 'y'.repeat(300) }] })));
+    expect(streamError.code).toBe('context_length_exceeded');
+  });
+
+  it('an explicit maxTokens must fit beside the prompt; the default is capped by the room left', async () => {
+    const prompt = 'x'.repeat(100); // 101 tokens with BOS
+    const room = 256 - 1 - 101;
+    const full = await p.complete({ prompt, maxTokens: room, temperature: 0 });
+    expect(full).toMatchObject({ finishReason: 'length', usage: { promptTokens: 101, completionTokens: room } });
+    const error = await rejection(p.complete({ prompt, maxTokens: room + 1, temperature: 0 }));
+    expect(error).toMatchObject({ code: 'context_length_exceeded', param: 'max_tokens' });
+    const defaulted = await p.complete({ prompt, temperature: 0 });
+    expect(defaulted.usage.completionTokens).toBe(room);
+    // Chat fills the context exactly too (no silent history compression).
+    const chatPrompt = (await p.chat({ messages: [{ role: 'user', content: 'z'.repeat(150) }], maxTokens: 1 })).usage.promptTokens;
+    const chat = await p.chat({ messages: [{ role: 'user', content: 'z'.repeat(150) }], maxTokens: 255 - chatPrompt, temperature: 0 });
+    expect(chat).toMatchObject({ finishReason: 'length', usage: { completionTokens: 255 - chatPrompt } });
+  });
+});
+
+describe('llama-cpp provider: abort', () => {
+  let p: LlamaCppProvider;
+  beforeAll(async () => {
+    p = await provider({ sequences: 1 });
+  });
+
+  it('a pre-aborted signal rejects without generating', async () => {
+    const signal = AbortSignal.abort();
+    expect((await rejection(p.chat({ messages }, { signal }))).code).toBe('aborted');
+    const stream = p.streamComplete({ prompt: 'x' }, { signal });
+    expect((await rejection(collect(stream))).code).toBe('aborted');
+  });
+
+  it('aborting mid-stream stops promptly; the cleared sequence serves the next request as if new', async () => {
+    const baseline = await p.complete({ prompt: 'Fresh', maxTokens: 40, temperature: 0 });
+    const controller = new AbortController();
+    const iterator = p.streamChat({ messages, maxTokens: 1900, temperature: 0 }, { signal: controller.signal })[Symbol.asyncIterator]();
+    let received = 0;
+    for (let i = 0; i < 5; i++) {
+      const next = await iterator.next();
+      if (next.value?.type === 'delta') received += next.value.text.length;
+    }
+    const abortedAt = performance.now();
+    controller.abort();
+    const error = await rejection(iterator.next());
+    const abortMs = performance.now() - abortedAt;
+    expect(error.code).toBe('aborted');
+    expect(error.isRetryable).toBe(false);
+    expect(abortMs).toBeLessThan(100);
+    expect(received).toBeLessThan(1900);
+    expect(await iterator.next()).toEqual({ done: true, value: undefined });
+    // sequences: 1, so this reuses the aborted request's sequence.
+    const after = await p.complete({ prompt: 'Fresh', maxTokens: 40, temperature: 0 });
+    expect(after.text).toBe(baseline.text);
+  });
+
+  it('aborting a non-stream call rejects at once; a consumer that stops iterating releases the sequence', async () => {
+    const controller = new AbortController();
+    const pending = p.complete({ prompt: 'Long', maxTokens: 2000 }, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 20);
+    expect((await rejection(pending)).code).toBe('aborted');
+
+    for await (const part of p.streamComplete({ prompt: 'Long', maxTokens: 2000 })) {
+      expect(part.type).toBe('delta');
+      break;
+    }
+    // If either generation still held the only sequence, this would wait for 2000 tokens.
+    const started = performance.now();
+    await p.complete({ prompt: 'Next', maxTokens: 5, temperature: 0 });
+    expect(performance.now() - started).toBeLessThan(300);
+  });
+
+  it('a queued request whose signal aborts leaves the queue; the others are served in FIFO order', async () => {
+    const order: number[] = [];
+    const run = (i: number, signal?: AbortSignal) =>
+      p.complete({ prompt: `Request ${i}`, maxTokens: 100, temperature: 0 }, signal ? { signal } : {}).then((r) => {
+        order.push(i);
+        return r;
+      });
+    const controller = new AbortController();
+    const calls = [run(0), run(1), run(2, controller.signal), run(3), run(4)];
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await p.health()).detail).toMatch(/1\/1 sequences busy, 4 queued/);
+    controller.abort();
+    expect((await rejection(calls[2] as Promise<unknown>)).code).toBe('aborted');
+    expect((await p.health()).detail).toMatch(/3 queued/);
+    await Promise.all([calls[0], calls[1], calls[3], calls[4]]);
+    expect(order).toEqual([0, 1, 3, 4]);
+    expect((await p.health()).detail).toMatch(/0\/1 sequences busy, 0 queued/);
+  });
+});
+
+describe('llama-cpp provider: concurrency', () => {
+  it('8 concurrent requests on 2 sequences all complete, 2 at a time, interleaved and reproducible', async () => {
+    const p = await provider({ sequences: 2 });
+    const spans: Array<{ first: number; end: number }> = [];
+    const t0 = performance.now();
+    const results = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        let first = 0;
+        let text = '';
+        for await (const part of p.streamComplete({ prompt: 'Same prompt', maxTokens: 300, temperature: 0 })) {
+          if (part.type === 'delta') {
+            first ||= performance.now() - t0;
+            text += part.text;
+          }
+        }
+        spans.push({ first, end: performance.now() - t0 });
+        return text;
+      }),
+    );
+    const wallMs = performance.now() - t0;
+    expect(results.every((text) => text.length === 300)).toBe(true);
+    // Batched decoding does not change greedy results.
+    expect(new Set(results).size).toBe(1);
+    // At most 2 streams are generating at any moment, and 2 are generating at once (not serialized).
+    const activeAt = (t: number) => spans.filter((s) => s.first <= t && t < s.end).length;
+    const maxActive = Math.max(...spans.map((s) => activeAt(s.first)));
+    expect(maxActive).toBe(2);
+
+    // Against one sequence (serialized): informative, the tiny model is bound by JavaScript overhead.
+    const single = await provider({ sequences: 1 });
+    const s0 = performance.now();
+    await Promise.all(Array.from({ length: 8 }, () => collect(single.streamComplete({ prompt: 'Same prompt', maxTokens: 300, temperature: 0 }))));
+    const serializedMs = performance.now() - s0;
+    console.info(`8×300 tokens: ${Math.round(wallMs)} ms on 2 sequences, ${Math.round(serializedMs)} ms on 1`);
+  });
+
+  it('sequences: 8 decodes 8 requests at once, each with the text it gets alone (no logits crossing sequences)', async () => {
+    // Without the logits-reorder guard this failed 4 runs out of 4 here: some reply got a token
+    // sampled from another sequence's logits (see logits-race-guard.ts).
+    const p = await provider({ sequences: 8 });
+    const prompts = Array.from({ length: 8 }, (_, i) => `Prompt ${i} ${'z'.repeat(i * 5)}`);
+    const alone: string[] = [];
+    for (const prompt of prompts) alone.push((await p.complete({ prompt, maxTokens: 300, temperature: 0 })).text);
+    const sameAlone = await p.chat({ messages, maxTokens: 300, temperature: 0 });
+    for (let round = 0; round < 3; round++) {
+      const mixed = await Promise.all(prompts.map((prompt) => p.complete({ prompt, maxTokens: 300, temperature: 0 })));
+      expect(mixed.map((r) => r.text)).toEqual(alone);
+      const same = await Promise.all(Array.from({ length: 8 }, () => p.chat({ messages, maxTokens: 300, temperature: 0 })));
+      for (const result of same) expect(result.text).toBe(sameAlone.text);
+    }
+  });
+});
+
+describe('llama-cpp provider: lifecycle and configuration', () => {
+  it('close() rejects the running and queued requests (retryable) and later ones, and reports unhealthy', async () => {
+    const p = await provider({ sequences: 1 });
+    const running = rejection(p.complete({ prompt: 'Long', maxTokens: 2000 }));
+    const queued = rejection(p.complete({ prompt: 'Queued', maxTokens: 10 }));
+    await new Promise((r) => setTimeout(r, 10));
+    expect((await p.health()).detail).toMatch(/1\/1 sequences busy, 1 queued/);
+    await p.close();
+    for (const error of await Promise.all([running, queued])) {
+      expect(error).toMatchObject({ code: 'upstream_unavailable', isRetryable: true });
+    }
+    expect((await rejection(p.chat({ messages }))).code).toBe('upstream_unavailable');
+    expect(await p.health()).toEqual({ healthy: false, detail: 'closed' });
+    await p.close(); // idempotent
+  });
+
+  it('a missing model file makes init() fail (retryable, so the router tries elsewhere) and health() unhealthy', async () => {
+    const p = new LlamaCppProvider({ modelPath: 'missing.gguf' }, context());
+    providers.push(p);
+    expect(await p.health()).toMatchObject({ healthy: false, detail: expect.stringMatching(/not loaded/) });
+    const error = await rejection(p.init());
+    expect(error).toMatchObject({ code: 'upstream_unavailable', isRetryable: true });
+    expect(error.message).toContain(join(dir, 'missing.gguf'));
+    expect(await p.health()).toMatchObject({ healthy: false, detail: expect.stringMatching(/failed to load/) });
+    expect((await rejection(p.complete({ prompt: 'x' }))).code).toBe('upstream_unavailable');
+  });
+
+  it('is created by the registry from validated options with defaults, relative to the models file', async () => {
+    const registry = new ModelProviderRegistry([llamaCppProviderDefinition]);
+    const p = registry.create('llama-cpp', { modelPath: 'tiny.gguf' }, context()) as LlamaCppProvider;
+    providers.push(p);
+    await p.init();
+    expect((await p.health()).detail).toMatch(/0\/4 sequences busy.*context 2048 tokens per sequence; threads 1$/);
+    expect(() => registry.create('llama-cpp', { modelPath: 'x.gguf', thread: 2 }, context())).toThrow(/"thread"/);
+    expect(() => registry.create('llama-cpp', {}, context())).toThrow(/modelPath/);
+    expect(() => registry.create('llama-cpp', { modelPath: 'x.gguf', sequences: 0 }, context())).toThrow(/sequences/);
+  });
+
+  it('builtin:tiny-llama writes the built-in model on first use', async () => {
+    const p = new LlamaCppProvider({ modelPath: 'builtin:tiny-llama', builtinDir: join(dir, 'builtin') }, context());
+    providers.push(p);
+    await p.init();
+    expect(p.label).toBe('llama-cpp(builtin:tiny-llama, tiny)');
+    expect((await p.complete({ prompt: 'Hi', maxTokens: 3, temperature: 0 })).usage.completionTokens).toBe(3);
+    expect(() => new LlamaCppProvider({ modelPath: 'builtin:nope' }, context())).toThrow(/Unknown built-in model/);
+  });
+});

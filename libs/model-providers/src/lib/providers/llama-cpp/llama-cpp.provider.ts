@@ -1,0 +1,621 @@
+/**
+ * The `llama-cpp` provider: a GGUF model loaded in-process with node-llama-cpp.
+ *
+ * - One model and one context per provider; the context has `sequences` parallel sequences that
+ *   llama.cpp decodes together in one batch. Each request takes a sequence from a FIFO pool
+ *   (waiting when all are busy), and gives it back cleared. There is no global lock.
+ * - Chat goes through LlamaChat with the chat wrapper resolved from the model's own template
+ *   (`tokenizer.chat_template`); completion through LlamaCompletion.
+ * - Parallel sequences are guarded against a logits race in node-llama-cpp (see logits-race-guard.ts).
+ * - Prompts are measured before anything runs: a prompt (plus an explicit maxTokens) that does not
+ *   fit the context fails with 'context_length_exceeded' instead of node-llama-cpp's silent
+ *   truncation or history compression.
+ */
+import { randomInt } from 'node:crypto';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import type {
+  ChatHistoryItem,
+  ChatWrapper,
+  LLamaChatGenerateResponseOptions,
+  LlamaCompletionGenerationOptions,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaModel,
+  Token,
+} from 'node-llama-cpp';
+import { abortedError, ModelProviderError } from '../../contract/errors.js';
+import {
+  MODEL_PROVIDER_SPEC_VERSION,
+  type CallOptions,
+  type ChatMessage,
+  type ChatRequest,
+  type CompletionRequest,
+  type FinishReason,
+  type GenerationParams,
+  type GenerationResult,
+  type ModelProvider,
+  type ProviderCapabilities,
+  type ProviderHealth,
+  type StreamPart,
+} from '../../contract/model-provider.js';
+import type { ProviderContext } from '../../registry/provider-definition.js';
+import { ensureTinyLlamaGguf, LARGE_TINY_LLAMA_SPEC, DEFAULT_TINY_LLAMA_SPEC, tinyLlamaGgufFileName, type TinyLlamaSpec } from '../../gguf/tiny-llama.js';
+import { LLAMA_CPP_DEFAULTS, type LlamaCppProviderOptions } from './llama-cpp.options.js';
+import { getSharedLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './llama-runtime.js';
+import { guardLogitsReorderRace } from './logits-race-guard.js';
+import { SequencePool } from './sequence-pool.js';
+import { TextChannel } from './text-channel.js';
+
+export const LLAMA_CPP_PROVIDER_KIND = 'llama-cpp';
+
+/** `modelPath` values that name the project's own tiny models (written on first use). */
+export const BUILTIN_LLAMA_CPP_MODELS: Readonly<Record<string, TinyLlamaSpec>> = {
+  'builtin:tiny-llama': DEFAULT_TINY_LLAMA_SPEC,
+  'builtin:tiny-llama-large': LARGE_TINY_LLAMA_SPEC,
+};
+
+interface ResolvedOptions {
+  readonly modelPath: string;
+  readonly builtin: TinyLlamaSpec | undefined;
+  readonly threads: number;
+  readonly contextSize: number | undefined;
+  readonly sequences: number;
+  readonly batchSize: number | undefined;
+  readonly maxTokens: number;
+  readonly systemPrompt: string | undefined;
+  readonly gpu: boolean;
+}
+
+interface Loaded {
+  readonly lib: NodeLlamaCpp;
+  readonly model: LlamaModel;
+  readonly context: LlamaContext;
+  readonly pool: SequencePool<LlamaContextSequence>;
+  readonly chatWrapper: ChatWrapper;
+  /** Tokens of context per sequence (what llama.cpp actually allocated). */
+  readonly contextSize: number;
+  readonly modelPath: string;
+}
+
+type Kind = 'chat' | 'completion';
+
+/** A request measured and ready to run on a sequence. */
+interface Prepared {
+  readonly promptTokens: number;
+  readonly maxTokens: number;
+  readonly run: (
+    sequence: LlamaContextSequence,
+    signal: AbortSignal,
+    onText: ((text: string) => void) | undefined,
+  ) => Promise<{ readonly text: string; readonly stopReason: StopReason }>;
+}
+
+type StopReason = 'eogToken' | 'stopGenerationTrigger' | 'functionCalls' | 'maxTokens' | 'abort' | 'customStopTrigger';
+
+export class LlamaCppProvider implements ModelProvider {
+  readonly specificationVersion = MODEL_PROVIDER_SPEC_VERSION;
+  readonly kind = LLAMA_CPP_PROVIDER_KIND;
+  readonly label: string;
+  readonly capabilities: ProviderCapabilities = Object.freeze({ chat: true, completion: true, streaming: true, embeddings: false });
+
+  private readonly options: ResolvedOptions;
+  private loading: Promise<Loaded> | undefined;
+  private loaded: Loaded | undefined;
+  private loadFailure: unknown;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly closeController = new AbortController();
+  private readonly running = new Set<Promise<unknown>>();
+  private busy = 0;
+
+  constructor(
+    options: LlamaCppProviderOptions,
+    private readonly context: ProviderContext,
+  ) {
+    this.options = resolveOptions(options, context);
+    this.label = `${LLAMA_CPP_PROVIDER_KIND}(${options.modelPath.startsWith('builtin:') ? options.modelPath : basename(this.options.modelPath)}, ${context.modelName})`;
+  }
+
+  async init(): Promise<void> {
+    await this.ensureLoaded();
+  }
+
+  chat(request: ChatRequest, options?: CallOptions): Promise<GenerationResult> {
+    return this.generate('chat', request, options?.signal, undefined);
+  }
+
+  streamChat(request: ChatRequest, options?: CallOptions): AsyncIterable<StreamPart> {
+    return this.stream('chat', request, options?.signal);
+  }
+
+  complete(request: CompletionRequest, options?: CallOptions): Promise<GenerationResult> {
+    return this.generate('completion', request, options?.signal, undefined);
+  }
+
+  streamComplete(request: CompletionRequest, options?: CallOptions): AsyncIterable<StreamPart> {
+    return this.stream('completion', request, options?.signal);
+  }
+
+  async health(): Promise<ProviderHealth> {
+    if (this.closed) return { healthy: false, detail: 'closed' };
+    const loaded = this.loaded;
+    if (loaded) {
+      const { pool } = loaded;
+      return {
+        healthy: true,
+        detail:
+          `${basename(loaded.modelPath)} loaded; ${this.busy}/${pool.size} sequences busy, ${pool.waiting} queued; ` +
+          `context ${loaded.contextSize} tokens per sequence; threads ${this.options.threads}`,
+      };
+    }
+    if (this.loading) return { healthy: false, detail: 'loading the model' };
+    if (this.loadFailure !== undefined) return { healthy: false, detail: `the model failed to load: ${errorMessage(this.loadFailure)}` };
+    return { healthy: false, detail: 'the model is not loaded yet (init() was not called)' };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private async doClose(): Promise<void> {
+    this.closed = true;
+    this.closeController.abort(closedError());
+    const loading = this.loading;
+    this.loaded?.pool.close(closedError());
+    await Promise.allSettled([...this.running]);
+    const loaded = await loading?.catch(() => undefined);
+    if (!loaded) return;
+    loaded.pool.close(closedError());
+    await loaded.context.dispose();
+    await loaded.model.dispose();
+    this.loaded = undefined;
+  }
+
+  private ensureLoaded(): Promise<Loaded> {
+    if (this.closed) return Promise.reject(closedError());
+    this.loading ??= this.load().then(
+      (loaded) => {
+        this.loaded = loaded;
+        this.loadFailure = undefined;
+        return loaded;
+      },
+      (error: unknown) => {
+        this.loading = undefined;
+        this.loadFailure = error;
+        throw error;
+      },
+    );
+    return this.loading;
+  }
+
+  private async load(): Promise<Loaded> {
+    const started = performance.now();
+    const { builtin, gpu, threads, sequences, batchSize } = this.options;
+    try {
+      const modelPath = builtin ? await ensureTinyLlamaGguf(this.options.modelPath, builtin) : this.options.modelPath;
+      const lib = await loadNodeLlamaCpp();
+      const llama = await getSharedLlama({ gpu, logger: this.context.logger });
+      const model = await llama.loadModel({ modelPath });
+      try {
+        const contextSize = this.options.contextSize ?? Math.min(LLAMA_CPP_DEFAULTS.maxContextSize, model.trainContextSize);
+        const context = await model.createContext({
+          contextSize,
+          sequences,
+          threads,
+          ...(batchSize === undefined ? {} : { batchSize }),
+        });
+        if (sequences > 1 && !guardLogitsReorderRace(context)) {
+          this.context.logger.warn(
+            { provider: this.label },
+            'could not install the logits-reorder guard (node-llama-cpp internals changed): parallel sequences may swap tokens',
+          );
+        }
+        const pool = new SequencePool(Array.from({ length: sequences }, () => context.getSequence()));
+        const chatWrapper = lib.resolveChatWrapper(model);
+        const loaded: Loaded = { lib, model, context, pool, chatWrapper, contextSize: context.contextSize, modelPath };
+        if (this.closed) {
+          await context.dispose();
+          throw closedError();
+        }
+        this.context.logger.info(
+          {
+            provider: this.label,
+            modelPath,
+            loadMs: Math.round(performance.now() - started),
+            contextSize: context.contextSize,
+            sequences,
+            threads,
+            chatWrapper: chatWrapper.wrapperName,
+          },
+          'llama.cpp model loaded',
+        );
+        return loaded;
+      } catch (error) {
+        await model.dispose();
+        throw error;
+      }
+    } catch (error) {
+      if (ModelProviderError.isInstance(error)) throw error;
+      this.context.logger.error({ provider: this.label, err: error }, 'llama.cpp model failed to load');
+      throw new ModelProviderError(`Could not load the model ${this.options.modelPath}: ${errorMessage(error)}`, {
+        code: 'upstream_unavailable',
+        isRetryable: true,
+        cause: error,
+      });
+    }
+  }
+
+  private async *stream(kind: Kind, request: ChatRequest | CompletionRequest, signal: AbortSignal | undefined): AsyncGenerator<StreamPart> {
+    if (signal?.aborted) throw abortedError(signal.reason);
+    // Our own controller, so that a consumer that stops iterating also stops the generation.
+    const controller = new AbortController();
+    const forward = (): void => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', forward, { once: true });
+    const channel = new TextChannel();
+    const result = this.generate(kind, request, controller.signal, (text) => channel.push(text)).then(
+      (value) => {
+        channel.end();
+        return value;
+      },
+      (error: unknown) => {
+        channel.fail(error);
+        throw error;
+      },
+    );
+    result.catch(() => undefined); // observed through the channel
+    let finished = false;
+    try {
+      for (let text = await channel.next(); text !== undefined; text = await channel.next()) {
+        yield { type: 'delta', text };
+      }
+      const { finishReason, usage } = await result;
+      finished = true;
+      yield { type: 'finish', finishReason, usage };
+    } finally {
+      signal?.removeEventListener('abort', forward);
+      if (!finished) {
+        controller.abort(abortedError());
+        await result.catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * Runs one request: measure, wait for a sequence, generate, give the sequence back.
+   * Rejects with `abortedError()` as soon as `signal` aborts; the sequence is returned to the pool
+   * (cleared) once node-llama-cpp has actually stopped, in the background.
+   */
+  private async generate(
+    kind: Kind,
+    request: ChatRequest | CompletionRequest,
+    signal: AbortSignal | undefined,
+    onText: ((text: string) => void) | undefined,
+  ): Promise<GenerationResult> {
+    if (signal?.aborted) throw abortedError(signal.reason);
+    const link = linkSignals(signal, this.closeController.signal);
+    try {
+      const work = this.runOnSequence(kind, request, link.signal, onText);
+      const tracked = work.catch(() => undefined);
+      this.running.add(tracked);
+      void tracked.finally(() => this.running.delete(tracked));
+      return await raceAbort(work, link.signal, () => (signal?.aborted ? abortedError(signal.reason) : closedError()));
+    } finally {
+      link.dispose();
+    }
+  }
+
+  private async runOnSequence(
+    kind: Kind,
+    request: ChatRequest | CompletionRequest,
+    signal: AbortSignal,
+    onText: ((text: string) => void) | undefined,
+  ): Promise<GenerationResult> {
+    const loaded = await this.ensureLoaded();
+    const prepared = kind === 'chat' ? this.prepareChat(loaded, request as ChatRequest) : this.prepareCompletion(loaded, request as CompletionRequest);
+    const sequence = await loaded.pool.acquire(signal);
+    this.busy += 1;
+    const outputBefore = sequence.tokenMeter.usedOutputTokens;
+    try {
+      const { text, stopReason } = await prepared.run(sequence, signal, onText);
+      if (stopReason === 'abort') throw abortedError();
+      return {
+        text,
+        finishReason: toFinishReason(stopReason),
+        usage: { promptTokens: prepared.promptTokens, completionTokens: sequence.tokenMeter.usedOutputTokens - outputBefore },
+      };
+    } catch (error) {
+      if (signal.aborted) throw ModelProviderError.isInstance(signal.reason) ? signal.reason : abortedError(error);
+      if (ModelProviderError.isInstance(error)) throw error;
+      throw new ModelProviderError(`llama.cpp generation failed: ${errorMessage(error)}`, { code: 'internal', cause: error });
+    } finally {
+      this.busy -= 1;
+      await this.recycle(loaded, sequence);
+    }
+  }
+
+  /** Clears a used sequence and returns it to the pool (a fresh one replaces it if clearing fails). */
+  private async recycle(loaded: Loaded, sequence: LlamaContextSequence): Promise<void> {
+    try {
+      await sequence.clearHistory();
+      loaded.pool.release(sequence);
+    } catch (error) {
+      if (this.closed || loaded.context.disposed) return;
+      this.context.logger.warn({ provider: this.label, err: error }, 'could not clear a llama.cpp sequence; replacing it');
+      await sequence.dispose().catch(() => undefined);
+      loaded.pool.release(loaded.context.getSequence());
+    }
+  }
+
+  private prepareChat(loaded: Loaded, request: ChatRequest): Prepared {
+    if (request.messages.length === 0) {
+      throw new ModelProviderError('messages must contain at least one message', { code: 'invalid_request', param: 'messages' });
+    }
+    const history = toChatHistory(request.messages, this.options.systemPrompt);
+    let promptTokens: number;
+    try {
+      const { contextText } = loaded.chatWrapper.generateContextState({ chatHistory: history });
+      promptTokens = contextText.tokenize(loaded.model.tokenizer).length;
+    } catch (error) {
+      throw new ModelProviderError(`The model's chat template cannot render these messages: ${errorMessage(error)}`, {
+        code: 'invalid_request',
+        param: 'messages',
+        cause: error,
+      });
+    }
+    const maxTokens = this.budget(loaded, promptTokens, request, 'messages');
+    const customStopTriggers = stopTriggers(request.stop);
+    return {
+      promptTokens,
+      maxTokens,
+      run: async (sequence, signal, onText) => {
+        const chat = new loaded.lib.LlamaChat({ contextSequence: sequence, chatWrapper: loaded.chatWrapper, autoDisposeSequence: false });
+        try {
+          const options: LLamaChatGenerateResponseOptions = {
+            ...samplingOptions(request),
+            maxTokens,
+            signal,
+            stopOnAbortSignal: false,
+            trimWhitespaceSuffix: false,
+            ...(customStopTriggers ? { customStopTriggers } : {}),
+            ...(onText ? { onTextChunk: onText } : {}),
+          };
+          const response = await chat.generateResponse(history, options);
+          return { text: response.response, stopReason: response.metadata.stopReason };
+        } finally {
+          chat.dispose({ disposeSequence: false });
+        }
+      },
+    };
+  }
+
+  private prepareCompletion(loaded: Loaded, request: CompletionRequest): Prepared {
+    const { model } = loaded;
+    const tokens: Token[] = model.tokenize(request.prompt, false, 'trimLeadingSpace');
+    const promptTokens = tokens.length + (beginningTokenPrepended(loaded) ? 1 : 0);
+    if (promptTokens === 0) {
+      throw new ModelProviderError('The prompt is empty and the model has no BOS token to start from', { code: 'invalid_request', param: 'prompt' });
+    }
+    const maxTokens = this.budget(loaded, promptTokens, request, 'prompt');
+    const customStopTriggers = stopTriggers(request.stop);
+    return {
+      promptTokens,
+      maxTokens,
+      run: async (sequence, signal, onText) => {
+        const completion = new loaded.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
+        try {
+          const options: LlamaCompletionGenerationOptions = {
+            ...samplingOptions(request),
+            maxTokens,
+            signal,
+            stopOnAbortSignal: false,
+            trimWhitespaceSuffix: false,
+            // We measured the prompt: never let node-llama-cpp cut it (its default keeps 10% free) or shift the context.
+            contextShiftSize: 1,
+            disableContextShift: true,
+            ...(customStopTriggers ? { customStopTriggers } : {}),
+            ...(onText ? { onTextChunk: onText } : {}),
+          };
+          const response = await completion.generateCompletionWithMeta(tokens, options);
+          return { text: response.response, stopReason: response.metadata.stopReason };
+        } finally {
+          completion.dispose({ disposeSequence: false });
+        }
+      },
+    };
+  }
+
+  /**
+   * The number of tokens to generate. A sequence holds the prompt, the generated tokens, and one
+   * free cell node-llama-cpp keeps; an explicit maxTokens that does not fit is an error (as with
+   * OpenAI), the default is capped by the room left.
+   */
+  private budget(loaded: Loaded, promptTokens: number, request: GenerationParams, param: 'messages' | 'prompt'): number {
+    const room = loaded.contextSize - 1 - promptTokens;
+    if (room < 1) {
+      throw contextLengthExceeded(
+        `This model's maximum context length is ${loaded.contextSize} tokens, but the ${param} came to ${promptTokens} tokens ` +
+          `(at most ${loaded.contextSize - 2} leave room for a reply). Please shorten the ${param}.`,
+        param,
+      );
+    }
+    if (request.maxTokens !== undefined) {
+      if (!Number.isInteger(request.maxTokens) || request.maxTokens < 1) {
+        throw new ModelProviderError('maxTokens must be a positive integer', { code: 'invalid_request', param: 'max_tokens' });
+      }
+      if (request.maxTokens > room) {
+        throw contextLengthExceeded(
+          `This model's maximum context length is ${loaded.contextSize} tokens. However, you requested ` +
+            `${promptTokens + request.maxTokens + 1} tokens (${promptTokens} in the ${param}, ${request.maxTokens} in the completion, ` +
+            `1 reserved). Please reduce the length of the ${param} or the completion.`,
+          'max_tokens',
+        );
+      }
+      return request.maxTokens;
+    }
+    return Math.min(this.options.maxTokens, room);
+  }
+}
+
+export function createLlamaCppProvider(options: LlamaCppProviderOptions, context: ProviderContext): LlamaCppProvider {
+  return new LlamaCppProvider(options, context);
+}
+
+function resolveOptions(options: LlamaCppProviderOptions, context: ProviderContext): ResolvedOptions {
+  const builtin = BUILTIN_LLAMA_CPP_MODELS[options.modelPath];
+  let modelPath: string;
+  if (builtin) {
+    modelPath = join(options.builtinDir ?? join(tmpdir(), 'infer-model-providers'), tinyLlamaGgufFileName(builtin));
+  } else if (options.modelPath.startsWith('builtin:')) {
+    throw new ModelProviderError(
+      `Unknown built-in model "${options.modelPath}" (known: ${Object.keys(BUILTIN_LLAMA_CPP_MODELS).join(', ')})`,
+      { code: 'invalid_request', param: 'modelPath' },
+    );
+  } else {
+    modelPath = isAbsolute(options.modelPath) ? options.modelPath : resolve(context.baseDir, options.modelPath);
+  }
+  return {
+    modelPath,
+    builtin,
+    threads: options.threads ?? LLAMA_CPP_DEFAULTS.threads,
+    contextSize: options.contextSize,
+    sequences: options.sequences ?? LLAMA_CPP_DEFAULTS.sequences,
+    batchSize: options.batchSize,
+    maxTokens: options.maxTokens ?? LLAMA_CPP_DEFAULTS.maxTokens,
+    systemPrompt: options.systemPrompt,
+    gpu: options.gpu ?? LLAMA_CPP_DEFAULTS.gpu,
+  };
+}
+
+function toChatHistory(messages: readonly ChatMessage[], systemPrompt: string | undefined): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = [];
+  const hasSystem = messages.some((m) => m.role === 'system' || m.role === 'developer');
+  if (systemPrompt !== undefined && !hasSystem) history.push({ type: 'system', text: systemPrompt });
+  for (const message of messages) {
+    switch (message.role) {
+      case 'system':
+      case 'developer':
+        history.push({ type: 'system', text: message.content });
+        break;
+      case 'assistant':
+        history.push({ type: 'model', response: [message.content] });
+        break;
+      case 'user':
+      case 'tool':
+        history.push({ type: 'user', text: message.content });
+        break;
+    }
+  }
+  // The reply to generate: an empty model turn at the end.
+  history.push({ type: 'model', response: [] });
+  return history;
+}
+
+/** OpenAI's defaults (temperature 1, top_p 1, no top-k, no repeat penalty) rather than node-llama-cpp's. */
+function samplingOptions(request: GenerationParams): Pick<
+  LlamaCompletionGenerationOptions,
+  'temperature' | 'topP' | 'topK' | 'minP' | 'seed' | 'repeatPenalty'
+> {
+  const temperature = request.temperature ?? 1;
+  const presencePenalty = request.presencePenalty ?? 0;
+  const frequencyPenalty = request.frequencyPenalty ?? 0;
+  return {
+    temperature,
+    topP: request.topP ?? 1,
+    topK: 0,
+    minP: 0,
+    // Without a seed node-llama-cpp uses the current second: two requests in the same second would match.
+    seed: request.seed === undefined ? randomInt(0, 2 ** 31) : toUint32(request.seed),
+    repeatPenalty:
+      presencePenalty === 0 && frequencyPenalty === 0 ? false : { penalty: 1, presencePenalty, frequencyPenalty, lastTokens: 64 },
+  };
+}
+
+function toUint32(value: number): number {
+  const integer = Math.trunc(value);
+  return ((integer % 2 ** 32) + 2 ** 32) % 2 ** 32;
+}
+
+function stopTriggers(stop: readonly string[] | undefined): string[] | undefined {
+  const triggers = (stop ?? []).filter((s) => s.length > 0);
+  return triggers.length > 0 ? triggers : undefined;
+}
+
+/** Whether LlamaCompletion puts a BOS token in front of the prompt (mirrors node-llama-cpp's rule). */
+function beginningTokenPrepended(loaded: Loaded): boolean {
+  const { model, lib } = loaded;
+  switch (model.vocabularyType) {
+    case lib.LlamaVocabularyType.rwkv:
+    case lib.LlamaVocabularyType.ugm:
+      return false;
+    case lib.LlamaVocabularyType.wpm:
+      return model.tokens.bos != null;
+    default:
+      return model.tokens.shouldPrependBosToken && model.tokens.bos != null;
+  }
+}
+
+function toFinishReason(stopReason: StopReason): FinishReason {
+  switch (stopReason) {
+    case 'maxTokens':
+      return 'length';
+    case 'functionCalls':
+      return 'tool_calls';
+    case 'eogToken':
+    case 'stopGenerationTrigger':
+    case 'customStopTrigger':
+    case 'abort':
+      return 'stop';
+  }
+}
+
+function contextLengthExceeded(message: string, param: string): ModelProviderError {
+  return new ModelProviderError(message, { code: 'context_length_exceeded', isRetryable: false, param });
+}
+
+function closedError(): ModelProviderError {
+  return new ModelProviderError('The llama-cpp provider is closed', { code: 'upstream_unavailable', isRetryable: true });
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** One signal that aborts when any of `signals` does; `dispose` removes the listeners (no leak on long-lived signals). */
+function linkSignals(...signals: readonly (AbortSignal | undefined)[]): { readonly signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const cleanups: (() => void)[] = [];
+  for (const source of signals) {
+    if (!source) continue;
+    if (source.aborted) {
+      controller.abort(source.reason);
+      break;
+    }
+    const onAbort = (): void => controller.abort(source.reason);
+    source.addEventListener('abort', onAbort, { once: true });
+    cleanups.push(() => source.removeEventListener('abort', onAbort));
+  }
+  return { signal: controller.signal, dispose: () => cleanups.forEach((cleanup) => cleanup()) };
+}
+
+/** Settles with `promise`, or rejects with `toError()` as soon as `signal` aborts (the promise keeps running). */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, toError: () => unknown): Promise<T> {
+  if (signal.aborted) return Promise.reject(toError());
+  return new Promise<T>((resolvePromise, reject) => {
+    const onAbort = (): void => reject(toError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolvePromise(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

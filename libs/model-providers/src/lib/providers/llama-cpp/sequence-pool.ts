@@ -1,0 +1,79 @@
+import { abortedError } from '../../contract/errors.js';
+
+interface Waiter<T> {
+  readonly resolve: (item: T) => void;
+  readonly reject: (error: unknown) => void;
+  readonly cleanup: () => void;
+}
+
+/**
+ * A fixed set of reusable items (llama.cpp context sequences) handed out one request at a time.
+ * When all are busy, callers wait in a FIFO queue; a waiter whose signal aborts leaves the queue
+ * at once (rejecting with `abortedError()`), so it never takes an item nobody will use.
+ */
+export class SequencePool<T> {
+  private readonly idle: T[];
+  private readonly waiters: Waiter<T>[] = [];
+  private closedWith: unknown = undefined;
+  private closed = false;
+  /** Number of items the pool was created with. */
+  readonly size: number;
+
+  constructor(items: readonly T[]) {
+    this.idle = [...items];
+    this.size = items.length;
+  }
+
+  /** Items not handed out. */
+  get available(): number {
+    return this.idle.length;
+  }
+
+  /** Callers waiting for an item. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
+  acquire(signal?: AbortSignal): Promise<T> {
+    if (this.closed) return Promise.reject(this.closedWith);
+    if (signal?.aborted) return Promise.reject(abortedError(signal.reason));
+    const item = this.idle.pop();
+    if (item !== undefined) return Promise.resolve(item);
+
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        reject(abortedError(signal?.reason));
+      };
+      const waiter: Waiter<T> = {
+        resolve,
+        reject,
+        cleanup: () => signal?.removeEventListener('abort', onAbort),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Returns an item (or its replacement): the longest-waiting caller gets it, else it goes back to the idle set. */
+  release(item: T): void {
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      waiter.cleanup();
+      waiter.resolve(item);
+      return;
+    }
+    this.idle.push(item);
+  }
+
+  /** Rejects every waiter and every later `acquire` with `error`. */
+  close(error: unknown): void {
+    this.closed = true;
+    this.closedWith = error;
+    for (const waiter of this.waiters.splice(0)) {
+      waiter.cleanup();
+      waiter.reject(error);
+    }
+  }
+}
