@@ -7,7 +7,11 @@ export default [
   ...nx.configs['flat/typescript'],
   {
     files: ['**/*.ts'],
-    languageOptions: { parser: tseslint.parser },
+    languageOptions: {
+      parser: tseslint.parser,
+      // Nest DI reads constructor parameter types at runtime: keep those imports as values.
+      parserOptions: { emitDecoratorMetadata: true, experimentalDecorators: true },
+    },
     rules: {
       '@nx/enforce-module-boundaries': [
         'error',

@@ -2,9 +2,11 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import type { Logger } from 'pino';
+import { ResponseCacheModule } from './cache/response-cache.module.js';
 import { OpenAIExceptionFilter } from './common/openai-exception.filter.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
+import { HealthModule } from './health/health.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { OpenAIModule } from './openai/openai.module.js';
 import { PredictModule } from './predict/predict.module.js';
@@ -19,8 +21,10 @@ export class AppModule {
         // Fastify owns the pino instance (see main.ts); nestjs-pino reuses it for Nest's logs.
         LoggerModule.forRoot({ useExisting: true, pinoHttp: { logger } }),
         ModelsModule,
+        ResponseCacheModule.forRoot(config),
         OpenAIModule,
         PredictModule,
+        HealthModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: OpenAIExceptionFilter }],
     };

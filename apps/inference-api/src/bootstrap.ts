@@ -65,7 +65,8 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
     abortOnError: false,
   });
   app.useLogger(app.get(Logger));
-  app.enableShutdownHooks();
+  // No app.enableShutdownHooks(): main.ts installs GracefulShutdown (health/graceful-shutdown.ts), which
+  // drains requests and streams first and then calls app.close(), which runs the shutdown hooks.
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);

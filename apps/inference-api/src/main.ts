@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { createApp, createRootLogger } from './bootstrap.js';
 import { ConfigValidationError, loadAppConfig } from './config/app-config.js';
+import { installGracefulShutdown } from './health/graceful-shutdown.js';
 
 async function main(): Promise<void> {
   let config;
@@ -20,6 +21,8 @@ async function main(): Promise<void> {
     const address = app.getHttpServer().address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     logger.info({ port, host: config.host, docs: `/docs` }, `inference-api listening on http://${config.host}:${port}`);
+    // SIGTERM/SIGINT: readiness 503, stop accepting, drain requests and streams up to SHUTDOWN_TIMEOUT_MS, close, exit.
+    installGracefulShutdown(app, { timeoutMs: config.shutdownTimeoutMs, logger });
     // PM2 wait_ready: we are serving.
     process.send?.('ready');
   } catch (error) {

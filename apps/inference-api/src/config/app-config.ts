@@ -27,6 +27,7 @@ const envSchema = {
     REDIS_REQUIRED: { type: 'boolean', default: true },
     CACHE_ENABLED: { type: 'boolean', default: true },
     CACHE_TTL_SECONDS: { type: 'number', minimum: 0, default: 60 },
+    CACHE_MAX_TTL_SECONDS: { type: 'number', minimum: 0, default: 86_400 },
     CACHE_MAX_ENTRIES: { type: 'integer', minimum: 1, default: 10_000 },
     CACHE_NONDETERMINISTIC: { type: 'boolean', default: false },
     CACHE_NAMESPACE: { type: 'string', enum: ['global', 'api-key', 'header'], default: 'global' },
@@ -57,6 +58,8 @@ export interface AppConfig {
   readonly cache: {
     readonly enabled: boolean;
     readonly ttlSeconds: number;
+    /** Upper bound on a per-request TTL (`x-cache-ttl`). */
+    readonly maxTtlSeconds: number;
     readonly maxEntries: number;
     readonly cacheNondeterministic: boolean;
     readonly namespace: 'global' | 'api-key' | 'header';
@@ -105,6 +108,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
     cache: {
       enabled: v['CACHE_ENABLED'],
       ttlSeconds: v['CACHE_TTL_SECONDS'],
+      maxTtlSeconds: v['CACHE_MAX_TTL_SECONDS'],
       maxEntries: v['CACHE_MAX_ENTRIES'],
       cacheNondeterministic: v['CACHE_NONDETERMINISTIC'],
       namespace: v['CACHE_NAMESPACE'],

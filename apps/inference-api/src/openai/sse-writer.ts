@@ -6,8 +6,11 @@ import type { ChunkFormatter } from './openai-format.js';
 
 export interface SseOptions {
   readonly includeUsage: boolean;
-  /** Extra response headers (e.g. X-Cache). */
-  readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Extra response headers (e.g. X-Cache). A function is called once the first part is there, just
+   * before the headers go out (the response cache only then knows whether it was a hit).
+   */
+  readonly headers?: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>>);
 }
 
 export type SseOutcome = 'completed' | 'aborted' | 'failed';
@@ -34,7 +37,7 @@ export async function writeSse(
   reply.hijack();
   res.writeHead(200, {
     ...(reply.getHeaders() as Record<string, string>),
-    ...options.headers,
+    ...(typeof options.headers === 'function' ? options.headers() : options.headers),
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     connection: 'keep-alive',

@@ -37,6 +37,6 @@ export class PredictController {
   @ApiBadRequestResponse({ description: 'Missing or empty input_text', schema: ref('ErrorResponse') })
   @ApiErrorResponses()
   run(@Query('input_text') inputText: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<{ result: string }> {
-    return this.predict.predict(this.model, inputText, clientAbortSignal(reply));
+    return this.predict.predict(this.model, inputText, clientAbortSignal(reply), reply);
   }
 }

@@ -1,0 +1,211 @@
+import OpenAI from 'openai';
+import { type FakeUpstream, fakeReplyText, startFakeUpstream } from '@infer/model-providers/testing';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type ApiServer, startApiServer } from '../support/api-server.js';
+import { TOKENS, cacheModelsYaml, chat, checkChatStream, expectedReply, sendAndDrop, sleep, uniquePrompt } from './cache-kit.js';
+
+/** The response cache with its embedded store (in-memory LRU, no Redis), against a real server process. */
+describe('response cache (in memory)', () => {
+  let upstream: FakeUpstream;
+  let server: ApiServer;
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream({ tokens: TOKENS });
+    server = await startApiServer({ modelsYaml: cacheModelsYaml(upstream.url) });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await upstream?.close();
+  });
+
+  beforeEach(() => upstream.reset());
+
+  it('serves a second identical request from the cache without reaching upstream', async () => {
+    const prompt = uniquePrompt('repeat');
+    const first = await chat(server, prompt);
+    expect(first.status).toBe(200);
+    expect(first.xCache).toBe('MISS');
+    expect(first.age).toBeNull();
+    expect(first.content).toBe(expectedReply(prompt));
+    const second = await chat(server, prompt);
+    expect(second.status).toBe(200);
+    expect(second.xCache).toBe('HIT');
+    expect(second.age).toBe('0');
+    expect(second.content).toBe(first.content);
+    expect(second.json?.['usage']).toEqual(first.json?.['usage']);
+    expect(second.json?.['id']).not.toBe(first.json?.['id']);
+    expect(upstream.requestCount).toBe(1);
+  });
+
+  it('caches /v1/completions and GET /predict too', async () => {
+    const prompt = uniquePrompt('complete');
+    const post = () =>
+      fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', prompt, temperature: 0, max_tokens: 4 }),
+      });
+    const a = await post();
+    const b = await post();
+    expect([a.headers.get('x-cache'), b.headers.get('x-cache')]).toEqual(['MISS', 'HIT']);
+    expect(((await b.json()) as { choices: Array<{ text: string }> }).choices[0]!.text).toBe(fakeReplyText(prompt, 4));
+    const input = uniquePrompt('predict');
+    const p1 = await fetch(`${server.url}/predict?input_text=${encodeURIComponent(input)}`);
+    const p2 = await fetch(`${server.url}/predict?input_text=${encodeURIComponent(input)}`);
+    expect([p1.headers.get('x-cache'), p2.headers.get('x-cache')]).toEqual(['MISS', 'HIT']);
+    expect(await p2.json()).toEqual(await p1.json());
+    expect(upstream.requestCount).toBe(2);
+  });
+
+  it('does not cache non-deterministic requests, unless a seed or an opt-in makes them so', async () => {
+    const prompt = uniquePrompt('hot');
+    const hot = { body: { temperature: 0.8 } };
+    const r1 = await chat(server, prompt, hot);
+    const r2 = await chat(server, prompt, hot);
+    expect([r1.xCache, r2.xCache]).toEqual(['BYPASS', 'BYPASS']);
+    expect(upstream.requestCount).toBe(2);
+    const seeded = { body: { temperature: 0.8, seed: 7 } };
+    expect((await chat(server, prompt, seeded)).xCache).toBe('MISS');
+    expect((await chat(server, prompt, seeded)).xCache).toBe('HIT');
+    const optIn = { body: { temperature: 0.8 }, headers: { 'x-cache-allow-nondeterministic': '1' } };
+    expect((await chat(server, prompt, optIn)).xCache).toBe('MISS');
+    expect((await chat(server, prompt, optIn)).xCache).toBe('HIT');
+    expect(upstream.requestCount).toBe(4);
+  });
+
+  it('Cache-Control: no-cache skips the lookup and refreshes the entry', async () => {
+    const prompt = uniquePrompt('no-cache');
+    await chat(server, prompt);
+    await sleep(1_100);
+    expect((await chat(server, prompt)).age).toBe('1');
+    const refreshed = await chat(server, prompt, { headers: { 'cache-control': 'no-cache' } });
+    expect(refreshed.xCache).toBe('MISS');
+    expect(upstream.requestCount).toBe(2);
+    const after = await chat(server, prompt);
+    expect(after.xCache).toBe('HIT');
+    expect(after.age).toBe('0'); // the refreshed entry
+    expect(upstream.requestCount).toBe(2);
+  });
+
+  it('Cache-Control: no-store neither reads nor writes', async () => {
+    const prompt = uniquePrompt('no-store');
+    const noStore = { headers: { 'cache-control': 'no-store' } };
+    expect((await chat(server, prompt, noStore)).xCache).toBe('BYPASS');
+    expect((await chat(server, prompt)).xCache).toBe('MISS'); // nothing was written
+    expect((await chat(server, prompt, noStore)).xCache).toBe('BYPASS'); // an entry exists, not read
+    expect(upstream.requestCount).toBe(3);
+  });
+
+  it('expires entries: per-request TTL, per-model TTL, and a malformed TTL is a 400', async () => {
+    const prompt = uniquePrompt('ttl');
+    await chat(server, prompt, { headers: { 'x-cache-ttl': '1' } });
+    expect((await chat(server, prompt)).xCache).toBe('HIT');
+    const shortPrompt = uniquePrompt('ttl-model');
+    await chat(server, shortPrompt, { model: 'm-short' });
+    expect((await chat(server, shortPrompt, { model: 'm-short' })).xCache).toBe('HIT');
+    await sleep(1_100);
+    expect((await chat(server, prompt)).xCache).toBe('MISS');
+    expect((await chat(server, shortPrompt, { model: 'm-short' })).xCache).toBe('MISS');
+    expect(upstream.requestCount).toBe(4);
+    const bad = await chat(server, prompt, { headers: { 'x-cache-ttl': 'soon' } });
+    expect(bad.status).toBe(400);
+    expect(bad.json?.['error']).toMatchObject({ param: 'x-cache-ttl', type: 'invalid_request_error' });
+  });
+
+  it('expires entries after the global CACHE_TTL_SECONDS', async () => {
+    const shortLived = await startApiServer({ env: { CACHE_TTL_SECONDS: '1' }, modelsYaml: cacheModelsYaml(upstream.url) });
+    try {
+      const prompt = uniquePrompt('global-ttl');
+      expect((await chat(shortLived, prompt)).xCache).toBe('MISS');
+      expect((await chat(shortLived, prompt)).xCache).toBe('HIT');
+      await sleep(1_100);
+      expect((await chat(shortLived, prompt)).xCache).toBe('MISS');
+      expect(upstream.requestCount).toBe(2);
+    } finally {
+      await shortLived.stop();
+    }
+  });
+
+  it('stores a completed stream and replays it as well-formed SSE, to streaming and JSON requests', async () => {
+    const prompt = uniquePrompt('stream');
+    const live = await chat(server, prompt, { stream: true, includeUsage: true });
+    expect(live.xCache).toBe('MISS');
+    const liveStream = checkChatStream(live.sse!, true);
+    expect(liveStream.content).toBe(expectedReply(prompt));
+    const replay = await chat(server, prompt, { stream: true, includeUsage: true });
+    expect(replay.xCache).toBe('HIT');
+    expect(replay.age).toBe('0');
+    expect(checkChatStream(replay.sse!, true)).toEqual(liveStream);
+    // Same chunking as the original stream: one event per token, plus role, finish, usage, [DONE].
+    expect(replay.sse!.split('\n\n').filter(Boolean)).toHaveLength(TOKENS + 4);
+    const withoutUsage = await chat(server, prompt, { stream: true });
+    expect(checkChatStream(withoutUsage.sse!, false).content).toBe(liveStream.content);
+    const json = await chat(server, prompt);
+    expect(json.xCache).toBe('HIT');
+    expect(json.content).toBe(liveStream.content);
+    expect(json.json?.['usage']).toEqual(liveStream.usage);
+    expect(upstream.requestCount).toBe(1);
+  });
+
+  it('serves a stream request from an entry made by a JSON request (and the OpenAI SDK reads it)', async () => {
+    const prompt = uniquePrompt('json-first');
+    const json = await chat(server, prompt);
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const { data: stream, response } = await client.chat.completions
+      .create({ model: 'm', messages: [{ role: 'user', content: prompt }], temperature: 0, stream: true, stream_options: { include_usage: true } })
+      .withResponse();
+    expect(response.headers.get('x-cache')).toBe('HIT');
+    let content = '';
+    let finish: string | null | undefined;
+    let usage: unknown;
+    for await (const chunk of stream) {
+      content += chunk.choices[0]?.delta.content ?? '';
+      finish ??= chunk.choices[0]?.finish_reason;
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(content).toBe(json.content);
+    expect(finish).toBe('stop');
+    expect(usage).toEqual(json.json?.['usage']);
+    expect(upstream.requestCount).toBe(1);
+  });
+
+  it('an aborted stream leaves no entry (and its upstream call is aborted)', async () => {
+    upstream.configure({ tokens: 100, interTokenDelayMs: 20 });
+    const prompt = uniquePrompt('abort');
+    const received = await sendAndDrop(server, prompt, 300);
+    expect(received).toBeGreaterThanOrEqual(300);
+    await upstream.waitForAbort({ count: 1, timeoutMs: 3_000 });
+    upstream.configure({ tokens: TOKENS, interTokenDelayMs: 0 });
+    const next = await chat(server, prompt);
+    expect(next.xCache).toBe('MISS');
+    expect(next.content).toBe(expectedReply(prompt));
+    expect(upstream.requestCount).toBe(2);
+  });
+
+  it('a failed stream leaves no entry', async () => {
+    const prompt = uniquePrompt('fail');
+    upstream.configure({ failNext: { mode: 'reset-mid-stream' } });
+    const broken = await chat(server, prompt, { stream: true });
+    expect(broken.status).toBe(200);
+    expect(broken.sse).toContain('"error"');
+    expect(broken.sse).not.toContain('[DONE]');
+    const next = await chat(server, prompt, { stream: true });
+    expect(next.xCache).toBe('MISS');
+    expect(checkChatStream(next.sse!, false).content).toBe(expectedReply(prompt));
+    expect(upstream.requestCount).toBe(2);
+  });
+
+  it('coalesces identical concurrent requests into one upstream call', async () => {
+    upstream.configure({ latencyMs: 300 });
+    const prompt = uniquePrompt('burst');
+    const responses = await Promise.all(Array.from({ length: 20 }, (_, i) => chat(server, prompt, { stream: i % 2 === 1 })));
+    upstream.configure({ latencyMs: 0 });
+    expect(upstream.requestCount).toBe(1);
+    for (const r of responses) {
+      expect(r.status).toBe(200);
+      expect(r.content).toBe(expectedReply(prompt));
+    }
+    expect(responses.filter((r) => r.xCache === 'MISS')).toHaveLength(1);
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { ageSeconds, entryFromResult, parseEntry, replayParts } from './cache-entry.js';
+
+const result = { text: 'hello world', finishReason: 'stop' as const, usage: { promptTokens: 3, completionTokens: 2 } };
+
+describe('cache entry', () => {
+  it('round-trips through JSON and validates', () => {
+    const entry = entryFromResult(result, 1_000, [5, 6]);
+    expect(parseEntry(JSON.parse(JSON.stringify(entry)))).toEqual(entry);
+  });
+
+  it('treats anything malformed as a miss', () => {
+    const good = entryFromResult(result, 1_000, [5, 6]);
+    const bad: unknown[] = [
+      null, 'garbage', 42, [], {},
+      { ...good, v: 2 },
+      { ...good, text: 5 },
+      { ...good, finishReason: 'exploded' },
+      { ...good, usage: { promptTokens: -1, completionTokens: 2 } },
+      { ...good, usage: null },
+      { ...good, createdAt: 'yesterday' },
+      { ...good, chunks: [5, 5] },
+      { ...good, chunks: [11, 0] },
+      { ...good, chunks: 'x' },
+    ];
+    for (const value of bad) expect(parseEntry(value), JSON.stringify(value)).toBeUndefined();
+  });
+
+  it('replays with the original chunking, then the finish part', () => {
+    expect(replayParts(entryFromResult(result, 0, [5, 6]))).toEqual([
+      { type: 'delta', text: 'hello' },
+      { type: 'delta', text: ' world' },
+      { type: 'finish', finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 } },
+    ]);
+    expect(replayParts(entryFromResult(result, 0))).toEqual([
+      { type: 'delta', text: 'hello world' },
+      { type: 'finish', finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 } },
+    ]);
+    expect(replayParts(entryFromResult({ ...result, text: '' }, 0))).toHaveLength(1);
+  });
+
+  it('computes Age in whole seconds, never negative', () => {
+    const entry = entryFromResult(result, 10_000);
+    expect(ageSeconds(entry, 12_999)).toBe(2);
+    expect(ageSeconds(entry, 5_000)).toBe(0);
+  });
+});

@@ -1,0 +1,92 @@
+import type { FinishReason, GenerationResult, StreamPart, TokenUsage } from '@infer/model-providers';
+
+/**
+ * What the cache stores: the generated text, not a response body, so one entry answers a JSON
+ * request and a streamed one alike (and /predict). Ids and `created` are minted per response.
+ */
+export interface CacheEntry {
+  readonly v: 1;
+  readonly text: string;
+  readonly finishReason: FinishReason;
+  readonly usage: TokenUsage;
+  /**
+   * Lengths (UTF-16 code units) of the streamed deltas when the entry came from a stream, so a
+   * replay has the same chunking. Absent for entries from a JSON response: replayed as one delta.
+   */
+  readonly chunks?: readonly number[];
+  /** When the result was generated (ms since the epoch): the `Age` header. */
+  readonly createdAt: number;
+}
+
+const FINISH_REASONS: ReadonlySet<string> = new Set<FinishReason>(['stop', 'length', 'content_filter', 'tool_calls']);
+
+export function entryFromResult(result: GenerationResult, createdAt = Date.now(), chunks?: readonly number[]): CacheEntry {
+  return {
+    v: 1,
+    text: result.text,
+    finishReason: result.finishReason,
+    usage: { promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens },
+    ...(chunks === undefined || chunks.length <= 1 ? {} : { chunks }),
+    createdAt,
+  };
+}
+
+/**
+ * Validates whatever came out of the store. Anything unexpected (another writer, a format change,
+ * a truncated value, garbage) is a miss, never an error.
+ */
+export function parseEntry(value: unknown): CacheEntry | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const e = value as Record<string, unknown>;
+  if (e['v'] !== 1 || typeof e['text'] !== 'string' || typeof e['finishReason'] !== 'string' || !FINISH_REASONS.has(e['finishReason'])) {
+    return undefined;
+  }
+  if (!isCount(e['createdAt'])) return undefined;
+  const usage = e['usage'] as Record<string, unknown> | null | undefined;
+  if (usage === null || typeof usage !== 'object' || !isCount(usage['promptTokens']) || !isCount(usage['completionTokens'])) return undefined;
+  const chunks = e['chunks'];
+  if (chunks !== undefined) {
+    if (!Array.isArray(chunks)) return undefined;
+    let total = 0;
+    for (const n of chunks) {
+      if (!isCount(n) || n === 0) return undefined;
+      total += n;
+    }
+    if (total !== e['text'].length) return undefined;
+  }
+  return value as CacheEntry;
+}
+
+export function resultOf(entry: CacheEntry): GenerationResult {
+  return { text: entry.text, finishReason: entry.finishReason, usage: entry.usage };
+}
+
+/** Whole seconds since the entry was generated (never negative: clocks of other hosts may be ahead). */
+export function ageSeconds(entry: CacheEntry, now = Date.now()): number {
+  return Math.max(0, Math.floor((now - entry.createdAt) / 1000));
+}
+
+/** The entry as stream parts: its deltas (with the original chunking when known), then the finish. */
+export function replayParts(entry: CacheEntry): StreamPart[] {
+  const parts: StreamPart[] = [];
+  if (entry.chunks === undefined) {
+    if (entry.text.length > 0) parts.push({ type: 'delta', text: entry.text });
+  } else {
+    let offset = 0;
+    for (const length of entry.chunks) {
+      parts.push({ type: 'delta', text: entry.text.slice(offset, offset + length) });
+      offset += length;
+    }
+  }
+  parts.push({ type: 'finish', finishReason: entry.finishReason, usage: entry.usage });
+  return parts;
+}
+
+/** An async iterable over a replay (what writeSse consumes). */
+export async function* replayStream(entry: CacheEntry): AsyncGenerator<StreamPart> {
+  yield* replayParts(entry);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0;
+}

@@ -1,0 +1,78 @@
+import type { ModelRouter } from '@infer/model-providers';
+import { describe, expect, it } from 'vitest';
+import type { ModelCatalog } from '../models/model-catalog.js';
+import { InferenceService } from '../openai/inference.service.js';
+import type { ChatCompletionBody, CompletionBody } from '../openai/openai.schemas.js';
+import { cacheKey, canonicalRequest, sortKeys } from './cache-key.js';
+
+const inference = new InferenceService(
+  { capabilitiesOf: () => undefined } as unknown as ModelRouter,
+  { get: (id: string) => ({ id }) } as unknown as ModelCatalog,
+);
+const chat = (body: Partial<ChatCompletionBody> & Record<string, unknown>) =>
+  inference.chatJob({ model: 'm', messages: [{ role: 'user', content: 'hi' }], ...body } as ChatCompletionBody);
+const completion = (body: Partial<CompletionBody> & Record<string, unknown>) =>
+  inference.completionJob({ model: 'm', prompt: 'hi', ...body } as CompletionBody);
+
+describe('cache key', () => {
+  it('is a sha256 in base64url', () => {
+    expect(cacheKey(chat({}), null)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('does not split on defaults made explicit', () => {
+    const base = cacheKey(chat({}), null);
+    expect(cacheKey(chat({ n: 1 }), null)).toBe(base);
+    expect(cacheKey(chat({ temperature: 1, top_p: 1, presence_penalty: 0, frequency_penalty: 0 }), null)).toBe(base);
+    expect(cacheKey(chat({ temperature: null, seed: null, stop: null, stop_options: undefined } as never), null)).toBe(base);
+    expect(cacheKey(chat({ stream: true, stream_options: { include_usage: true } }), null)).toBe(base);
+    expect(cacheKey(chat({ stop: [] }), null)).toBe(base);
+    expect(cacheKey(chat({ user: 'alice', metadata: { a: 1 } }), null)).toBe(base);
+    expect(cacheKey(completion({}), null)).toBe(cacheKey(completion({ max_tokens: 16 }), null));
+  });
+
+  it('normalises equivalent spellings', () => {
+    expect(cacheKey(chat({ stop: 'x' }), null)).toBe(cacheKey(chat({ stop: ['x'] }), null));
+    expect(cacheKey(chat({ stop: ['a', 'b'] }), null)).toBe(cacheKey(chat({ stop: ['b', 'a'] }), null));
+    expect(cacheKey(chat({ max_tokens: 5 }), null)).toBe(cacheKey(chat({ max_completion_tokens: 5 }), null));
+    expect(cacheKey(chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'h' }, { type: 'text', text: 'i' }] }] } as never), null)).toBe(
+      cacheKey(chat({}), null),
+    );
+    expect(cacheKey(chat({ logit_bias: { b: 1, a: 2 } }), null)).toBe(cacheKey(chat({ logit_bias: { a: 2, b: 1 } }), null));
+  });
+
+  it('changes with every input that changes the output', () => {
+    const base = cacheKey(chat({}), null);
+    const variants = [
+      chat({ model: 'other' }),
+      chat({ messages: [{ role: 'user', content: 'hi!' }] }),
+      chat({ messages: [{ role: 'system', content: 'hi' }] }),
+      chat({ messages: [{ role: 'user', content: 'hi', name: 'bob' }] }),
+      chat({ temperature: 0 }),
+      chat({ top_p: 0.5 }),
+      chat({ seed: 1 }),
+      chat({ max_tokens: 7 }),
+      chat({ stop: ['\n'] }),
+      chat({ presence_penalty: 0.1 }),
+      chat({ frequency_penalty: 0.1 }),
+      chat({ logit_bias: { '1': 5 } }),
+      chat({ response_format: { type: 'json_object' } }),
+    ];
+    const keys = new Set(variants.map((job) => cacheKey(job, null)));
+    expect(keys.size).toBe(variants.length);
+    expect(keys.has(base)).toBe(false);
+  });
+
+  it('separates routes and namespaces', () => {
+    expect(cacheKey(completion({ max_tokens: 5 }), null)).not.toBe(cacheKey(chat({ max_tokens: 5 }), null));
+    expect(cacheKey(chat({}), 'tenant:a')).not.toBe(cacheKey(chat({}), 'tenant:b'));
+    expect(cacheKey(chat({}), 'tenant:a')).not.toBe(cacheKey(chat({}), null));
+  });
+
+  it('is canonical JSON in a stable order', () => {
+    const text = canonicalRequest(chat({ seed: 3, temperature: 0 }), null);
+    expect(Object.keys(JSON.parse(text) as object)).toEqual([
+      'v', 'ns', 'route', 'model', 'input', 'max_tokens', 'temperature', 'top_p', 'seed', 'stop', 'presence_penalty', 'frequency_penalty', 'extra',
+    ]);
+    expect(JSON.stringify(sortKeys({ b: [{ d: 1, c: 2 }], a: null }))).toBe('{"a":null,"b":[{"c":2,"d":1}]}');
+  });
+});

@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import type { InferenceJob } from '../openai/inference.service.js';
+
+/** Bump when the canonical form or the entry format changes: old entries then simply stop matching. */
+export const CACHE_KEY_VERSION = 1;
+
+/**
+ * Pass-through (`extra`) parameters that never change the generated text, so they do not split
+ * the cache. Everything else an upstream might interpret (logit_bias, response_format, tools, ...)
+ * is part of the key.
+ */
+const OUTPUT_NEUTRAL_EXTRA: ReadonlySet<string> = new Set(['user', 'metadata', 'store', 'service_tier']);
+
+/**
+ * The canonical request: every input that changes the output, with OpenAI's defaults made explicit
+ * (temperature 1, top_p 1, penalties 0, no stop, no seed) so that `{}` and `{"temperature":1}` share
+ * an entry. Objects are built in a fixed key order (JSON.stringify keeps insertion order), and the
+ * free-form `extra` parameters are serialised with sorted keys. The InferenceJob is already
+ * normalised (n is 1, `stop: "x"` is `["x"]`, `max_completion_tokens` and `max_tokens` are one
+ * field, content parts are joined, /v1/completions has its explicit default of 16 tokens).
+ *
+ * `route` is the kind of generation (chat | completion): an entry holds the generated text, not a
+ * response body, so GET /predict and the identical POST /v1/completions share entries.
+ */
+export function canonicalRequest(job: InferenceJob, namespace: string | null): string {
+  const r = job.request;
+  const input =
+    job.kind === 'chat'
+      ? job.request.messages.map((m) => ({ role: m.role, content: m.content, name: m.name ?? null }))
+      : job.request.prompt;
+  let stop: readonly string[] = r.stop ?? [];
+  if (stop.length > 1) stop = [...stop].sort();
+  return JSON.stringify({
+    v: CACHE_KEY_VERSION,
+    ns: namespace,
+    route: job.kind,
+    model: job.model,
+    input,
+    max_tokens: r.maxTokens ?? null,
+    temperature: r.temperature ?? 1,
+    top_p: r.topP ?? 1,
+    seed: r.seed ?? null,
+    stop,
+    presence_penalty: r.presencePenalty ?? 0,
+    frequency_penalty: r.frequencyPenalty ?? 0,
+    extra: r.extra === undefined ? null : canonicalExtra(r.extra),
+  });
+}
+
+/** sha256 of the canonical request, base64url (43 chars). */
+export function cacheKey(job: InferenceJob, namespace: string | null): string {
+  return createHash('sha256').update(canonicalRequest(job, namespace)).digest('base64url');
+}
+
+function canonicalExtra(extra: Readonly<Record<string, unknown>>): Record<string, unknown> | null {
+  let out: Record<string, unknown> | null = null;
+  for (const key of Object.keys(extra).sort()) {
+    const value = extra[key];
+    if (value === undefined || value === null || OUTPUT_NEUTRAL_EXTRA.has(key)) continue;
+    (out ??= {})[key] = sortKeys(value);
+  }
+  return out;
+}
+
+/** A deep copy of plain JSON data with object keys in sorted order. */
+export function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  const source = value as Record<string, unknown>;
+  for (const key of Object.keys(source).sort()) {
+    if (source[key] !== undefined) out[key] = sortKeys(source[key]);
+  }
+  return out;
+}

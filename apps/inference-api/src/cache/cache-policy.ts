@@ -1,0 +1,119 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { ApiError } from '../common/api-error.js';
+import type { AppConfig } from '../config/app-config.js';
+import type { InferenceJob } from '../openai/inference.service.js';
+import { cacheKey } from './cache-key.js';
+
+/** Request headers the cache understands (lower case, as Node gives them). */
+export const CACHE_HEADERS = {
+  /** `no-cache`: skip the lookup, call upstream, store the fresh result. `no-store`: no read, no write. `max-age=N`: accept entries at most N s old. */
+  cacheControl: 'cache-control',
+  /** Per-request TTL in whole seconds (0: do not cache this request), capped by CACHE_MAX_TTL_SECONDS. */
+  ttl: 'x-cache-ttl',
+  /** `1`/`true`: cache this request although it is not reproducible (temperature > 0 and no seed). */
+  allowNondeterministic: 'x-cache-allow-nondeterministic',
+} as const;
+
+/** Response headers. */
+export const X_CACHE = 'x-cache';
+export const AGE = 'age';
+
+export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS';
+
+export type CachePlan =
+  /** The cache is disabled (CACHE_ENABLED=false): no lookup, no header. */
+  | { readonly mode: 'off' }
+  /** Not cacheable (not reproducible, no-store, TTL 0): straight upstream, `X-Cache: BYPASS`. */
+  | { readonly mode: 'bypass' }
+  | UsePlan;
+
+export interface UsePlan {
+  readonly mode: 'use';
+  readonly key: string;
+  readonly ttlMs: number;
+  /** `Cache-Control: no-cache`: skip the lookup and do not join other requests; the result replaces the entry. */
+  readonly refresh: boolean;
+  /** `Cache-Control: max-age=N`: only entries at most this old are served. */
+  readonly maxAgeMs: number | undefined;
+}
+
+export const OFF_PLAN: CachePlan = Object.freeze({ mode: 'off' });
+export const BYPASS_PLAN: CachePlan = Object.freeze({ mode: 'bypass' });
+
+export type CachePolicyConfig = AppConfig['cache'];
+
+/**
+ * Decides what the cache does with one request, cheapest checks first: a request that is not
+ * cacheable never pays for the hash.
+ *
+ * @param modelTtlSeconds the models file's `cacheTtlSeconds` for the job's model, if any
+ */
+export function planRequest(
+  job: InferenceJob,
+  headers: IncomingHttpHeaders,
+  config: CachePolicyConfig,
+  modelTtlSeconds: number | undefined,
+): CachePlan {
+  if (!config.enabled) return OFF_PLAN;
+  let refresh = false;
+  let maxAgeMs: number | undefined;
+  const cacheControl = headers[CACHE_HEADERS.cacheControl];
+  if (cacheControl !== undefined) {
+    for (const raw of String(cacheControl).split(',')) {
+      const directive = raw.trim().toLowerCase();
+      if (directive === 'no-store') return BYPASS_PLAN;
+      if (directive === 'no-cache') refresh = true;
+      else if (directive.startsWith('max-age=')) {
+        const seconds = Number(directive.slice(8));
+        if (Number.isInteger(seconds) && seconds >= 0) maxAgeMs = seconds * 1000;
+      }
+    }
+  }
+  // A malformed TTL header is a 400 whether or not this request turns out cacheable.
+  const ttlHeader = headers[CACHE_HEADERS.ttl];
+  const requestTtl = ttlHeader === undefined ? undefined : Math.min(parseTtl(ttlHeader), config.maxTtlSeconds);
+  const r = job.request;
+  if (r.temperature !== 0 && r.seed === undefined && !config.cacheNondeterministic && !isTrue(headers[CACHE_HEADERS.allowNondeterministic])) {
+    return BYPASS_PLAN;
+  }
+  const ttlSeconds = requestTtl ?? modelTtlSeconds ?? config.ttlSeconds;
+  if (!(ttlSeconds > 0)) return BYPASS_PLAN;
+  return { mode: 'use', key: cacheKey(job, namespaceOf(headers, config)), ttlMs: Math.round(ttlSeconds * 1000), refresh, maxAgeMs };
+}
+
+/** The cache namespace of a request: null (global), the API key, or the tenant header's value. */
+export function namespaceOf(headers: IncomingHttpHeaders, config: Pick<CachePolicyConfig, 'namespace' | 'namespaceHeader'>): string | null {
+  switch (config.namespace) {
+    case 'global':
+      return null;
+    case 'api-key': {
+      const auth = headers.authorization;
+      if (typeof auth === 'string' && auth.length > 7 && auth.slice(0, 7).toLowerCase() === 'bearer ') return `key:${auth.slice(7).trim()}`;
+      const apiKey = headers['x-api-key'];
+      return typeof apiKey === 'string' && apiKey.length > 0 ? `key:${apiKey}` : 'anonymous';
+    }
+    case 'header': {
+      const value = headers[config.namespaceHeader];
+      const tenant = Array.isArray(value) ? value[0] : value;
+      return tenant === undefined || tenant === '' ? 'none' : `tenant:${tenant}`;
+    }
+    default: {
+      const unreachable: never = config.namespace;
+      return unreachable;
+    }
+  }
+}
+
+function parseTtl(value: string | string[]): number {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || !/^\s*\d+\s*$/.test(text)) {
+    throw ApiError.invalidRequest(`Invalid header '${CACHE_HEADERS.ttl}': expected a whole number of seconds (got ${JSON.stringify(text ?? '')}).`, CACHE_HEADERS.ttl, 'invalid_header');
+  }
+  return Number(text);
+}
+
+function isTrue(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  const text = (Array.isArray(value) ? value[0] : value)?.trim().toLowerCase();
+  return text === '1' || text === 'true' || text === 'yes';
+}

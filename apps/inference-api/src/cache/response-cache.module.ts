@@ -1,0 +1,80 @@
+import {
+  type DynamicModule,
+  Global,
+  Inject,
+  Logger,
+  Module,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+  type Provider,
+} from '@nestjs/common';
+import { CACHE_MANAGER, CacheModule as NestCacheModule } from '@nestjs/cache-manager';
+import type { Cache } from 'cache-manager';
+import type { AppConfig } from '../config/app-config.js';
+import type { ModelCatalog } from '../models/model-catalog.js';
+import { MODEL_CATALOG } from '../models/models.tokens.js';
+import { REDIS_PING, type RedisPing } from './cache.tokens.js';
+import { createCacheBackend } from './cache-backend.js';
+import type { RedisConnection } from './redis-connection.js';
+import { ResponseCacheService } from './response-cache.service.js';
+
+const REDIS_CONNECTION = Symbol.for('inference-api:cache-redis-connection');
+const CACHE_DESCRIPTION = Symbol.for('inference-api:cache-description');
+
+/**
+ * The response cache: @nestjs/cache-manager on a Keyv store (a bounded in-memory LRU, or Redis via
+ * @keyv/redis when REDIS_URL is set), the single-flight coalescer, and REDIS_PING for readiness.
+ * Global: CompletionResponder and PredictService inject ResponseCacheService.
+ */
+@Global()
+@Module({})
+export class ResponseCacheModule implements OnModuleInit, OnApplicationShutdown {
+  static forRoot(config: AppConfig): DynamicModule {
+    const logger = new Logger('ResponseCache');
+    const { store, redis, coalescer, description } = createCacheBackend(config, logger);
+    const providers: Provider[] = [
+      { provide: REDIS_CONNECTION, useValue: redis ?? null },
+      {
+        provide: ResponseCacheService,
+        inject: [CACHE_MANAGER, MODEL_CATALOG],
+        useFactory: (cache: Cache, catalog: ModelCatalog) =>
+          new ResponseCacheService({
+            config: config.cache,
+            cache,
+            modelTtlSeconds: (model) => catalog.cacheTtlSeconds(model),
+            logger,
+            ...(redis ? { redis } : {}),
+            ...(coalescer ? { coalescer } : {}),
+          }),
+      },
+    ];
+    if (redis) {
+      const ping: RedisPing = () => redis.ping();
+      providers.push({ provide: REDIS_PING, useValue: ping });
+    }
+    providers.push({ provide: CACHE_DESCRIPTION, useValue: description });
+    return {
+      module: ResponseCacheModule,
+      imports: [NestCacheModule.register({ stores: [store] })],
+      providers,
+      exports: redis ? [ResponseCacheService, REDIS_PING] : [ResponseCacheService],
+    };
+  }
+
+  private readonly logger = new Logger('ResponseCache');
+
+  constructor(
+    @Inject(REDIS_CONNECTION) private readonly redis: RedisConnection | null,
+    @Inject(CACHE_DESCRIPTION) private readonly description: string,
+  ) {}
+
+  /** Connects to Redis, waiting at most REDIS_TIMEOUT_MS: the app starts without cache when Redis is down. */
+  async onModuleInit(): Promise<void> {
+    this.logger.log(this.description);
+    await this.redis?.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis?.close();
+  }
+}

@@ -1,0 +1,392 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { abortedError, type GenerationResult, isAbortError, ModelProviderError, type StreamPart } from '@infer/model-providers';
+import type { Cache } from 'cache-manager';
+import { ApiError } from '../common/api-error.js';
+import { mapError } from '../common/error-mapping.js';
+import type { InferenceJob } from '../openai/inference.service.js';
+import type { CacheClient } from './client-link.js';
+import { ageSeconds, type CacheEntry, entryFromResult, parseEntry, replayParts, replayStream, resultOf } from './cache-entry.js';
+import { type CachePlan, type CachePolicyConfig, planRequest, type UsePlan } from './cache-policy.js';
+import { LiveStream } from './live-stream.js';
+import type { HeldLock, RedisCoalescer } from './redis-coalescer.js';
+import type { CacheLogger, RedisConnection } from './redis-connection.js';
+
+/** How the cache reaches the model when it has to: the router, bound to one job. */
+export interface Upstream {
+  generate(signal: AbortSignal): Promise<GenerationResult>;
+  stream(signal: AbortSignal): AsyncIterable<StreamPart>;
+}
+
+export type CacheHeaders = Readonly<Record<string, string>>;
+
+export interface ServedResult {
+  readonly result: GenerationResult;
+  /** `x-cache` (and `age` on hits); undefined when the cache is off. */
+  readonly headers: CacheHeaders | undefined;
+}
+
+export interface ServedStream {
+  readonly parts: AsyncIterable<StreamPart>;
+  /** Resolved once the first part is there (a request waiting on another process learns late whether it is a hit). */
+  readonly headers: CacheHeaders | (() => CacheHeaders) | undefined;
+}
+
+export interface ResponseCacheOptions {
+  readonly config: CachePolicyConfig;
+  /** cache-manager (from @nestjs/cache-manager) on a Keyv store. */
+  readonly cache: Cache;
+  /** Per-model TTL from the models file. */
+  readonly modelTtlSeconds: (model: string) => number | undefined;
+  readonly logger: CacheLogger;
+  /** Set with REDIS_URL: store calls are bounded and skipped while Redis is unavailable. */
+  readonly redis?: RedisConnection;
+  /** Set with REDIS_URL: single-flight across processes. */
+  readonly coalescer?: RedisCoalescer;
+}
+
+const BYPASS_HEADERS: CacheHeaders = Object.freeze({ 'x-cache': 'BYPASS' });
+const MISS_HEADERS: CacheHeaders = Object.freeze({ 'x-cache': 'MISS' });
+const HIT_FRESH_HEADERS: CacheHeaders = Object.freeze({ 'x-cache': 'HIT', age: '0' });
+
+function hitHeaders(entry: CacheEntry | undefined): CacheHeaders {
+  const age = entry ? ageSeconds(entry) : 0;
+  return age === 0 ? HIT_FRESH_HEADERS : { 'x-cache': 'HIT', age: String(age) };
+}
+
+/** Where a flight's result came from: our own upstream call, the store, or another process's leader. */
+type Origin = 'upstream' | 'store' | 'remote';
+
+const noop = () => undefined;
+
+/**
+ * One generation in flight for a cache key, shared by every identical request of this process.
+ * Its upstream call has its own AbortController: it is aborted only when every consumer is gone,
+ * so the first client disconnecting does not break the others.
+ */
+class Flight {
+  readonly live: LiveStream | undefined;
+  readonly done: Promise<CacheEntry>;
+  settled = false;
+  entry: CacheEntry | undefined;
+  origin: Origin | undefined;
+  private consumers = 0;
+  private resolveDone!: (entry: CacheEntry) => void;
+  private rejectDone!: (error: unknown) => void;
+
+  constructor(
+    readonly plan: UsePlan,
+    streaming: boolean,
+    /** The upstream call's controller: lent by the leading request (see CacheClient.adopt), or its own. */
+    private readonly controller: AbortController,
+    private readonly onAbandon: (flight: Flight) => void,
+  ) {
+    this.live = streaming ? new LiveStream() : undefined;
+    this.done = new Promise<CacheEntry>((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    this.done.catch(noop);
+  }
+
+  get key(): string {
+    return this.plan.key;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Registers a consumer; the returned function (idempotent) unregisters it. */
+  attach(): () => void {
+    this.consumers += 1;
+    let attached = true;
+    return () => {
+      if (!attached) return;
+      attached = false;
+      this.consumers -= 1;
+      if (this.consumers === 0 && !this.settled) {
+        this.controller.abort();
+        this.onAbandon(this);
+      }
+    };
+  }
+
+  /** Ends the flight with an entry. `liveFed`: the live stream already carries every part. */
+  complete(entry: CacheEntry, origin: Origin, liveFed: boolean): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.entry = entry;
+    this.origin = origin;
+    if (this.live) {
+      if (!liveFed) for (const part of replayParts(entry)) this.live.push(part);
+      this.live.end();
+    }
+    this.resolveDone(entry);
+  }
+
+  fail(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.live?.fail(error);
+    this.rejectDone(error);
+  }
+}
+
+type Source = { readonly entry: CacheEntry } | { readonly flight: Flight; readonly leader: boolean; readonly detach: () => void };
+
+/**
+ * The response cache: lookup, single-flight (in-process, and across processes through Redis),
+ * storing, and replay. The controllers stay unaware of it: CompletionResponder and PredictService
+ * ask it for a result or a stream and write what they get.
+ *
+ * Cost on the hot path: BYPASS decisions happen before hashing; a miss is one sha256 and one store
+ * read (plus, with Redis, one lock script); the write happens after the response is under way.
+ */
+export class ResponseCacheService {
+  /** Counters for logs, tests and a future /metrics. */
+  readonly stats = { hits: 0, misses: 0, bypasses: 0, coalesced: 0, storeErrors: 0 };
+  private readonly flights = new Map<string, Flight>();
+  private readonly config: CachePolicyConfig;
+  private readonly cache: Cache;
+  private readonly modelTtlSeconds: (model: string) => number | undefined;
+  private readonly logger: CacheLogger;
+  private readonly redis: RedisConnection | undefined;
+  private readonly coalescer: RedisCoalescer | undefined;
+
+  constructor(options: ResponseCacheOptions) {
+    this.config = options.config;
+    this.cache = options.cache;
+    this.modelTtlSeconds = options.modelTtlSeconds;
+    this.logger = options.logger;
+    this.redis = options.redis;
+    this.coalescer = options.coalescer;
+  }
+
+  get enabled(): boolean {
+    return this.config.enabled;
+  }
+
+  /** Generations in flight in this process (for tests and shutdown logs). */
+  get inFlight(): number {
+    return this.flights.size;
+  }
+
+  plan(job: InferenceJob, headers: IncomingHttpHeaders): CachePlan {
+    return planRequest(job, headers, this.config, this.config.enabled ? this.modelTtlSeconds(job.model) : undefined);
+  }
+
+  /** A non-streamed result: from the cache, from an identical request in flight, or from upstream. */
+  async generate(job: InferenceJob, headers: IncomingHttpHeaders, upstream: Upstream, client: CacheClient): Promise<ServedResult> {
+    const plan = this.plan(job, headers);
+    if (plan.mode === 'off') return { result: await upstream.generate(client.signal), headers: undefined };
+    if (plan.mode === 'bypass') {
+      this.stats.bypasses += 1;
+      return { result: await upstream.generate(client.signal), headers: BYPASS_HEADERS };
+    }
+    const source = await this.source(plan, upstream, false, client);
+    if ('entry' in source) return { result: resultOf(source.entry), headers: hitHeaders(source.entry) };
+    const entry = await this.awaitFlight(source.flight, client, source.detach);
+    return { result: resultOf(entry), headers: this.flightHeaders(source.flight, source.leader) };
+  }
+
+  /** A streamed result: a replay of an entry, the live stream of a generation in flight, or a new one. */
+  async stream(job: InferenceJob, headers: IncomingHttpHeaders, upstream: Upstream, client: CacheClient): Promise<ServedStream> {
+    const plan = this.plan(job, headers);
+    if (plan.mode === 'off') return { parts: upstream.stream(client.signal), headers: undefined };
+    if (plan.mode === 'bypass') {
+      this.stats.bypasses += 1;
+      return { parts: upstream.stream(client.signal), headers: BYPASS_HEADERS };
+    }
+    const source = await this.source(plan, upstream, true, client);
+    if ('entry' in source) return { parts: replayStream(source.entry), headers: hitHeaders(source.entry) };
+    const { flight, leader, detach } = source;
+    const parts = flight.live ? flight.live.subscribe(client, detach) : this.replayWhenDone(flight, client, detach);
+    return { parts, headers: () => this.flightHeaders(flight, leader) };
+  }
+
+  /**
+   * Finds what answers `plan`: a stored entry, an identical generation in flight (joined), or a
+   * new flight led by this request. The consumer of a flight is attached here, synchronously.
+   */
+  private async source(plan: UsePlan, upstream: Upstream, streaming: boolean, client: CacheClient): Promise<Source> {
+    if (!plan.refresh) {
+      let running = this.flights.get(plan.key);
+      if (!running) {
+        const entry = await this.read(plan.key, plan.maxAgeMs);
+        if (entry) {
+          this.stats.hits += 1;
+          return { entry };
+        }
+        running = this.flights.get(plan.key);
+      }
+      if (running) {
+        this.stats.coalesced += 1;
+        return { flight: running, leader: false, detach: running.attach() };
+      }
+    }
+    this.stats.misses += 1;
+    const flight = new Flight(plan, streaming, client.adopt?.() ?? new AbortController(), (f) => this.forget(f));
+    this.flights.set(plan.key, flight);
+    const detach = flight.attach();
+    void this.run(flight, upstream);
+    return { flight, leader: true, detach };
+  }
+
+  private flightHeaders(flight: Flight, leader: boolean): CacheHeaders {
+    if (leader && (flight.origin === undefined || flight.origin === 'upstream')) return MISS_HEADERS;
+    return flight.origin === 'upstream' || flight.origin === undefined ? HIT_FRESH_HEADERS : hitHeaders(flight.entry);
+  }
+
+  /** Leads a flight: take the distributed lock (or wait for the process that has it), generate, store, tell the others. */
+  private async run(flight: Flight, upstream: Upstream): Promise<void> {
+    const { key, plan } = flight;
+    let lock: HeldLock | undefined;
+    try {
+      if (this.coalescer) {
+        const acquired = await this.coalescer.acquire(key, !plan.refresh);
+        if (acquired.result === 'acquired') {
+          lock = acquired.lock;
+        } else if (acquired.result === 'cached') {
+          // Another process stored it between our read and now (or it is older than max-age, or corrupt: then lead).
+          const entry = await this.read(key, plan.maxAgeMs);
+          if (entry) return flight.complete(entry, 'store', false);
+        } else if (acquired.result === 'busy' && !plan.refresh) {
+          const outcome = await this.coalescer.waitForLeader(key, {
+            signal: flight.signal,
+            deadline: Date.now() + this.config.coalesceWaitMs,
+            readEntry: () => this.read(key, plan.maxAgeMs),
+          });
+          switch (outcome.kind) {
+            case 'entry':
+              return flight.complete(outcome.entry, 'remote', false);
+            case 'error': {
+              const e = outcome.body.error;
+              throw new ApiError(outcome.status, e.message, e.type, e.code, e.param);
+            }
+            case 'aborted':
+              throw abortedError();
+            case 'lead':
+              lock = outcome.lock;
+              break;
+            default: {
+              const unreachable: never = outcome;
+              return unreachable;
+            }
+          }
+        }
+      }
+      if (flight.signal.aborted) throw abortedError();
+      const entry = flight.live ? await this.pump(flight, upstream) : entryFromResult(await upstream.generate(flight.signal));
+      flight.complete(entry, 'upstream', true);
+      // The flight stays joinable until the entry is stored, so there is no window in which an
+      // identical request finds neither.
+      await this.write(key, entry, plan.ttlMs);
+      if (lock) await this.coalescer?.publish(key, { t: 'ok', e: entry });
+    } catch (error) {
+      flight.fail(error);
+      this.forget(flight);
+      if (lock && this.coalescer) {
+        if (isAbortError(error)) {
+          await this.coalescer.publish(key, { t: 'retry' });
+        } else {
+          const { status, body } = mapError(error);
+          await this.coalescer.publish(key, { t: 'err', s: status, b: body });
+        }
+      }
+    } finally {
+      await lock?.release();
+      this.forget(flight);
+    }
+  }
+
+  /** Streams upstream into the flight's live stream, and returns the entry if it ended normally. */
+  private async pump(flight: Flight, upstream: Upstream): Promise<CacheEntry> {
+    const live = flight.live as LiveStream;
+    const chunks: number[] = [];
+    let text = '';
+    let finish: Extract<StreamPart, { type: 'finish' }> | undefined;
+    for await (const part of upstream.stream(flight.signal)) {
+      if (part.type === 'delta') {
+        if (part.text.length === 0) continue;
+        text += part.text;
+        chunks.push(part.text.length);
+      } else if (finish) {
+        continue;
+      } else {
+        finish = part;
+      }
+      live.push(part);
+    }
+    if (flight.signal.aborted) throw abortedError();
+    if (!finish) {
+      throw new ModelProviderError('The upstream stream ended without a finish event', { code: 'upstream_error', isRetryable: false });
+    }
+    return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage }, Date.now(), chunks);
+  }
+
+  private async awaitFlight(flight: Flight, client: CacheClient, detach: () => void): Promise<CacheEntry> {
+    try {
+      if (flight.entry) return flight.entry;
+      return await new Promise<CacheEntry>((resolve, reject) => {
+        const unregister = client.onGone(() => reject(abortedError()));
+        flight.done.then(
+          (entry) => {
+            unregister();
+            resolve(entry);
+          },
+          (error: unknown) => {
+            unregister();
+            reject(error);
+          },
+        );
+      });
+    } finally {
+      detach();
+    }
+  }
+
+  private async *replayWhenDone(flight: Flight, client: CacheClient, detach: () => void): AsyncGenerator<StreamPart> {
+    const entry = await this.awaitFlight(flight, client, detach);
+    yield* replayParts(entry);
+  }
+
+  private forget(flight: Flight): void {
+    if (this.flights.get(flight.key) === flight) this.flights.delete(flight.key);
+  }
+
+  /** Reads and validates an entry; any failure (Redis down or slow, corrupt data) is a miss. */
+  private async read(key: string, maxAgeMs?: number): Promise<CacheEntry | undefined> {
+    let raw: unknown;
+    try {
+      if (this.redis) {
+        if (!this.redis.available) return undefined;
+        raw = await this.redis.bounded(this.cache.get<unknown>(key));
+      } else {
+        raw = await this.cache.get<unknown>(key);
+      }
+    } catch {
+      return undefined;
+    }
+    if (raw === undefined || raw === null) return undefined;
+    const entry = parseEntry(raw);
+    if (!entry) {
+      this.logger.warn(`ignored an unreadable response-cache entry (${key})`);
+      return undefined;
+    }
+    if (maxAgeMs !== undefined && Date.now() - entry.createdAt > maxAgeMs) return undefined;
+    return entry;
+  }
+
+  private async write(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
+    try {
+      if (this.redis) {
+        if (!this.redis.available) return;
+        await this.redis.bounded(this.cache.set(key, entry, ttlMs));
+      } else {
+        await this.cache.set(key, entry, ttlMs);
+      }
+    } catch {
+      this.stats.storeErrors += 1;
+    }
+  }
+}

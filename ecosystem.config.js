@@ -1,0 +1,96 @@
+// PM2 configuration: `pm2 start ecosystem.config.js` (after `npm ci && npm run build`).
+//
+// This file is an ES module (the root package.json has "type": "module"). PM2 loads config files
+// with require(), which on Node >= 20.19 loads ES modules too; it reads the `apps` export.
+//
+// Two apps:
+// - inference-api: the gateway, in cluster mode (PM2_INSTANCES workers, default: all cores) on
+//   one port. Zero-downtime `pm2 reload inference-api`: each new worker must send 'ready'
+//   (main.ts does, after listen) before the old one gets SIGINT and drains (health/graceful-shutdown.ts).
+// - model-node: one fork-mode process serving a GGUF with the in-process llama.cpp provider on
+//   MODEL_NODE_PORT, through the same OpenAI-compatible API. The gateway's default models file
+//   (deploy/pm2/gateway.models.yaml) uses it as an `openai-compatible` upstream.
+//
+// Everything is overridable from the environment of the `pm2 start` command, e.g.
+//   PORT=8000 PM2_INSTANCES=4 REDIS_URL=redis://127.0.0.1:6379 pm2 start ecosystem.config.js --only inference-api
+// See deploy/README.md.
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(fileURLToPath(import.meta.url));
+const env = process.env;
+
+/** Drain deadline of the API (SHUTDOWN_TIMEOUT_MS, same default as the app). */
+const shutdownTimeoutMs = Number(env.SHUTDOWN_TIMEOUT_MS ?? 10_000);
+/**
+ * PM2 sends SIGKILL this long after SIGINT. It must exceed the whole shutdown: the drain deadline,
+ * plus up to 5 s for closing providers and clients (DEFAULT_CLOSE_TIMEOUT_MS), plus a margin.
+ */
+const killTimeoutMs = shutdownTimeoutMs + 8_000;
+
+/** Variables passed to the app when set in the environment of `pm2 start`. */
+const PASSED = [
+  'HOST', 'MODELS_DIR', 'DEFAULT_MODEL_THREADS', 'PREDICT_MODEL', 'PREDICT_MAX_TOKENS', 'LOG_LEVEL', 'LOG_REQUESTS',
+  'BODY_LIMIT_BYTES', 'TRUST_PROXY', 'REDIS_URL', 'REDIS_TIMEOUT_MS', 'REDIS_REQUIRED', 'CACHE_ENABLED',
+  'CACHE_TTL_SECONDS', 'CACHE_MAX_ENTRIES', 'CACHE_NONDETERMINISTIC', 'CACHE_NAMESPACE', 'CACHE_NAMESPACE_HEADER',
+  'COALESCE_WAIT_MS',
+];
+const passed = Object.fromEntries(PASSED.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
+
+const common = {
+  cwd: root,
+  script: resolve(root, 'apps/inference-api/dist/main.js'),
+  node_args: ['--enable-source-maps'],
+  // Zero-downtime: a new worker counts as started only once it sent 'ready' (after listen).
+  wait_ready: true,
+  // Stop gracefully (SIGINT, handled like SIGTERM by the app), SIGKILL only after the drain.
+  kill_timeout: killTimeoutMs,
+  autorestart: true,
+  min_uptime: 5_000,
+  max_restarts: 10,
+  exp_backoff_restart_delay: 200,
+  merge_logs: true,
+};
+
+export const apps = [
+  {
+    ...common,
+    name: 'inference-api',
+    exec_mode: 'cluster',
+    // A number, or 'max' for one worker per core.
+    instances: env.PM2_INSTANCES && env.PM2_INSTANCES !== 'max' ? Number(env.PM2_INSTANCES) : 'max',
+    // Longest wait for 'ready' (Nest boot + model/provider init). During `pm2 reload`, the old
+    // worker is stopped after this even if its replacement never became ready.
+    listen_timeout: Number(env.PM2_LISTEN_TIMEOUT_MS ?? 30_000),
+    env: {
+      NODE_ENV: 'production',
+      ...passed,
+      PORT: env.PORT ?? '3000',
+      HOST: env.HOST ?? '127.0.0.1',
+      SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
+      MODELS_FILE: env.MODELS_FILE ?? resolve(root, 'deploy/pm2/gateway.models.yaml'),
+    },
+  },
+  {
+    ...common,
+    name: 'model-node',
+    exec_mode: 'fork',
+    instances: 1,
+    // Loading a large GGUF takes a while.
+    listen_timeout: Number(env.MODEL_NODE_LISTEN_TIMEOUT_MS ?? 120_000),
+    env: {
+      NODE_ENV: 'production',
+      ...passed,
+      PORT: env.MODEL_NODE_PORT ?? '8100',
+      HOST: env.MODEL_NODE_HOST ?? '127.0.0.1',
+      SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
+      MODELS_FILE: env.MODEL_NODE_MODELS_FILE ?? resolve(root, 'deploy/pm2/model-node.models.yaml'),
+      // Caching happens in the gateway; the model node has no Redis and no cache of its own.
+      CACHE_ENABLED: 'false',
+      REDIS_URL: '',
+      INSTANCE_ID: 'model-node',
+    },
+  },
+];
+
+export default { apps };
