@@ -170,8 +170,8 @@ export class ModelRouter {
     let bestScore = Infinity;
     let fallback: DeploymentState | undefined;
     for (let i = 0; i < list.length; i++) {
-      const s = list[(start + i) % list.length]!;
-      if (exclude.has(s)) continue;
+      const s = list[(start + i) % list.length];
+      if (!s || exclude.has(s)) continue;
       if (s.cooldownUntil > now) {
         if (!fallback || s.cooldownUntil < fallback.cooldownUntil) fallback = s;
         continue;
