@@ -49,12 +49,8 @@ describe('readiness and Redis', () => {
     await upstream?.close();
   });
 
-  it('503 while a required Redis is down, 200 again once it is back; liveness stays 200', async (ctx) => {
+  it('503 while a required Redis is down, 200 again once it is back; liveness stays 200', async () => {
     const first = await health(`${required.url}/health/ready`);
-    if (first.body.details['redis']?.message?.includes('REDIS_PING')) {
-      console.warn(`SKIPPED: ${first.body.details['redis']?.message}`);
-      ctx.skip();
-    }
     expect(first.status).toBe(200);
     expect(first.body.details['redis']?.status).toBe('up');
 
@@ -76,6 +72,7 @@ describe('readiness and Redis', () => {
     await redis.restart();
     await until('readiness 200 after Redis restarted', async () => (await health(`${required.url}/health/ready`)).status === 200, 15_000);
     expect((await health(`${required.url}/health/live`)).status).toBe(200);
-    expect((await health(`${optional.url}/health/ready`)).body.status).toBe('ok');
+    // Each process reconnects on its own backoff (up to 2 s): wait for the optional one too.
+    await until('optional instance ok again', async () => (await health(`${optional.url}/health/ready`)).body.status === 'ok', 15_000);
   });
 });
