@@ -1,14 +1,14 @@
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { ModelsConfig } from '@infer/model-providers';
-import { ensureTinyLlamaGguf, TINY_LLAMA_GGUF_FILE_NAME } from '@infer/model-providers';
 import type { AppConfig } from '../config/app-config.js';
 
 /** The public id of the built-in model served when no MODELS_FILE is given. */
 export const BUILTIN_MODEL_NAME = 'tiny-llama';
-/** In a models file, `modelPath: builtin:tiny-llama` points a llama-cpp deployment at the built-in GGUF. */
-export const BUILTIN_MODEL_REF = `builtin:${BUILTIN_MODEL_NAME}`;
 
-/** The embedded default: one model, in-process llama.cpp, on a GGUF the project writes itself. */
+/**
+ * The embedded default: one model, in-process llama.cpp, on the GGUF the project writes itself
+ * (`modelPath: builtin:tiny-llama`, written into MODELS_DIR on first use by the llama-cpp provider).
+ */
 export function builtinModelsConfig(config: AppConfig): ModelsConfig {
   return {
     baseDir: process.cwd(),
@@ -16,30 +16,24 @@ export function builtinModelsConfig(config: AppConfig): ModelsConfig {
       {
         name: BUILTIN_MODEL_NAME,
         ownedBy: 'llama-cpp',
-        deployments: [{ provider: 'llama-cpp', modelPath: BUILTIN_MODEL_REF, threads: config.defaultModelThreads }],
+        deployments: [{ provider: 'llama-cpp', modelPath: `builtin:${BUILTIN_MODEL_NAME}`, threads: config.defaultModelThreads }],
       },
     ],
   };
 }
 
-/**
- * Replaces `builtin:tiny-llama` model paths with the real file, writing it first if missing
- * (atomically, so PM2 workers starting together are safe).
- */
-export async function resolveBuiltinModelPaths(models: ModelsConfig, config: AppConfig): Promise<ModelsConfig> {
-  let builtinPath: string | undefined;
-  const resolved = [];
-  for (const model of models.models) {
-    const deployments = [];
-    for (const deployment of model.deployments) {
-      if (deployment['modelPath'] === BUILTIN_MODEL_REF) {
-        builtinPath ??= await ensureTinyLlamaGguf(join(resolve(config.modelsDir), TINY_LLAMA_GGUF_FILE_NAME));
-        deployments.push({ ...deployment, modelPath: builtinPath });
-      } else {
-        deployments.push(deployment);
-      }
-    }
-    resolved.push({ ...model, deployments });
-  }
-  return { ...models, models: resolved };
+/** `builtin:` GGUFs of llama-cpp deployments go to MODELS_DIR unless the deployment sets `builtinDir`. */
+export function withBuiltinDir(models: ModelsConfig, config: AppConfig): ModelsConfig {
+  const builtinDir = resolve(config.modelsDir);
+  return {
+    ...models,
+    models: models.models.map((model) => ({
+      ...model,
+      deployments: model.deployments.map((d) =>
+        d.provider === 'llama-cpp' && typeof d['modelPath'] === 'string' && d['modelPath'].startsWith('builtin:') && d['builtinDir'] === undefined
+          ? { ...d, builtinDir }
+          : d,
+      ),
+    })),
+  };
 }

@@ -11,7 +11,7 @@ import {
 } from '@infer/model-providers';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
-import { builtinModelsConfig, resolveBuiltinModelPaths } from './builtin-model.js';
+import { builtinModelsConfig, withBuiltinDir } from './builtin-model.js';
 import { ModelCatalog } from './model-catalog.js';
 import { MODEL_CATALOG, MODEL_ROUTER } from './models.tokens.js';
 
@@ -32,7 +32,7 @@ const providers: Provider[] = [
     inject: [APP_CONFIG],
     useFactory: async (config: AppConfig): Promise<ModelsConfig> => {
       const models = config.modelsFile ? await loadModelsFile(config.modelsFile) : builtinModelsConfig(config);
-      return resolveBuiltinModelPaths(models, config);
+      return withBuiltinDir(models, config);
     },
   },
   {

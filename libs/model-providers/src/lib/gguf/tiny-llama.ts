@@ -201,7 +201,8 @@ const ensuring = new Map<string, Promise<string>>();
  * renames it into place, so a reader never sees a partial file and every writer produces the same bytes.
  */
 export function ensureTinyLlamaGguf(path: string, spec: Partial<TinyLlamaSpec> = {}): Promise<string> {
-  const pending = ensuring.get(path);
+  const key = `${path}\0${tinyLlamaGgufFileName(spec)}`;
+  const pending = ensuring.get(key);
   if (pending) return pending;
   const promise = (async () => {
     const file = buildTinyLlamaGguf(spec);
@@ -214,8 +215,8 @@ export function ensureTinyLlamaGguf(path: string, spec: Partial<TinyLlamaSpec> =
     }
     await writeAtomically(path, file);
     return path;
-  })().finally(() => ensuring.delete(path));
-  ensuring.set(path, promise);
+  })().finally(() => ensuring.delete(key));
+  ensuring.set(key, promise);
   return promise;
 }
 

@@ -1,5 +1,30 @@
 import type { OptionsSchema } from '../../registry/provider-definition.js';
 
+/** node-llama-cpp 3.21.1's `resolvableChatWrapperTypeNames` (a spec checks they still match). */
+export const LLAMA_CPP_CHAT_WRAPPERS = [
+  'auto',
+  'general',
+  'deepSeek',
+  'qwen',
+  'llama3.2-lightweight',
+  'llama3.1',
+  'llama3',
+  'llama2Chat',
+  'mistral',
+  'alpacaChat',
+  'functionary',
+  'chatML',
+  'falconChat',
+  'gemma4',
+  'gemma',
+  'harmony',
+  'muse',
+  'seed',
+  'template',
+  'jinjaTemplate',
+] as const;
+export type LlamaCppChatWrapperName = (typeof LLAMA_CPP_CHAT_WRAPPERS)[number];
+
 /** Deployment options of the `llama-cpp` provider (in-process llama.cpp through node-llama-cpp). */
 export interface LlamaCppProviderOptions {
   /**
@@ -19,6 +44,12 @@ export interface LlamaCppProviderOptions {
   readonly maxTokens?: number;
   /** Prepended as a system message to chats that have none. */
   readonly systemPrompt?: string;
+  /**
+   * How chats are rendered (default 'auto': node-llama-cpp matches the model's Jinja template to a
+   * built-in wrapper, which takes about a second at load for an unknown template; 'jinjaTemplate' uses
+   * the template as is, and is the default for `builtin:` models).
+   */
+  readonly chatWrapper?: LlamaCppChatWrapperName;
   /** Offload to a GPU when one is available (default false: the prebuilt CPU build, never a compile). */
   readonly gpu?: boolean;
   /** Where `builtin:` models are written (default: `<os tmpdir>/infer-model-providers`). */
@@ -45,6 +76,7 @@ export const llamaCppOptionsSchema: OptionsSchema = {
     batchSize: { type: 'integer', minimum: 1, maximum: 65_536 },
     maxTokens: { type: 'integer', minimum: 1, default: LLAMA_CPP_DEFAULTS.maxTokens },
     systemPrompt: { type: 'string' },
+    chatWrapper: { type: 'string', enum: [...LLAMA_CPP_CHAT_WRAPPERS] },
     gpu: { type: 'boolean', default: LLAMA_CPP_DEFAULTS.gpu },
     builtinDir: { type: 'string', minLength: 1 },
   },

@@ -7,7 +7,7 @@ import type { ChatMessage, GenerationResult, StreamPart } from '../../contract/m
 import { writeTinyLlamaGguf } from '../../gguf/tiny-llama.js';
 import { silentLogger, type ProviderContext } from '../../registry/provider-definition.js';
 import { ModelProviderRegistry } from '../../registry/provider-registry.js';
-import { llamaCppProviderDefinition, LlamaCppProvider, type LlamaCppProviderOptions } from './index.js';
+import { LLAMA_CPP_CHAT_WRAPPERS, llamaCppProviderDefinition, LlamaCppProvider, type LlamaCppProviderOptions } from './index.js';
 
 let dir: string;
 const providers: LlamaCppProvider[] = [];
@@ -17,7 +17,8 @@ function context(overrides: Partial<ProviderContext> = {}): ProviderContext {
 }
 
 async function provider(options: Partial<LlamaCppProviderOptions> = {}): Promise<LlamaCppProvider> {
-  const p = new LlamaCppProvider({ modelPath: 'tiny.gguf', ...options }, context());
+  // 'jinjaTemplate': skip node-llama-cpp's ~1 s template matching ('auto') in every provider of this file.
+  const p = new LlamaCppProvider({ modelPath: 'tiny.gguf', chatWrapper: 'jinjaTemplate', ...options }, context());
   providers.push(p);
   await p.init();
   return p;
@@ -254,11 +255,11 @@ describe('llama-cpp provider: abort', () => {
 
   it('aborting a non-stream call rejects at once; a consumer that stops iterating releases the sequence', async () => {
     const controller = new AbortController();
-    const pending = p.complete({ prompt: 'Long', maxTokens: 2000 }, { signal: controller.signal });
+    const pending = p.complete({ prompt: 'Long', maxTokens: 2000, temperature: 0 }, { signal: controller.signal });
     setTimeout(() => controller.abort(), 20);
     expect((await rejection(pending)).code).toBe('aborted');
 
-    for await (const part of p.streamComplete({ prompt: 'Long', maxTokens: 2000 })) {
+    for await (const part of p.streamComplete({ prompt: 'Long', maxTokens: 2000, temperature: 0 })) {
       expect(part.type).toBe('delta');
       break;
     }
@@ -344,7 +345,7 @@ describe('llama-cpp provider: concurrency', () => {
 describe('llama-cpp provider: lifecycle and configuration', () => {
   it('close() rejects the running and queued requests (retryable) and later ones, and reports unhealthy', async () => {
     const p = await provider({ sequences: 1 });
-    const running = rejection(p.complete({ prompt: 'Long', maxTokens: 2000 }));
+    const running = rejection(p.complete({ prompt: 'Long', maxTokens: 2000, temperature: 0 }));
     const queued = rejection(p.complete({ prompt: 'Queued', maxTokens: 10 }));
     await new Promise((r) => setTimeout(r, 10));
     expect((await p.health()).detail).toMatch(/1\/1 sequences busy, 1 queued/);
@@ -377,6 +378,18 @@ describe('llama-cpp provider: lifecycle and configuration', () => {
     expect(() => registry.create('llama-cpp', { modelPath: 'x.gguf', thread: 2 }, context())).toThrow(/"thread"/);
     expect(() => registry.create('llama-cpp', {}, context())).toThrow(/modelPath/);
     expect(() => registry.create('llama-cpp', { modelPath: 'x.gguf', sequences: 0 }, context())).toThrow(/sequences/);
+  });
+
+  it('chatWrapper picks how chats are rendered; the list matches node-llama-cpp', async () => {
+    const { resolvableChatWrapperTypeNames } = await import('node-llama-cpp');
+    expect([...LLAMA_CPP_CHAT_WRAPPERS]).toEqual([...resolvableChatWrapperTypeNames]);
+    const chatML = await provider({ chatWrapper: 'chatML', sequences: 1 });
+    const jinja = await provider({ sequences: 1 });
+    const user: ChatMessage[] = [{ role: 'user', content: 'Hi' }];
+    const a = await chatML.chat({ messages: user, maxTokens: 1, temperature: 0 });
+    const b = await jinja.chat({ messages: user, maxTokens: 1, temperature: 0 });
+    // `<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n` is longer than `<|user|>\nHi</s>\n<|assistant|>\n`.
+    expect(a.usage.promptTokens).toBeGreaterThan(b.usage.promptTokens + 10);
   });
 
   it('builtin:tiny-llama writes the built-in model on first use', async () => {

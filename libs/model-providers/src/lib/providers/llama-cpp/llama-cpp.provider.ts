@@ -41,7 +41,7 @@ import {
 } from '../../contract/model-provider.js';
 import type { ProviderContext } from '../../registry/provider-definition.js';
 import { ensureTinyLlamaGguf, LARGE_TINY_LLAMA_SPEC, DEFAULT_TINY_LLAMA_SPEC, tinyLlamaGgufFileName, type TinyLlamaSpec } from '../../gguf/tiny-llama.js';
-import { LLAMA_CPP_DEFAULTS, type LlamaCppProviderOptions } from './llama-cpp.options.js';
+import { LLAMA_CPP_DEFAULTS, type LlamaCppChatWrapperName, type LlamaCppProviderOptions } from './llama-cpp.options.js';
 import { getSharedLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './llama-runtime.js';
 import { guardLogitsReorderRace } from './logits-race-guard.js';
 import { SequencePool } from './sequence-pool.js';
@@ -64,6 +64,7 @@ interface ResolvedOptions {
   readonly batchSize: number | undefined;
   readonly maxTokens: number;
   readonly systemPrompt: string | undefined;
+  readonly chatWrapper: LlamaCppChatWrapperName;
   readonly gpu: boolean;
 }
 
@@ -215,7 +216,8 @@ export class LlamaCppProvider implements ModelProvider {
           );
         }
         const pool = new SequencePool(Array.from({ length: sequences }, () => context.getSequence()));
-        const chatWrapper = lib.resolveChatWrapper(model);
+        const chatWrapper =
+          this.options.chatWrapper === 'auto' ? lib.resolveChatWrapper(model) : lib.resolveChatWrapper(model, { type: this.options.chatWrapper });
         const loaded: Loaded = { lib, model, context, pool, chatWrapper, contextSize: context.contextSize, modelPath };
         if (this.closed) {
           await context.dispose();
@@ -486,6 +488,8 @@ function resolveOptions(options: LlamaCppProviderOptions, context: ProviderConte
     batchSize: options.batchSize,
     maxTokens: options.maxTokens ?? LLAMA_CPP_DEFAULTS.maxTokens,
     systemPrompt: options.systemPrompt,
+    // Our own template is known not to match a specialized wrapper: skip the (slow) matching.
+    chatWrapper: options.chatWrapper ?? (builtin ? 'jinjaTemplate' : 'auto'),
     gpu: options.gpu ?? LLAMA_CPP_DEFAULTS.gpu,
   };
 }
