@@ -2,6 +2,7 @@ import { request } from 'node:http';
 import { type FakeUpstream, startFakeUpstream } from '@infer/model-providers/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
+import { fakeModelsYaml } from '../support/load.js';
 
 /** A client that disconnects aborts the upstream call: the fake upstream sees its connection close. */
 describe('client abort', () => {
@@ -12,7 +13,7 @@ describe('client abort', () => {
     upstream = await startFakeUpstream({ tokens: 200, interTokenDelayMs: 20 });
     server = await startApiServer({
       env: { CACHE_ENABLED: 'false' },
-      modelsYaml: `models:\n  - name: m\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: fake\n`,
+      modelsYaml: fakeModelsYaml(upstream.url),
     });
   });
 

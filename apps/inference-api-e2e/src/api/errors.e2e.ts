@@ -1,6 +1,7 @@
 import { startFakeUpstream, type FakeUpstream } from '@infer/model-providers/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
+import { fakeModelsYaml } from '../support/load.js';
 
 interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -15,7 +16,7 @@ describe('errors', () => {
     upstream = await startFakeUpstream({ tokens: 4 });
     server = await startApiServer({
       env: { BODY_LIMIT_BYTES: '4096', CACHE_ENABLED: 'false' },
-      modelsYaml: `models:\n  - name: m\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: fake\n        timeoutMs: 1500\n`,
+      modelsYaml: fakeModelsYaml(upstream.url, 'm', { timeoutMs: 1500 }),
     });
   });
 

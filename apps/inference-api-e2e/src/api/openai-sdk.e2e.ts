@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import { type FakeUpstream, startFakeUpstream } from '@infer/model-providers/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
+import { fakeModelsYaml } from '../support/load.js';
 
 /**
  * The official `openai` npm client, unmodified, against a real server process: once on the
@@ -26,7 +27,7 @@ const targets: Target[] = [
       const upstream = await startFakeUpstream({ tokens: 12, models: ['upstream-model'] });
       const server = await startApiServer({
         env: { CACHE_ENABLED: 'false' },
-        modelsYaml: `models:\n  - name: fake-chat\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: upstream-model\n`,
+        modelsYaml: fakeModelsYaml(upstream.url, 'fake-chat', { upstreamModel: 'upstream-model' }),
       });
       return { server, upstream };
     },

@@ -45,8 +45,9 @@ export async function runBoundedLoad(options: LoadOptions): Promise<LoadResult> 
   return { total: ok + failed, ok, failed, failures, durationMs: Date.now() - started };
 }
 
-export function fakeModelsYaml(upstreamUrl: string, model = 'm'): string {
-  return `models:\n  - name: ${model}\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstreamUrl}\n        model: fake\n`;
+export function fakeModelsYaml(upstreamUrl: string, model = 'm', options: { upstreamModel?: string; timeoutMs?: number } = {}): string {
+  const timeout = options.timeoutMs === undefined ? '' : `        timeoutMs: ${options.timeoutMs}\n`;
+  return `models:\n  - name: ${model}\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstreamUrl}\n        model: ${options.upstreamModel ?? 'fake'}\n${timeout}`;
 }
 
 /** One non-streamed chat completion; throws unless it is a 200 with a completion. Returns x-served-by. */
