@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests start for real: redis-server, nginx (Debian packages).
+# Installs the system packages the tests start for real: redis-server, nginx (Debian packages),
+# and wrk, the load generator of the benchmark (tools/bench).
 # Idempotent: does nothing when they are already there. Needs root (or sudo) for apt-get.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system deps: redis-server and nginx present"
+  echo "system deps: redis-server, nginx and wrk present"
   exit 0
 fi
 SUDO=""

@@ -29,6 +29,7 @@ export { fakeReplyHash, fakeReplyText, fakeReplyTokens, startFakeUpstream } from
 export type {
   FakeUpstream,
   FakeUpstreamAbortEvent,
+  FakeUpstreamStats,
   FakeUpstreamFailure,
   FakeUpstreamOptions,
   FakeUpstreamRuntimeOptions,

@@ -4,6 +4,10 @@ import { chatChunkFormatter, chatCompletionBody, completionId, textChunkFormatte
 describe('openai-format', () => {
   it('makes OpenAI-style ids', () => {
     expect(completionId('chatcmpl')).toMatch(/^chatcmpl-[0-9a-f]{24}$/);
+    expect(completionId('cmpl')).toMatch(/^cmpl-[0-9a-f]{24}$/);
+    // Drawn from a pool refilled every 341 ids: unique across refills.
+    const ids = new Set(Array.from({ length: 2_000 }, () => completionId('chatcmpl')));
+    expect(ids.size).toBe(2_000);
   });
 
   it('formats chat chunks as valid JSON in the OpenAI shape', () => {

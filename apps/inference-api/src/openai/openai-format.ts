@@ -1,9 +1,27 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { FinishReason, GenerationResult, TokenUsage } from '@infer/model-providers';
+
+/**
+ * Random hex for ids, drawn from the CSPRNG 4 KiB at a time: one `randomBytes(12)` per request
+ * cost a native call and a Buffer (about 2% of the CPU of a proxied request).
+ */
+const RANDOM_POOL = Buffer.alloc(4096);
+let randomHex = '';
+let randomHexOffset = 0;
+
+function randomHex24(): string {
+  if (randomHexOffset + 24 > randomHex.length) {
+    randomHex = randomFillSync(RANDOM_POOL).toString('hex');
+    randomHexOffset = 0;
+  }
+  const hex = randomHex.slice(randomHexOffset, randomHexOffset + 24);
+  randomHexOffset += 24;
+  return hex;
+}
 
 /** OpenAI-style ids: a prefix and 24 random hex chars. */
 export function completionId(prefix: 'chatcmpl' | 'cmpl'): string {
-  return `${prefix}-${randomBytes(12).toString('hex')}`;
+  return `${prefix}-${randomHex24()}`;
 }
 
 export function usageBody(usage: TokenUsage) {

@@ -180,6 +180,16 @@ describe('startFakeUpstream', () => {
     expect(await denied.json()).toMatchObject({ error: { code: 'invalid_api_key' } });
     expect((await post('/chat/completions', chatBody('x'), { headers: { authorization: 'Bearer k' } })).status).toBe(200);
   });
+
+  it('reports its counters on GET /__fake/stats without recording the call', async () => {
+    await post('/chat/completions', chatBody('x'));
+    await post('/completions', { model: 'm', prompt: 'p' });
+    const logged = upstream.requests.length;
+    const res = await fetch(`${upstream.url.replace(/\/v1$/, '')}/__fake/stats`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ requestCount: 2, inFlight: 0, abortedRequests: 0, abortedStreams: 0 });
+    expect(upstream.requests).toHaveLength(logged);
+  });
 });
 
 describe('failure injection', () => {

@@ -2,7 +2,9 @@
  * A fake OpenAI-compatible upstream on plain `node:http`: fast (it is the upstream of the benchmark),
  * deterministic, and instrumented for tests (request log, abort counters, failure injection).
  *
- * Routes: `POST /v1/chat/completions`, `POST /v1/completions` (stream and not), `GET /v1/models`.
+ * Routes: `POST /v1/chat/completions`, `POST /v1/completions` (stream and not), `GET /v1/models`, and
+ * `GET /__fake/stats` (the counters as JSON, not recorded: how a process started with the CLI, e.g. by
+ * the benchmark, reports the upstream calls it received).
  *
  * Replies are derived from the prompt: `<hash> tok1 tok2 ... tok{n-1}` where `<hash>` is 8 hex
  * digits of an FNV-1a hash of the prompt text (chat: the message contents joined by "\n"), so
@@ -70,6 +72,16 @@ export interface RecordedRequest {
   readonly body: unknown;
 }
 
+/** The body of `GET /__fake/stats`: the counters of the FakeUpstream interface. */
+export interface FakeUpstreamStats {
+  readonly requestCount: number;
+  readonly inFlight: number;
+  readonly openConnections: number;
+  readonly totalConnections: number;
+  readonly abortedRequests: number;
+  readonly abortedStreams: number;
+}
+
 export interface FakeUpstreamAbortEvent {
   readonly path: string;
   readonly stream: boolean;
@@ -129,6 +141,7 @@ interface RuntimeState {
 const CHAT_PATH = '/v1/chat/completions';
 const COMPLETIONS_PATH = '/v1/completions';
 const MODELS_PATH = '/v1/models';
+const STATS_PATH = '/__fake/stats';
 
 /** Starts a fake upstream; resolves once it listens. */
 export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
@@ -371,9 +384,25 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
       this.models(res);
       return;
     }
+    if (method === 'GET' && path === STATS_PATH) {
+      req.resume();
+      this.sendJson(res, 200, this.stats());
+      return;
+    }
     req.resume();
     this.record(req, path, undefined);
     this.sendJson(res, 404, errorBody(`Unknown route ${method ?? ''} ${path}`, 'invalid_request_error', null, 'not_found'));
+  }
+
+  private stats(): FakeUpstreamStats {
+    return {
+      requestCount: this.requestCount,
+      inFlight: this.inFlight,
+      openConnections: this.openConnections,
+      totalConnections: this.totalConnections,
+      abortedRequests: this.abortedRequests,
+      abortedStreams: this.abortedStreams,
+    };
   }
 
   private readBody(req: IncomingMessage, done: (text: string) => void): void {

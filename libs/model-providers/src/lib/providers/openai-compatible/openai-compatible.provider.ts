@@ -1,6 +1,7 @@
 /**
  * A provider for any OpenAI-compatible upstream (vLLM, Ollama, llama.cpp server, TGI, OpenAI, a
- * model node of this platform): one keep-alive undici Pool per instance, `pool.request` for speed.
+ * model node of this platform): one keep-alive undici Pool per instance; non-stream calls go through
+ * `pool.dispatch` with a buffering handler (buffered-call.ts), streams through `pool.request`.
  *
  * Usage: when the upstream reports usage (non-stream bodies, and the last stream chunk since we always
  * ask for `stream_options.include_usage`), it is passed on as is. When it does not, usage is
@@ -11,6 +12,7 @@
  * Timeouts (`timeoutMs`, `idleTimeoutMs`) are undici's headers/body timers, which have a resolution
  * of about one second: fine for their 60 s defaults, not for sub-second deadlines (use the signal).
  */
+import type { Readable } from 'node:stream';
 import { Client, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { ModelProviderError, abortedError } from '../../contract/errors.js';
@@ -32,6 +34,7 @@ import { silentLogger } from '../../registry/provider-definition.js';
 import type { ProviderLogger } from '../../registry/provider-definition.js';
 import { OPENAI_COMPATIBLE_KIND, resolveOpenAICompatibleOptions } from './openai-compatible.options.js';
 import type { OpenAICompatibleProviderOptions, ResolvedOpenAICompatibleOptions } from './openai-compatible.options.js';
+import { bufferedPost, type BufferedResponse } from './buffered-call.js';
 import { SseParser } from './sse-parser.js';
 import { malformedError, mapHttpError, mapTransportError } from './upstream-errors.js';
 
@@ -213,8 +216,8 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return JSON.stringify(body);
   }
 
-  /** Sends a POST; resolves with the response (status < 400) or throws the mapped error. */
-  private async send(route: Route, body: string, stream: boolean, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+  /** Sends a streaming POST; resolves with the response (status < 400) or throws the mapped error. */
+  private async send(route: Route, body: string, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
     if (signal?.aborted) throw abortedError(signal.reason);
     this.assertOpen();
     let response: Dispatcher.ResponseData;
@@ -222,7 +225,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       response = await this.pool.request({
         method: 'POST',
         path: route === 'chat' ? this.chatPath : this.completionsPath,
-        headers: stream ? this.streamHeaders : this.jsonHeaders,
+        headers: this.streamHeaders,
         body,
         signal: signal ?? null,
       });
@@ -241,12 +244,28 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return response;
   }
 
+  /** A non-stream call: the whole body at once, through undici's dispatch (see buffered-call.ts). */
   private async generate(route: Route, body: string, promptChars: number, signal: AbortSignal | undefined): Promise<GenerationResult> {
-    const response = await this.send(route, body, false, signal);
-    return this.readResult(route, response, promptChars, signal);
+    if (signal?.aborted) throw abortedError(signal.reason);
+    this.assertOpen();
+    let response: BufferedResponse;
+    try {
+      response = await bufferedPost(this.pool, {
+        path: route === 'chat' ? this.chatPath : this.completionsPath,
+        headers: this.jsonHeaders,
+        body,
+        signal,
+        errorBodyLimit: MAX_ERROR_BODY,
+      });
+    } catch (error) {
+      throw mapTransportError(error, this.label, signal);
+    }
+    if (response.statusCode >= 400) throw mapHttpError(response.statusCode, response.text, this.label);
+    if (signal?.aborted) throw abortedError(signal.reason);
+    return this.interpretResult(route, response.text, promptChars);
   }
 
-  /** Reads and interprets a non-stream JSON body. */
+  /** Reads a non-stream JSON body from a `request` response (a stream request answered with JSON). */
   private async readResult(
     route: Route,
     response: Dispatcher.ResponseData,
@@ -260,6 +279,11 @@ export class OpenAICompatibleProvider implements ModelProvider {
       throw mapTransportError(error, this.label, signal);
     }
     if (signal?.aborted) throw abortedError(signal.reason);
+    return this.interpretResult(route, text, promptChars);
+  }
+
+  /** Interprets a non-stream JSON body. */
+  private interpretResult(route: Route, text: string, promptChars: number): GenerationResult {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -296,7 +320,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     promptChars: number,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<StreamPart, void, undefined> {
-    const response = await this.send(route, buildBody(), true, signal);
+    const response = await this.send(route, buildBody(), signal);
     const contentType = response.headers['content-type'];
     if (typeof contentType === 'string' && contentType.startsWith('application/json')) {
       // An upstream that ignores `stream: true` and answers one JSON body: replay it as a stream.
@@ -310,7 +334,11 @@ export class OpenAICompatibleProvider implements ModelProvider {
     const parser = new SseParser();
     const state: StreamState = { done: false, finishReason: undefined, usage: undefined, contentChunks: 0 };
     try {
-      reading: for await (const chunk of body as AsyncIterable<Buffer>) {
+      // destroyOnReturn: false — leaving the loop at [DONE] must not destroy the body: Node would
+      // build an AbortError (a stack trace, ~4% of the CPU of a stream) for a response that is
+      // complete; the finally block below dumps or destroys it as the case requires.
+      const chunks = (body as unknown as Readable).iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
+      reading: for await (const chunk of chunks) {
         if (signal?.aborted) throw abortedError(signal.reason);
         for (const event of parser.push(chunk)) {
           const text = this.streamEvent(route, event.data, state);
@@ -349,7 +377,8 @@ export class OpenAICompatibleProvider implements ModelProvider {
           body.dump({ limit: 64 * 1024 }).catch(() => undefined);
         } else {
           // Early return, abort or error: close the connection so the upstream stops generating.
-          body.destroy();
+          // (undici reports the destroy as an 'error' event: nobody listens any more.)
+          body.on('error', () => undefined).destroy();
         }
       }
     }
