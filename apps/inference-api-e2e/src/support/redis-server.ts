@@ -1,9 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { freePort } from './free-port.js';
 
 export interface RedisServer {
@@ -20,7 +18,8 @@ export interface RedisServer {
 /** Starts a real `redis-server` (Debian package) on a free loopback port, no persistence. */
 export async function startRedisServer(): Promise<RedisServer> {
   const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), 'infer-redis-'));
+  // No persistence (--save '', no AOF): nothing is written; --dir only keeps Redis out of the repo.
+  const dir = tmpdir();
   let child: ChildProcess | undefined;
 
   const start = async () => {
@@ -55,10 +54,6 @@ export async function startRedisServer(): Promise<RedisServer> {
     restart: start,
     command: (...args) => command(port, ...args),
   };
-}
-
-export async function cleanupRedisDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
 }
 
 function command(port: number, ...args: string[]): Promise<string> {

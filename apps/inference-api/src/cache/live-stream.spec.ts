@@ -1,6 +1,6 @@
 import type { StreamPart } from '@infer/model-providers';
 import { describe, expect, it } from 'vitest';
-import { SignalClient } from './client-link.js';
+import { SignalClient } from '../common/client-link.js';
 import { LiveStream } from './live-stream.js';
 
 async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {

@@ -1,5 +1,5 @@
 import { abortedError, type StreamPart } from '@infer/model-providers';
-import type { CacheClient } from './client-link.js';
+import type { CacheClient } from '../common/client-link.js';
 
 /**
  * One producer, many consumers: the parts of a stream in flight, kept from the first one so a

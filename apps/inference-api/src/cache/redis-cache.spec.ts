@@ -11,7 +11,7 @@ import { InferenceService, type InferenceJob } from '../openai/inference.service
 import type { ChatCompletionBody } from '../openai/openai.schemas.js';
 import { type CacheBackend, createCacheBackend } from './cache-backend.js';
 import { entryFromResult } from './cache-entry.js';
-import { SignalClient } from './client-link.js';
+import { SignalClient } from '../common/client-link.js';
 import { ResponseCacheService, type ServedStream, type Upstream } from './response-cache.service.js';
 
 /**

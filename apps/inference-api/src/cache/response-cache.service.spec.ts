@@ -1,5 +1,3 @@
-import { EventEmitter } from 'node:events';
-import type { ServerResponse } from 'node:http';
 import { abortedError, type GenerationResult, ModelProviderError, type ModelRouter, type StreamPart } from '@infer/model-providers';
 import { createCache } from 'cache-manager';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -9,8 +7,9 @@ import { InferenceService, type InferenceJob } from '../openai/inference.service
 import type { ChatCompletionBody } from '../openai/openai.schemas.js';
 import { type CacheEntry, entryFromResult } from './cache-entry.js';
 import { createMemoryStore } from './cache-stores.js';
-import { ResponseClient, SignalClient } from './client-link.js';
+import { ResponseClient, SignalClient } from '../common/client-link.js';
 import { ResponseCacheService, type ServedStream, type Upstream } from './response-cache.service.js';
+import { fakeResponse } from '../common/fake-response.testing.js';
 
 const inference = new InferenceService(
   { capabilitiesOf: () => undefined } as unknown as ModelRouter,
@@ -19,21 +18,6 @@ const inference = new InferenceService(
 const job = (content: string, body: Partial<ChatCompletionBody> = {}): InferenceJob =>
   inference.chatJob({ model: 'm', messages: [{ role: 'user', content }], temperature: 0, ...body } as ChatCompletionBody);
 
-/** The parts of a ServerResponse that ResponseClient watches. */
-function fakeResponse(): ServerResponse & { drop(): void; finish(): void } {
-  const res = new EventEmitter() as EventEmitter & { destroyed: boolean; writableFinished: boolean; drop(): void; finish(): void };
-  res.destroyed = false;
-  res.writableFinished = false;
-  res.drop = () => {
-    res.destroyed = true;
-    res.emit('close');
-  };
-  res.finish = () => {
-    res.writableFinished = true;
-    res.emit('close');
-  };
-  return res as unknown as ServerResponse & { drop(): void; finish(): void };
-}
 
 const silent = { log: () => undefined, warn: () => undefined, debug: () => undefined };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -4,7 +4,7 @@ import type { Cache } from 'cache-manager';
 import { ApiError } from '../common/api-error.js';
 import { mapError } from '../common/error-mapping.js';
 import type { InferenceJob } from '../openai/inference.service.js';
-import type { CacheClient } from './client-link.js';
+import type { CacheClient } from '../common/client-link.js';
 import { ageSeconds, type CacheEntry, entryFromResult, parseEntry, replayParts, replayStream, resultOf } from './cache-entry.js';
 import { type CachePlan, type CachePolicyConfig, planRequest, type UsePlan } from './cache-policy.js';
 import { LiveStream } from './live-stream.js';

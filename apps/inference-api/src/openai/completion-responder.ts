@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
+import type { GenerationResult } from '@infer/model-providers';
 import type { FastifyReply } from 'fastify';
-import { ResponseClient } from '../cache/client-link.js';
-import { ResponseCacheService, type Upstream } from '../cache/response-cache.service.js';
-import { clientAbortSignal } from '../common/client-abort.js';
+import { ResponseCacheService, type ServedStream, type Upstream } from '../cache/response-cache.service.js';
+import { ResponseClient } from '../common/client-link.js';
 import { InferenceService, type InferenceJob } from './inference.service.js';
 import {
   chatChunkFormatter,
@@ -20,8 +20,9 @@ interface StreamFlags {
 
 /**
  * Runs an inference job and writes the OpenAI response: JSON, or SSE when `stream` is set. The
- * response cache decides where the result comes from (entry, identical request in flight, upstream)
- * and which `x-cache`/`age` headers go with it.
+ * response cache (when enabled) decides where the result comes from (entry, identical request in
+ * flight, upstream) and which `x-cache`/`age` headers go with it. The client is watched by a
+ * ResponseClient: its AbortSignal is created only when an upstream call needs it.
  */
 @Injectable()
 export class CompletionResponder {
@@ -32,34 +33,35 @@ export class CompletionResponder {
 
   async respond(job: InferenceJob, flags: StreamFlags, reply: FastifyReply): Promise<void> {
     const created = Math.floor(Date.now() / 1000);
-    // With the cache on, the client is watched by a ResponseClient: a request answered from the
-    // cache never creates an AbortSignal, and one that leads a shared call lends it its controller.
-    const client = this.cache.enabled ? new ResponseClient(reply.raw) : undefined;
     if (flags.stream) {
       const id = completionId(job.kind === 'chat' ? 'chatcmpl' : 'cmpl');
       const format = job.kind === 'chat' ? chatChunkFormatter(id, created, job.model) : textChunkFormatter(id, created, job.model);
       const includeUsage = flags.stream_options?.include_usage === true;
-      if (!client) {
-        await writeSse(reply, this.inference.stream(job, clientAbortSignal(reply)), format, { includeUsage });
-        return;
-      }
-      const served = await this.cache.stream(job, reply.request.headers, this.upstream(job), client);
-      await writeSse(reply, served.parts, format, served.headers ? { includeUsage, headers: served.headers } : { includeUsage });
+      const { parts, headers } = await this.stream(job, reply);
+      await writeSse(reply, parts, format, { includeUsage, headers });
       return;
     }
-    let result;
-    if (client) {
-      const served = await this.cache.generate(job, reply.request.headers, this.upstream(job), client);
-      if (served.headers) reply.headers(served.headers);
-      result = served.result;
-    } else {
-      result = await this.inference.generate(job, clientAbortSignal(reply));
-    }
+    const result = await this.generate(job, reply);
     const body =
       job.kind === 'chat'
         ? chatCompletionBody(completionId('chatcmpl'), created, job.model, result)
         : textCompletionBody(completionId('cmpl'), created, job.model, result);
     await reply.send(body);
+  }
+
+  /** The whole result of a job (cache headers, when any, are set on `reply`). Also used by GET /predict. */
+  async generate(job: InferenceJob, reply: FastifyReply): Promise<GenerationResult> {
+    const client = new ResponseClient(reply.raw);
+    if (!this.cache.enabled) return this.inference.generate(job, client.signal);
+    const served = await this.cache.generate(job, reply.request.headers, this.upstream(job), client);
+    if (served.headers) reply.headers(served.headers);
+    return served.result;
+  }
+
+  private async stream(job: InferenceJob, reply: FastifyReply): Promise<ServedStream> {
+    const client = new ResponseClient(reply.raw);
+    if (!this.cache.enabled) return { parts: this.inference.stream(job, client.signal), headers: undefined };
+    return this.cache.stream(job, reply.request.headers, this.upstream(job), client);
   }
 
   private upstream(job: InferenceJob): Upstream {

@@ -3,7 +3,6 @@ import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ApiErrorResponses } from '../common/api-docs.js';
-import { clientAbortSignal } from '../common/client-abort.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import type { ModelCatalog } from '../models/model-catalog.js';
@@ -37,6 +36,6 @@ export class PredictController {
   @ApiBadRequestResponse({ description: 'Missing or empty input_text', schema: ref('ErrorResponse') })
   @ApiErrorResponses()
   run(@Query('input_text') inputText: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<{ result: string }> {
-    return this.predict.predict(this.model, inputText, clientAbortSignal(reply), reply);
+    return this.predict.predict(this.model, inputText, reply);
   }
 }

@@ -21,7 +21,7 @@ export interface CacheClient {
   adopt?(): AbortController;
 }
 
-/** A CacheClient on the raw HTTP response (what clientAbortSignal watches too). */
+/** A CacheClient on the raw HTTP response : the client leaving before its response is complete. */
 export class ResponseClient implements CacheClient {
   gone = false;
   private controller: AbortController | undefined;

@@ -1,23 +1,7 @@
-import { EventEmitter } from 'node:events';
-import type { ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { ResponseClient, SignalClient } from './client-link.js';
+import { fakeResponse } from './fake-response.testing.js';
 
-/** The parts of a ServerResponse that ResponseClient watches. */
-function fakeResponse(): ServerResponse & { drop(): void; finish(): void } {
-  const res = new EventEmitter() as EventEmitter & { destroyed: boolean; writableFinished: boolean; drop(): void; finish(): void };
-  res.destroyed = false;
-  res.writableFinished = false;
-  res.drop = () => {
-    res.destroyed = true;
-    res.emit('close');
-  };
-  res.finish = () => {
-    res.writableFinished = true;
-    res.emit('close');
-  };
-  return res as unknown as ServerResponse & { drop(): void; finish(): void };
-}
 
 
 describe('ResponseClient', () => {
