@@ -18,8 +18,12 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        // Fastify owns the pino instance (see main.ts); nestjs-pino reuses it for Nest's logs.
-        LoggerModule.forRoot({ useExisting: true, pinoHttp: { logger } }),
+        // Fastify owns the pino instance (see bootstrap.ts); nestjs-pino reuses it for Nest's logs.
+        // No request middleware (`forRoutes: []`): request-scoped logs go through `request.log`,
+        // Fastify's child logger carrying the request id. nestjs-pino's middleware would put it in
+        // an AsyncLocalStorage, and on Node 20 an active AsyncLocalStorage hooks every promise of
+        // the process: measured ~8 µs of CPU per request on the miss path, ~3 µs on a cache hit.
+        LoggerModule.forRoot({ useExisting: true, pinoHttp: { logger }, forRoutes: [] }),
         ModelsModule,
         ResponseCacheModule.forRoot(config),
         OpenAIModule,

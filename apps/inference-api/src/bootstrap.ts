@@ -5,6 +5,7 @@ import { Logger } from 'nestjs-pino';
 import { LogController } from 'fastify';
 import { pino, type Logger as PinoLogger } from 'pino';
 import { AppModule } from './app.module.js';
+import { LazyRequestLogger } from './common/lazy-request-logger.js';
 import type { AppConfig } from './config/app-config.js';
 import { setupOpenApi } from './openapi.js';
 
@@ -42,6 +43,8 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
       // Balancer probes would drown the request log.
       disableRequestLogging: config.logRequests ? (request) => request.url.startsWith('/health') : true,
     }),
+    // request.log is created on first use (most requests log nothing): see LazyRequestLogger.
+    childLoggerFactory: LazyRequestLogger.factory,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     bodyLimit: config.bodyLimitBytes,
@@ -63,6 +66,9 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, logger), adapter, {
     bufferLogs: true,
     abortOnError: false,
+    // Fastify's own JSON parser (string + secure-json-parse, bodyLimit) instead of Nest's wrapper
+    // around it (buffer, then a second parser call per request). No route needs the raw body.
+    bodyParser: false,
   });
   app.useLogger(app.get(Logger));
   // No app.enableShutdownHooks(): main.ts installs GracefulShutdown (health/graceful-shutdown.ts), which

@@ -1,3 +1,5 @@
+// First: V8 flags that must be set before the app allocates (see v8-tuning.ts).
+import './v8-tuning.js';
 import 'reflect-metadata';
 import { createApp, createRootLogger } from './bootstrap.js';
 import { ConfigValidationError, loadAppConfig } from './config/app-config.js';

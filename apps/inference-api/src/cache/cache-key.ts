@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { InferenceJob } from '../openai/inference.service.js';
 
 /** Bump when the canonical form or the entry format changes: old entries then simply stop matching. */
@@ -49,7 +49,8 @@ export function canonicalRequest(job: InferenceJob, namespace: string | null): s
 
 /** sha256 of the canonical request, base64url (43 chars). */
 export function cacheKey(job: InferenceJob, namespace: string | null): string {
-  return createHash('sha256').update(canonicalRequest(job, namespace)).digest('base64url');
+  // One-shot crypto.hash (Node >= 20.12): no Hash object, about half the cost of createHash().update().digest().
+  return hash('sha256', canonicalRequest(job, namespace), 'base64url');
 }
 
 function canonicalExtra(extra: Readonly<Record<string, unknown>>): Record<string, unknown> | null {

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { abortedError, type GenerationResult, isAbortError, ModelProviderError, type StreamPart } from '@infer/model-providers';
 import type { Cache } from 'cache-manager';
+import { abortControllers } from '../common/abort-pool.js';
 import { ApiError } from '../common/api-error.js';
 import { mapError } from '../common/error-mapping.js';
 import type { InferenceJob } from '../openai/inference.service.js';
@@ -94,6 +95,11 @@ class Flight {
 
   get signal(): AbortSignal {
     return this.controller.signal;
+  }
+
+  /** Called once the flight's upstream work is over: the controller goes back to the pool if it can be reused. */
+  recycle(): void {
+    abortControllers.release(this.controller);
   }
 
   /** Registers a consumer; the returned function (idempotent) unregisters it. */
@@ -225,7 +231,7 @@ export class ResponseCacheService {
       }
     }
     this.stats.misses += 1;
-    const flight = new Flight(plan, streaming, client.adopt?.() ?? new AbortController(), (f) => this.forget(f));
+    const flight = new Flight(plan, streaming, client.adopt?.() ?? abortControllers.acquire(), (f) => this.forget(f));
     this.flights.set(plan.key, flight);
     const detach = flight.attach();
     void this.run(flight, upstream);
@@ -296,6 +302,7 @@ export class ResponseCacheService {
     } finally {
       await lock?.release();
       this.forget(flight);
+      flight.recycle();
     }
   }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { abortControllers } from './abort-pool.js';
 import { ResponseClient, SignalClient } from './client-link.js';
 import { fakeResponse } from './fake-response.testing.js';
 
@@ -28,6 +29,31 @@ describe('ResponseClient', () => {
     const signal = client.signal;
     res.finish();
     expect([gone, signal.aborted, client.gone]).toEqual([0, false, false]);
+  });
+
+  it('gives its controller back to the pool when the response completed, not when the client left', () => {
+    const done = fakeResponse();
+    const kept = new ResponseClient(done);
+    const signal = kept.signal;
+    const before = abortControllers.size;
+    done.finish();
+    expect(abortControllers.size).toBe(before + 1);
+    expect(abortControllers.acquire().signal).toBe(signal);
+
+    const dropped = fakeResponse();
+    const left = new ResponseClient(dropped);
+    void left.signal;
+    dropped.drop();
+    expect(abortControllers.size).toBe(before);
+  });
+
+  it('does not give back a controller it lent', () => {
+    const res = fakeResponse();
+    const client = new ResponseClient(res);
+    client.adopt();
+    const before = abortControllers.size;
+    res.finish();
+    expect(abortControllers.size).toBe(before);
   });
 
   it('lends its controller: once adopted, the client leaving no longer aborts it', () => {

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { abortControllers } from './abort-pool.js';
 
 /**
  * The client of one request as the cache sees it. A request answered from the cache needs no
@@ -15,13 +16,18 @@ export interface CacheClient {
   onGone(listener: () => void): () => void;
   /**
    * Hands this request's AbortController to a shared upstream call: from now on the client leaving
-   * no longer aborts it (the call's owner decides, counting its consumers). Undefined when the
-   * client cannot lend one (a plain signal).
+   * no longer aborts it (the call's owner decides, counting its consumers, and gives it back to
+   * `abortControllers` when the call has settled). Undefined when the client cannot lend one (a
+   * plain signal).
    */
   adopt?(): AbortController;
 }
 
-/** A CacheClient on the raw HTTP response : the client leaving before its response is complete. */
+/**
+ * A CacheClient on the raw HTTP response: the client leaving before its response is complete. Its
+ * AbortController comes from `abortControllers` and goes back there when the response completed
+ * (by then the upstream call made with the signal has settled), unless it was adopted.
+ */
 export class ResponseClient implements CacheClient {
   gone = false;
   private controller: AbortController | undefined;
@@ -34,7 +40,10 @@ export class ResponseClient implements CacheClient {
       return;
     }
     res.once('close', () => {
-      if (res.writableFinished) return;
+      if (res.writableFinished) {
+        if (this.controller && !this.adopted) abortControllers.release(this.controller);
+        return;
+      }
       this.gone = true;
       if (!this.adopted) this.controller?.abort();
       const listeners = this.listeners;
@@ -45,7 +54,7 @@ export class ResponseClient implements CacheClient {
 
   get signal(): AbortSignal {
     if (!this.controller) {
-      this.controller = new AbortController();
+      this.controller = abortControllers.acquire();
       if (this.gone && !this.adopted) this.controller.abort();
     }
     return this.controller.signal;
@@ -65,7 +74,7 @@ export class ResponseClient implements CacheClient {
 
   adopt(): AbortController {
     this.adopted = true;
-    return (this.controller ??= new AbortController());
+    return (this.controller ??= abortControllers.acquire());
   }
 }
 
