@@ -1,8 +1,12 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { HotRoutes } from './common/hot-routes.js';
 import { openApiComponents } from './openai/openai.schemas.js';
 
-/** Builds the OpenAPI 3 document from the controllers' decorators and the shared JSON schemas. */
+/**
+ * Builds the OpenAPI 3 document from the controllers' decorators, the hot routes' operations (the
+ * same code registers them with Fastify) and the shared JSON schemas.
+ */
 export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('LLM inference API')
@@ -15,6 +19,7 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'Only when the server is configured with API keys.' })
     .build();
   const document = SwaggerModule.createDocument(app, config);
+  for (const [path, item] of Object.entries(app.get(HotRoutes).paths())) document.paths[path] = { ...document.paths[path], ...item };
   document.components ??= {};
   document.components.schemas = {
     ...document.components.schemas,

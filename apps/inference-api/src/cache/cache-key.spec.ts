@@ -14,7 +14,32 @@ const chat = (body: Partial<ChatCompletionBody> & Record<string, unknown>) =>
 const completion = (body: Partial<CompletionBody> & Record<string, unknown>) =>
   inference.completionJob({ model: 'm', prompt: 'hi', ...body } as CompletionBody);
 
+/** The canonical form as plain JSON.stringify of an object (the definition canonicalRequest writes out by hand). */
+function reference(job: ReturnType<typeof chat>, ns: string | null): string {
+  const r = job.request;
+  const input = job.kind === 'chat' ? job.request.messages.map((m) => ({ role: m.role, content: m.content, name: m.name ?? null })) : job.request.prompt;
+  const stop = [...(r.stop ?? [])].sort();
+  const extra = r.extra === undefined ? null : (sortKeys(Object.fromEntries(Object.entries(r.extra).filter(([k, v]) => v != null && !['user', 'metadata', 'store', 'service_tier'].includes(k)))) as object);
+  return JSON.stringify({
+    v: 1, ns, route: job.kind, model: job.model, input, max_tokens: r.maxTokens ?? null, temperature: r.temperature ?? 1, top_p: r.topP ?? 1,
+    seed: r.seed ?? null, stop, presence_penalty: r.presencePenalty ?? 0, frequency_penalty: r.frequencyPenalty ?? 0,
+    extra: extra && Object.keys(extra).length > 0 ? extra : null,
+  });
+}
+
 describe('cache key', () => {
+  it('writes the canonical form exactly as JSON.stringify would (escaping, numbers, order)', () => {
+    const jobs = [
+      chat({}),
+      chat({ messages: [{ role: 'system', content: 'be "terse"\n\u2028 é 😀' }, { role: 'user', content: 'x', name: 'bob' }], temperature: 0.7, top_p: 0.25, seed: -3, max_tokens: 1e3 }),
+      chat({ stop: ['b', 'a\\'], presence_penalty: -0.5, frequency_penalty: 1.5, logit_bias: { '2': 1, '1': -1 }, user: 'u' }),
+      completion({ prompt: ['once "upon"'], stop: 'x', response_format: { type: 'json_object' } }),
+    ];
+    for (const job of jobs) {
+      for (const ns of [null, 'key:sk-"1"']) expect(canonicalRequest(job, ns)).toBe(reference(job, ns));
+    }
+  });
+
   it('is a sha256 in base64url', () => {
     expect(cacheKey(chat({}), null)).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });

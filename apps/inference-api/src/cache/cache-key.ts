@@ -23,28 +23,37 @@ const OUTPUT_NEUTRAL_EXTRA: ReadonlySet<string> = new Set(['user', 'metadata', '
  * response body, so GET /predict and the identical POST /v1/completions share entries.
  */
 export function canonicalRequest(job: InferenceJob, namespace: string | null): string {
+  // Written out by hand rather than JSON.stringify of a fresh object: the same text (specs compare
+  // both forms), without the intermediate objects, ~3x faster. It runs for every cacheable request.
   const r = job.request;
-  const input =
-    job.kind === 'chat'
-      ? job.request.messages.map((m) => ({ role: m.role, content: m.content, name: m.name ?? null }))
-      : job.request.prompt;
+  let input: string;
+  if (job.kind === 'chat') {
+    input = '[';
+    const messages = job.request.messages;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as (typeof messages)[number];
+      if (i > 0) input += ',';
+      input += `{"role":${q(m.role)},"content":${q(m.content)},"name":${m.name === undefined ? 'null' : q(m.name)}}`;
+    }
+    input += ']';
+  } else {
+    input = q(job.request.prompt);
+  }
   let stop: readonly string[] = r.stop ?? [];
   if (stop.length > 1) stop = [...stop].sort();
-  return JSON.stringify({
-    v: CACHE_KEY_VERSION,
-    ns: namespace,
-    route: job.kind,
-    model: job.model,
-    input,
-    max_tokens: r.maxTokens ?? null,
-    temperature: r.temperature ?? 1,
-    top_p: r.topP ?? 1,
-    seed: r.seed ?? null,
-    stop,
-    presence_penalty: r.presencePenalty ?? 0,
-    frequency_penalty: r.frequencyPenalty ?? 0,
-    extra: r.extra === undefined ? null : canonicalExtra(r.extra),
-  });
+  return (
+    `{"v":${CACHE_KEY_VERSION},"ns":${namespace === null ? 'null' : q(namespace)},"route":"${job.kind}","model":${q(job.model)},` +
+    `"input":${input},"max_tokens":${num(r.maxTokens, null)},"temperature":${num(r.temperature, 1)},"top_p":${num(r.topP, 1)},` +
+    `"seed":${num(r.seed, null)},"stop":${stop.length === 0 ? '[]' : q(stop)},"presence_penalty":${num(r.presencePenalty, 0)},` +
+    `"frequency_penalty":${num(r.frequencyPenalty, 0)},"extra":${r.extra === undefined ? 'null' : q(canonicalExtra(r.extra))}}`
+  );
+}
+
+const q = JSON.stringify;
+
+/** A JSON number (numbers here passed schema validation: finite), or the default when absent. */
+function num(value: number | undefined, fallback: number | null): string {
+  return String(value ?? fallback);
 }
 
 /** sha256 of the canonical request, base64url (43 chars). */

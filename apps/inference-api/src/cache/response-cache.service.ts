@@ -66,13 +66,13 @@ const noop = () => undefined;
  */
 class Flight {
   readonly live: LiveStream | undefined;
-  readonly done: Promise<CacheEntry>;
   settled = false;
   entry: CacheEntry | undefined;
   origin: Origin | undefined;
+  private error: unknown;
   private consumers = 0;
-  private resolveDone!: (entry: CacheEntry) => void;
-  private rejectDone!: (error: unknown) => void;
+  /** Created when a request joins (most flights have none): see `done`. */
+  private waiting: { promise: Promise<CacheEntry>; resolve: (entry: CacheEntry) => void; reject: (error: unknown) => void } | undefined;
 
   constructor(
     readonly plan: UsePlan,
@@ -82,11 +82,21 @@ class Flight {
     private readonly onAbandon: (flight: Flight) => void,
   ) {
     this.live = streaming ? new LiveStream() : undefined;
-    this.done = new Promise<CacheEntry>((resolve, reject) => {
-      this.resolveDone = resolve;
-      this.rejectDone = reject;
-    });
-    this.done.catch(noop);
+  }
+
+  /** Settles with the flight (for the requests that joined it; the leader awaits its own run). */
+  get done(): Promise<CacheEntry> {
+    if (this.settled) return this.entry ? Promise.resolve(this.entry) : Promise.reject(this.error);
+    if (!this.waiting) {
+      let resolve!: (entry: CacheEntry) => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<CacheEntry>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.waiting = { promise, resolve, reject };
+    }
+    return this.waiting.promise;
   }
 
   get key(): string {
@@ -127,18 +137,22 @@ class Flight {
       if (!liveFed) for (const part of replayParts(entry)) this.live.push(part);
       this.live.end();
     }
-    this.resolveDone(entry);
+    this.waiting?.resolve(entry);
   }
 
   fail(error: unknown): void {
     if (this.settled) return;
     this.settled = true;
+    this.error = error;
     this.live?.fail(error);
-    this.rejectDone(error);
+    this.waiting?.reject(error);
   }
 }
 
-type Source = { readonly entry: CacheEntry } | { readonly flight: Flight; readonly leader: boolean; readonly detach: () => void };
+type Source =
+  | { readonly entry: CacheEntry }
+  /** `run`: set for the request that leads the flight (it resolves as soon as the entry is there). */
+  | { readonly flight: Flight; readonly leader: boolean; readonly detach: () => void; readonly run?: Promise<CacheEntry> };
 
 /**
  * The response cache: lookup, single-flight (in-process, and across processes through Redis),
@@ -191,7 +205,7 @@ export class ResponseCacheService {
     }
     const source = await this.source(plan, upstream, false, client);
     if ('entry' in source) return { result: resultOf(source.entry), headers: hitHeaders(source.entry) };
-    const entry = await this.awaitFlight(source.flight, client, source.detach);
+    const entry = source.run ? await this.awaitRun(source.run, client, source.detach) : await this.awaitFlight(source.flight, client, source.detach);
     return { result: resultOf(entry), headers: this.flightHeaders(source.flight, source.leader) };
   }
 
@@ -234,8 +248,10 @@ export class ResponseCacheService {
     const flight = new Flight(plan, streaming, client.adopt?.() ?? abortControllers.acquire(), (f) => this.forget(f));
     this.flights.set(plan.key, flight);
     const detach = flight.attach();
-    void this.run(flight, upstream);
-    return { flight, leader: true, detach };
+    const run = this.run(flight, upstream);
+    // Marked handled now: the leader awaits it a few ticks later (streams read the live stream instead).
+    run.catch(noop);
+    return streaming ? { flight, leader: true, detach } : { flight, leader: true, detach, run };
   }
 
   private flightHeaders(flight: Flight, leader: boolean): CacheHeaders {
@@ -243,8 +259,12 @@ export class ResponseCacheService {
     return flight.origin === 'upstream' || flight.origin === undefined ? HIT_FRESH_HEADERS : hitHeaders(flight.entry);
   }
 
-  /** Leads a flight: take the distributed lock (or wait for the process that has it), generate, store, tell the others. */
-  private async run(flight: Flight, upstream: Upstream): Promise<void> {
+  /**
+   * Leads a flight: take the distributed lock (or wait for the process that has it), generate, then
+   * (without making the leader wait) store and tell the others. Resolves with the entry as soon as
+   * it is there; rejects with the flight's error.
+   */
+  private async run(flight: Flight, upstream: Upstream): Promise<CacheEntry> {
     const { key, plan } = flight;
     let lock: HeldLock | undefined;
     try {
@@ -255,7 +275,7 @@ export class ResponseCacheService {
         } else if (acquired.result === 'cached') {
           // Another process stored it between our read and now (or it is older than max-age, or corrupt: then lead).
           const entry = await this.read(key, plan.maxAgeMs);
-          if (entry) return flight.complete(entry, 'store', false);
+          if (entry) return this.settleFromElsewhere(flight, entry, 'store');
         } else if (acquired.result === 'busy' && !plan.refresh) {
           const outcome = await this.coalescer.waitForLeader(key, {
             signal: flight.signal,
@@ -264,7 +284,7 @@ export class ResponseCacheService {
           });
           switch (outcome.kind) {
             case 'entry':
-              return flight.complete(outcome.entry, 'remote', false);
+              return this.settleFromElsewhere(flight, outcome.entry, 'remote');
             case 'error': {
               const e = outcome.body.error;
               throw new ApiError(outcome.status, e.message, e.type, e.code, e.param);
@@ -284,23 +304,52 @@ export class ResponseCacheService {
       if (flight.signal.aborted) throw abortedError();
       const entry = flight.live ? await this.pump(flight, upstream) : entryFromResult(await upstream.generate(flight.signal));
       flight.complete(entry, 'upstream', true);
-      // The flight stays joinable until the entry is stored, so there is no window in which an
-      // identical request finds neither.
-      await this.write(key, entry, plan.ttlMs);
-      if (lock) await this.coalescer?.publish(key, { t: 'ok', e: entry });
+      this.store(flight, entry, lock).catch((error: unknown) => this.logger.warn(`storing a response-cache entry failed: ${String(error)}`));
+      return entry;
     } catch (error) {
       flight.fail(error);
       this.forget(flight);
-      if (lock && this.coalescer) {
-        if (isAbortError(error)) {
-          await this.coalescer.publish(key, { t: 'retry' });
-        } else {
-          const { status, body } = mapError(error);
-          await this.coalescer.publish(key, { t: 'err', s: status, b: body });
-        }
+      flight.recycle();
+      // The leader learns it first; other processes are told in the background.
+      if (lock) this.reportFailure(key, lock, error).catch(noop);
+      throw error;
+    }
+  }
+
+  /** Tells the processes waiting on `key` how the generation ended (retry it, or this error), and frees the lock. */
+  private async reportFailure(key: string, lock: HeldLock, error: unknown): Promise<void> {
+    try {
+      if (isAbortError(error)) {
+        await this.coalescer?.publish(key, { t: 'retry' });
+      } else {
+        const { status, body } = mapError(error);
+        await this.coalescer?.publish(key, { t: 'err', s: status, b: body });
       }
     } finally {
-      await lock?.release();
+      await lock.release();
+    }
+  }
+
+  /** The flight's entry came from the store or from another process's leader: nothing to store. */
+  private settleFromElsewhere(flight: Flight, entry: CacheEntry, origin: Origin): CacheEntry {
+    flight.complete(entry, origin, false);
+    this.forget(flight);
+    flight.recycle();
+    return entry;
+  }
+
+  /**
+   * After a generation: store the entry, tell waiting processes, release the lock. The flight stays
+   * joinable until the entry is stored, so there is no window in which an identical request finds
+   * neither.
+   */
+  private async store(flight: Flight, entry: CacheEntry, lock: HeldLock | undefined): Promise<void> {
+    const { key, plan } = flight;
+    try {
+      await this.write(key, entry, plan.ttlMs);
+      if (lock) await this.coalescer?.publish(key, { t: 'ok', e: entry });
+    } finally {
+      if (lock) await lock.release();
       this.forget(flight);
       flight.recycle();
     }
@@ -329,6 +378,23 @@ export class ResponseCacheService {
       throw new ModelProviderError('The upstream stream ended without a finish event', { code: 'upstream_error', isRetryable: false });
     }
     return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage }, Date.now(), chunks);
+  }
+
+  /**
+   * The leader waits for its own run. Its client leaving detaches it (which aborts the upstream call
+   * unless other requests joined); the run then settles promptly, or, when others still wait, the
+   * leader's request ends as aborted once the entry is there.
+   */
+  private async awaitRun(run: Promise<CacheEntry>, client: CacheClient, detach: () => void): Promise<CacheEntry> {
+    const unregister = client.onGone(detach);
+    try {
+      const entry = await run;
+      if (client.gone) throw abortedError();
+      return entry;
+    } finally {
+      unregister();
+      detach();
+    }
   }
 
   private async awaitFlight(flight: Flight, client: CacheClient, detach: () => void): Promise<CacheEntry> {

@@ -1,16 +1,18 @@
-import { applyDecorators } from '@nestjs/common';
-import { ApiResponse } from '@nestjs/swagger';
+import type { ResponsesObject } from '@nestjs/swagger';
 
-const errorSchema = { $ref: '#/components/schemas/ErrorResponse' };
+const errorContent = { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } };
+
+/** An OpenAPI response with the OpenAI error body. */
+export function errorResponse(description: string): ResponsesObject[string] {
+  return { description, content: errorContent };
+}
 
 /** The error responses every inference route can give, documented once. */
-export function ApiErrorResponses(): MethodDecorator & ClassDecorator {
-  return applyDecorators(
-    ApiResponse({ status: 413, description: 'Request body too large', schema: errorSchema }),
-    ApiResponse({ status: 429, description: 'Upstream rate limit', schema: errorSchema }),
-    ApiResponse({ status: 500, description: 'Internal error (no details; see the request id)', schema: errorSchema }),
-    ApiResponse({ status: 502, description: 'Upstream error', schema: errorSchema }),
-    ApiResponse({ status: 503, description: 'No deployment available', schema: errorSchema }),
-    ApiResponse({ status: 504, description: 'Upstream timeout', schema: errorSchema }),
-  );
-}
+export const inferenceErrorResponses: ResponsesObject = {
+  413: errorResponse('Request body too large'),
+  429: errorResponse('Upstream rate limit'),
+  500: errorResponse('Internal error (no details; see the request id)'),
+  502: errorResponse('Upstream error'),
+  503: errorResponse('No deployment available'),
+  504: errorResponse('Upstream timeout'),
+};

@@ -3,6 +3,7 @@ import type {
   ChatMessage,
   ChatRequest,
   CompletionRequest,
+  GenerationParams,
   GenerationResult,
   ModelRouter,
   StreamPart,
@@ -38,29 +39,21 @@ export class InferenceService {
 
   chatJob(body: ChatCompletionBody): InferenceJob {
     this.assertModel(body.model, 'chat');
-    const messages: ChatMessage[] = body.messages.map((m, i) => ({
-      role: m.role,
-      content: messageText(m.content, i),
-      ...(m.name === undefined ? {} : { name: m.name }),
-    }));
-    return {
-      kind: 'chat',
-      model: body.model,
-      request: {
-        messages,
-        ...params(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, CHAT_KNOWN),
-      },
-    };
+    const messages: ChatMessage[] = new Array<ChatMessage>(body.messages.length);
+    for (let i = 0; i < body.messages.length; i++) {
+      const m = body.messages[i] as ChatCompletionBody['messages'][number];
+      messages[i] = m.name === undefined ? { role: m.role, content: messageText(m.content, i) } : { role: m.role, content: messageText(m.content, i), name: m.name };
+    }
+    const request = params(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, CHAT_KNOWN) as Mutable<ChatRequest>;
+    request.messages = messages;
+    return { kind: 'chat', model: body.model, request };
   }
 
   completionJob(body: CompletionBody): InferenceJob {
     this.assertModel(body.model, 'completion');
-    const prompt = typeof body.prompt === 'string' ? body.prompt : (body.prompt[0] ?? '');
-    return {
-      kind: 'completion',
-      model: body.model,
-      request: { prompt, ...params(body, body.max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, COMPLETION_KNOWN) },
-    };
+    const request = params(body, body.max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, COMPLETION_KNOWN) as Mutable<CompletionRequest>;
+    request.prompt = typeof body.prompt === 'string' ? body.prompt : (body.prompt[0] ?? '');
+    return { kind: 'completion', model: body.model, request };
   }
 
   generate(job: InferenceJob, signal: AbortSignal): Promise<GenerationResult> {
@@ -103,20 +96,27 @@ function messageText(content: ChatCompletionBody['messages'][number]['content'],
 
 type SharedBody = Pick<ChatCompletionBody, 'temperature' | 'top_p' | 'seed' | 'stop' | 'presence_penalty' | 'frequency_penalty'> & Record<string, unknown>;
 
-function params(body: SharedBody, maxTokens: number | undefined, known: ReadonlySet<string>) {
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * The normalised generation parameters (OpenAI's nulls dropped, `stop` as an array, unknown fields
+ * in `extra`). Built by assignment into one object: this runs for every request.
+ */
+function params(body: SharedBody, maxTokens: number | undefined, known: ReadonlySet<string>): Mutable<GenerationParams> {
+  const out: Mutable<GenerationParams> = {};
+  if (maxTokens !== undefined) out.maxTokens = maxTokens;
+  if (body.temperature != null) out.temperature = body.temperature;
+  if (body.top_p != null) out.topP = body.top_p;
+  if (body.seed != null) out.seed = body.seed;
+  const stop = body.stop;
+  if (typeof stop === 'string') out.stop = [stop];
+  else if (stop != null && stop.length > 0) out.stop = stop;
+  if (body.presence_penalty != null) out.presencePenalty = body.presence_penalty;
+  if (body.frequency_penalty != null) out.frequencyPenalty = body.frequency_penalty;
   let extra: Record<string, unknown> | undefined;
   for (const key in body) {
     if (!known.has(key) && body[key] !== undefined) (extra ??= {})[key] = body[key];
   }
-  const stop = body.stop === null || body.stop === undefined ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  return {
-    ...(maxTokens === undefined ? {} : { maxTokens }),
-    ...(body.temperature == null ? {} : { temperature: body.temperature }),
-    ...(body.top_p == null ? {} : { topP: body.top_p }),
-    ...(body.seed == null ? {} : { seed: body.seed }),
-    ...(stop === undefined || stop.length === 0 ? {} : { stop }),
-    ...(body.presence_penalty == null ? {} : { presencePenalty: body.presence_penalty }),
-    ...(body.frequency_penalty == null ? {} : { frequencyPenalty: body.frequency_penalty }),
-    ...(extra === undefined ? {} : { extra }),
-  };
+  if (extra !== undefined) out.extra = extra;
+  return out;
 }

@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
 import { OpenAIModule } from '../openai/openai.module.js';
-import { PredictController } from './predict.controller.js';
+import { PredictRoutes } from './predict.routes.js';
 import { PredictService } from './predict.service.js';
 
-@Module({ imports: [OpenAIModule], controllers: [PredictController], providers: [PredictService] })
+/** GET /predict?input_text= (a hot route, see HotRoutes). */
+@Module({ imports: [OpenAIModule], providers: [PredictService, PredictRoutes] })
 export class PredictModule {}
