@@ -1,18 +1,32 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { errorResponse, inferenceErrorResponses } from '../common/api-docs.js';
-import { HotRoutes } from '../common/hot-routes.js';
+import { type HotRoute, HotRoutes } from '../common/hot-routes.js';
 import { CompletionResponder } from './completion-responder.js';
-import { InferenceService } from './inference.service.js';
+import { type InferenceJob, InferenceService } from './inference.service.js';
 import {
   type ChatCompletionBody,
   chatCompletionRequestSchema,
   chatCompletionSchema,
   type CompletionBody,
   completionRequestSchema,
+  type OpenApiComponentName,
   ref,
   textCompletionSchema,
 } from './openai.schemas.js';
+
+interface CompletionRouteSpec<Body> {
+  readonly url: string;
+  readonly schema: FastifySchema;
+  /** The validated body as an inference job (throws ApiError for what the schema cannot express). */
+  readonly job: (body: Body) => InferenceJob;
+  readonly operationId: string;
+  readonly summary: string;
+  readonly description: string;
+  readonly request: OpenApiComponentName;
+  readonly json: OpenApiComponentName;
+  readonly chunk: OpenApiComponentName;
+}
 
 /** POST /v1/chat/completions and POST /v1/completions, served by Fastify directly (see HotRoutes). */
 @Injectable()
@@ -24,65 +38,62 @@ export class OpenAIRoutes implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.routes.register({
-      method: 'POST',
-      url: '/v1/chat/completions',
-      schema: { body: chatCompletionRequestSchema, response: { 200: chatCompletionSchema } },
-      handler: async (request: FastifyRequest, reply: FastifyReply) => {
-        const body = request.body as ChatCompletionBody;
-        await this.responder.respond(this.inference.chatJob(body), body, reply);
-        return reply;
-      },
-      openapi: {
-        tags: ['OpenAI'],
+    this.routes.register(
+      this.completionRoute<ChatCompletionBody>({
+        url: '/v1/chat/completions',
+        schema: { body: chatCompletionRequestSchema, response: { 200: chatCompletionSchema } },
+        job: (body) => this.inference.chatJob(body),
         operationId: 'createChatCompletion',
         summary: 'Create a chat completion',
         description:
           'OpenAI-compatible. With `stream: true` the response is `text/event-stream`: `data: <ChatCompletionChunk>` events, ' +
           'a last chunk with `usage` when `stream_options.include_usage` is set, then `data: [DONE]`.',
-        requestBody: { required: true, content: { 'application/json': { schema: ref('CreateChatCompletionRequest') } } },
-        responses: {
-          200: {
-            description: 'The completion (JSON), or a stream of chunks (SSE) when `stream: true`.',
-            content: {
-              'application/json': { schema: ref('ChatCompletion') },
-              'text/event-stream': { schema: ref('ChatCompletionChunk') },
-            },
-          },
-          400: errorResponse('Invalid request'),
-          404: errorResponse('Unknown model'),
-          ...inferenceErrorResponses,
-        },
-      },
-    });
-    this.routes.register({
+        request: 'CreateChatCompletionRequest',
+        json: 'ChatCompletion',
+        chunk: 'ChatCompletionChunk',
+      }),
+    );
+    this.routes.register(
+      this.completionRoute<CompletionBody>({
+        url: '/v1/completions',
+        schema: { body: completionRequestSchema, response: { 200: textCompletionSchema } },
+        job: (body) => this.inference.completionJob(body),
+        operationId: 'createCompletion',
+        summary: 'Create a (legacy) text completion',
+        description: 'OpenAI-compatible. `stream: true` answers with server-sent events ending in `data: [DONE]`.',
+        request: 'CreateCompletionRequest',
+        json: 'TextCompletion',
+        chunk: 'TextCompletion',
+      }),
+    );
+  }
+
+  private completionRoute<Body extends ChatCompletionBody | CompletionBody>(spec: CompletionRouteSpec<Body>): HotRoute {
+    return {
       method: 'POST',
-      url: '/v1/completions',
-      schema: { body: completionRequestSchema, response: { 200: textCompletionSchema } },
+      url: spec.url,
+      schema: spec.schema,
       handler: async (request: FastifyRequest, reply: FastifyReply) => {
-        const body = request.body as CompletionBody;
-        await this.responder.respond(this.inference.completionJob(body), body, reply);
+        const body = request.body as Body;
+        await this.responder.respond(spec.job(body), body, reply);
         return reply;
       },
       openapi: {
         tags: ['OpenAI'],
-        operationId: 'createCompletion',
-        summary: 'Create a (legacy) text completion',
-        description: 'OpenAI-compatible. `stream: true` answers with server-sent events ending in `data: [DONE]`.',
-        requestBody: { required: true, content: { 'application/json': { schema: ref('CreateCompletionRequest') } } },
+        operationId: spec.operationId,
+        summary: spec.summary,
+        description: spec.description,
+        requestBody: { required: true, content: { 'application/json': { schema: ref(spec.request) } } },
         responses: {
           200: {
             description: 'The completion (JSON), or a stream of chunks (SSE) when `stream: true`.',
-            content: {
-              'application/json': { schema: ref('TextCompletion') },
-              'text/event-stream': { schema: ref('TextCompletion') },
-            },
+            content: { 'application/json': { schema: ref(spec.json) }, 'text/event-stream': { schema: ref(spec.chunk) } },
           },
           400: errorResponse('Invalid request'),
           404: errorResponse('Unknown model'),
           ...inferenceErrorResponses,
         },
       },
-    });
+    };
   }
 }
