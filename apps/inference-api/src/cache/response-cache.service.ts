@@ -308,8 +308,7 @@ export class ResponseCacheService {
       return entry;
     } catch (error) {
       flight.fail(error);
-      this.forget(flight);
-      flight.recycle();
+      this.retire(flight);
       // The leader learns it first; other processes are told in the background.
       if (lock) this.reportFailure(key, lock, error).catch(noop);
       throw error;
@@ -333,8 +332,7 @@ export class ResponseCacheService {
   /** The flight's entry came from the store or from another process's leader: nothing to store. */
   private settleFromElsewhere(flight: Flight, entry: CacheEntry, origin: Origin): CacheEntry {
     flight.complete(entry, origin, false);
-    this.forget(flight);
-    flight.recycle();
+    this.retire(flight);
     return entry;
   }
 
@@ -350,9 +348,14 @@ export class ResponseCacheService {
       if (lock) await this.coalescer?.publish(key, { t: 'ok', e: entry });
     } finally {
       if (lock) await lock.release();
-      this.forget(flight);
-      flight.recycle();
+      this.retire(flight);
     }
+  }
+
+  /** The flight's upstream work is over: no longer joinable, its AbortController back to the pool. */
+  private retire(flight: Flight): void {
+    this.forget(flight);
+    flight.recycle();
   }
 
   /** Streams upstream into the flight's live stream, and returns the entry if it ended normally. */

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import Fastify, { type FastifyReply } from 'fastify';
+import { exitOnSignal } from './exit-on-signal.js';
 
 const { values } = parseArgs({ options: { port: { type: 'string' }, 'body-file': { type: 'string' } } });
 const reply = readFileSync(values['body-file'] ?? '', 'utf8');
@@ -20,11 +21,4 @@ const handler = async (_request: unknown, res: FastifyReply): Promise<string> =>
 app.post('/v1/chat/completions', handler);
 app.post('/v1/completions', handler);
 await app.listen({ port: Number(values.port ?? 0), host: '127.0.0.1' });
-const stop = (): void => {
-  app.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+exitOnSignal(() => app.close());

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
+import { exitOnSignal } from './exit-on-signal.js';
 
 const { values } = parseArgs({ options: { port: { type: 'string' }, 'body-file': { type: 'string' } } });
 const reply = readFileSync(values['body-file'] ?? '');
@@ -22,9 +23,7 @@ const server = createServer({ keepAlive: true, noDelay: true }, (req, res) => {
 });
 server.keepAliveTimeout = 65_000;
 server.listen(Number(values.port ?? 0), '127.0.0.1');
-const stop = (): void => {
+exitOnSignal(() => {
   server.closeAllConnections();
-  server.close(() => process.exit(0));
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+  return new Promise<void>((resolve) => server.close(() => resolve()));
+});

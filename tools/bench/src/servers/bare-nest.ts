@@ -13,6 +13,7 @@ import { Body, Controller, HttpCode, Module, Post, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply } from 'fastify';
+import { exitOnSignal } from './exit-on-signal.js';
 
 const { values } = parseArgs({ options: { port: { type: 'string' }, 'body-file': { type: 'string' } } });
 const reply = readFileSync(values['body-file'] ?? '', 'utf8');
@@ -37,11 +38,4 @@ class BareModule {}
 
 const app = await NestFactory.create<NestFastifyApplication>(BareModule, new FastifyAdapter({ keepAliveTimeout: 65_000 }), { logger: false });
 await app.listen({ port: Number(values.port ?? 0), host: '127.0.0.1' });
-const stop = (): void => {
-  app.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+exitOnSignal(() => app.close());

@@ -369,22 +369,13 @@ export class LlamaCppProvider implements ModelProvider {
       });
     }
     const maxTokens = this.budget(loaded, promptTokens, request, 'messages');
-    const customStopTriggers = stopTriggers(request.stop);
     return {
       promptTokens,
       maxTokens,
       run: async (sequence, signal, onText) => {
         const chat = new loaded.lib.LlamaChat({ contextSequence: sequence, chatWrapper: loaded.chatWrapper, autoDisposeSequence: false });
         try {
-          const options: LLamaChatGenerateResponseOptions = {
-            ...samplingOptions(request),
-            maxTokens,
-            signal,
-            stopOnAbortSignal: false,
-            trimWhitespaceSuffix: false,
-            ...(customStopTriggers ? { customStopTriggers } : {}),
-            ...(onText ? { onTextChunk: onText } : {}),
-          };
+          const options: LLamaChatGenerateResponseOptions = generationOptions(request, maxTokens, signal, onText);
           const response = await chat.generateResponse(history, options);
           return { text: response.response, stopReason: response.metadata.stopReason };
         } finally {
@@ -402,7 +393,6 @@ export class LlamaCppProvider implements ModelProvider {
       throw new ModelProviderError('The prompt is empty and the model has no BOS token to start from', { code: 'invalid_request', param: 'prompt' });
     }
     const maxTokens = this.budget(loaded, promptTokens, request, 'prompt');
-    const customStopTriggers = stopTriggers(request.stop);
     return {
       promptTokens,
       maxTokens,
@@ -410,16 +400,10 @@ export class LlamaCppProvider implements ModelProvider {
         const completion = new loaded.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
         try {
           const options: LlamaCompletionGenerationOptions = {
-            ...samplingOptions(request),
-            maxTokens,
-            signal,
-            stopOnAbortSignal: false,
-            trimWhitespaceSuffix: false,
+            ...generationOptions(request, maxTokens, signal, onText),
             // We measured the prompt: never let node-llama-cpp cut it (its default keeps 10% free) or shift the context.
             contextShiftSize: 1,
             disableContextShift: true,
-            ...(customStopTriggers ? { customStopTriggers } : {}),
-            ...(onText ? { onTextChunk: onText } : {}),
           };
           const response = await completion.generateCompletionWithMeta(tokens, options);
           return { text: response.response, stopReason: response.metadata.stopReason };
@@ -518,11 +502,32 @@ function toChatHistory(messages: readonly ChatMessage[], systemPrompt: string | 
   return history;
 }
 
-/** OpenAI's defaults (temperature 1, top_p 1, no top-k, no repeat penalty) rather than node-llama-cpp's. */
-function samplingOptions(request: GenerationParams): Pick<
+type SamplingKey = 'temperature' | 'topP' | 'topK' | 'minP' | 'seed' | 'repeatPenalty';
+
+/** What chat and completion generation share: sampling, budget, abort, stop sequences, streaming. */
+function generationOptions(
+  request: GenerationParams,
+  maxTokens: number,
+  signal: AbortSignal,
+  onText: ((text: string) => void) | undefined,
+): Pick<
   LlamaCompletionGenerationOptions,
-  'temperature' | 'topP' | 'topK' | 'minP' | 'seed' | 'repeatPenalty'
+  SamplingKey | 'maxTokens' | 'signal' | 'stopOnAbortSignal' | 'trimWhitespaceSuffix' | 'customStopTriggers' | 'onTextChunk'
 > {
+  const customStopTriggers = stopTriggers(request.stop);
+  return {
+    ...samplingOptions(request),
+    maxTokens,
+    signal,
+    stopOnAbortSignal: false,
+    trimWhitespaceSuffix: false,
+    ...(customStopTriggers ? { customStopTriggers } : {}),
+    ...(onText ? { onTextChunk: onText } : {}),
+  };
+}
+
+/** OpenAI's defaults (temperature 1, top_p 1, no top-k, no repeat penalty) rather than node-llama-cpp's. */
+function samplingOptions(request: GenerationParams): Pick<LlamaCompletionGenerationOptions, SamplingKey> {
   const temperature = request.temperature ?? 1;
   const presencePenalty = request.presencePenalty ?? 0;
   const frequencyPenalty = request.frequencyPenalty ?? 0;

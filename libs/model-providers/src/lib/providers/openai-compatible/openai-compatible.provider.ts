@@ -36,7 +36,7 @@ import { OPENAI_COMPATIBLE_KIND, resolveOpenAICompatibleOptions } from './openai
 import type { OpenAICompatibleProviderOptions, ResolvedOpenAICompatibleOptions } from './openai-compatible.options.js';
 import { bufferedPost, type BufferedResponse } from './buffered-call.js';
 import { SseParser } from './sse-parser.js';
-import { malformedError, mapHttpError, mapTransportError } from './upstream-errors.js';
+import { malformedError, mapHttpError, mapTransportError, parseJsonObject } from './upstream-errors.js';
 
 type Route = 'chat' | 'completion';
 
@@ -284,14 +284,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
 
   /** Interprets a non-stream JSON body. */
   private interpretResult(route: Route, text: string, promptChars: number): GenerationResult {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw malformedError(this.label, 'the body is not JSON', error);
-    }
-    if (parsed === null || typeof parsed !== 'object') throw malformedError(this.label, 'the body is not an object');
-    const root = parsed as JsonObject;
+    const root = parseJsonObject(text, this.label, 'the body');
     const choice = firstChoice(root);
     if (!choice) {
       if (root['error'] !== undefined && root['error'] !== null) throw mapHttpError(502, text, this.label);
@@ -390,14 +383,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       state.done = true;
       return undefined;
     }
-    let event: unknown;
-    try {
-      event = JSON.parse(data);
-    } catch (error) {
-      throw malformedError(this.label, 'a stream event is not JSON', error);
-    }
-    if (event === null || typeof event !== 'object') throw malformedError(this.label, 'a stream event is not an object');
-    const root = event as JsonObject;
+    const root = parseJsonObject(data, this.label, 'a stream event');
     // Some servers report a failure in the middle of a stream as a data event with an error object.
     if (root['error'] !== undefined && root['error'] !== null && root['choices'] === undefined) {
       throw mapHttpError(502, data, this.label);

@@ -164,3 +164,15 @@ export function mapHttpError(status: number, bodyText: string, label: string): M
 export function malformedError(label: string, what: string, cause?: unknown): ModelProviderError {
   return new ModelProviderError(`${label}: malformed upstream response (${what})`, { code: 'upstream_error', cause });
 }
+
+/** Parses an upstream JSON object (`what`: "the body", "a stream event"); anything else is a malformed-response error. */
+export function parseJsonObject(text: string, label: string, what: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw malformedError(label, `${what} is not JSON`, error);
+  }
+  if (parsed === null || typeof parsed !== 'object') throw malformedError(label, `${what} is not an object`);
+  return parsed as Record<string, unknown>;
+}
