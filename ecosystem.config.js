@@ -14,11 +14,21 @@
 // Everything is overridable from the environment of the `pm2 start` command, e.g.
 //   PORT=8000 PM2_INSTANCES=4 REDIS_URL=redis://127.0.0.1:6379 pm2 start ecosystem.config.js --only inference-api
 // See deploy/README.md.
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(fileURLToPath(import.meta.url));
 const env = process.env;
+
+/**
+ * The V8 flags the API is meant to run with, from apps/inference-api/package.json (`nodeArgs`, the
+ * one list that `npm start`, the bench and the e2e tests use too). A 4 MB young generation instead
+ * of V8's 16 MB: the request path allocates a lot of short-lived objects, and a nursery that stays
+ * in the CPU caches made one worker ~10% faster on cache misses and ~19% on hits (README, Performance)
+ * and saves 24 MB of RSS.
+ */
+const apiNodeArgs = JSON.parse(readFileSync(resolve(root, 'apps/inference-api/package.json'), 'utf8')).nodeArgs;
 
 /** Drain deadline of the API (SHUTDOWN_TIMEOUT_MS, same default as the app). */
 const shutdownTimeoutMs = Number(env.SHUTDOWN_TIMEOUT_MS ?? 10_000);
@@ -40,7 +50,7 @@ const passed = Object.fromEntries(PASSED.filter((k) => env[k] !== undefined && e
 const common = {
   cwd: root,
   script: resolve(root, 'apps/inference-api/dist/main.js'),
-  node_args: ['--enable-source-maps'],
+  node_args: [...apiNodeArgs, '--enable-source-maps'],
   // Zero-downtime: a new worker counts as started only once it sent 'ready' (after listen).
   wait_ready: true,
   // Stop gracefully (SIGINT, handled like SIGTERM by the app), SIGKILL only after the drain.

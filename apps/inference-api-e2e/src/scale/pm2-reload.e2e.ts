@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FakeUpstream, startFakeUpstream } from '@infer/model-providers/testing';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/free-port.js';
 import { chatOnce, chatStreamComplete, fakeModelsYaml, runBoundedLoad, sleep } from '../support/load.js';
 import { type NginxServer, startNginx } from '../support/nginx.js';
+import { apiNodeArgs } from '../support/paths.js';
 import { createPm2, type Pm2 } from '../support/pm2.js';
 
 /**
@@ -53,6 +54,11 @@ describe('PM2 cluster mode behind NGINX', () => {
       ['inference-api', 'cluster_mode', 'online'],
     ]);
     expect((await fetch(`${nginx.url}/health/ready`)).status).toBe(200);
+    // Each worker runs with the API's V8 flags (package.json `nodeArgs`, ecosystem.config.js node_args).
+    for (const app of apps) {
+      const argv = (await readFile(`/proc/${app.pid}/cmdline`, 'utf8')).split('\0');
+      for (const flag of apiNodeArgs) expect(argv).toContain(flag);
+    }
   });
 
   it('pm2 reload during load with live SSE streams: 0 failed requests, 0 cut streams', async () => {

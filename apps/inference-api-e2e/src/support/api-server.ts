@@ -4,7 +4,7 @@ import { writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
-import { apiMain, modelsDir, repoRoot } from './paths.js';
+import { apiMain, apiNodeArgs, modelsDir, repoRoot } from './paths.js';
 
 export interface ApiServer {
   readonly url: string;
@@ -41,7 +41,7 @@ export async function startApiServer(options: StartApiOptions = {}): Promise<Api
     await writeFile(file, options.modelsYaml);
     env['MODELS_FILE'] = file;
   }
-  const child = spawn(process.execPath, [apiMain], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...apiNodeArgs, apiMain], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));

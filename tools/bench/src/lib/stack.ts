@@ -3,7 +3,7 @@
  * servers, the Portkey gateway and the raw node-llama-cpp runner. Servers under test go on the
  * server core, fake upstreams on the load generator's core.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
@@ -16,6 +16,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '../../../..');
 export const benchDist = resolve(here, '..');
 export const apiMain = join(repoRoot, 'apps/inference-api/dist/main.js');
+/** The V8 flags the API runs with everywhere (`nodeArgs` in its package.json; PM2 and `npm start` use them too). */
+export const apiNodeArgs: readonly string[] = (JSON.parse(readFileSync(join(repoRoot, 'apps/inference-api/package.json'), 'utf8')) as { nodeArgs: string[] }).nodeArgs;
 export const fakeUpstreamCli = join(repoRoot, 'libs/model-providers/dist/lib/testing/fake-upstream.cli.js');
 
 export function portkeyStartScript(): string {
@@ -104,6 +106,7 @@ export interface ApiSpec {
   readonly modelsYaml: string;
   readonly workDir: string;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** Extra node arguments, after the API's own (apiNodeArgs). */
   readonly nodeArgs?: readonly string[];
 }
 
@@ -112,7 +115,7 @@ export async function startApi(group: ProcessGroup, name: string, cpu: number | 
   await writeFile(modelsFile, spec.modelsYaml);
   return startServer(group, name, cpu, (port) => ({
     command: process.execPath,
-    args: [...(spec.nodeArgs ?? []), apiMain],
+    args: [...apiNodeArgs, ...(spec.nodeArgs ?? []), apiMain],
     env: {
       PORT: String(port),
       HOST: '127.0.0.1',
