@@ -1,8 +1,8 @@
 import type { Keyv } from 'keyv';
 import type { AppConfig } from '../config/app-config.js';
-import { createMemoryStore, createRedisStore } from './cache-stores.js';
-import { RedisCoalescer } from './redis-coalescer.js';
-import { type CacheLogger, RedisConnection } from './redis-connection.js';
+import { createMemoryStore } from './cache-stores.js';
+import type { RedisCoalescer } from './redis-coalescer.js';
+import type { CacheLogger, RedisConnection } from './redis-connection.js';
 
 /** What the cache runs on, chosen from the config: Keyv on a memory LRU, or on Redis plus the coalescer. */
 export interface CacheBackend {
@@ -14,7 +14,11 @@ export interface CacheBackend {
   readonly description: string;
 }
 
-export function createCacheBackend(config: Pick<AppConfig, 'cache' | 'redis'>, logger: CacheLogger): CacheBackend {
+/**
+ * The Redis side (@keyv/redis and node-redis, ~3.5 MB of heap once loaded) is imported only when
+ * REDIS_URL is set: a worker on the embedded memory cache does not carry it.
+ */
+export async function createCacheBackend(config: Pick<AppConfig, 'cache' | 'redis'>, logger: CacheLogger): Promise<CacheBackend> {
   if (!config.cache.enabled || config.redis === undefined) {
     return {
       store: createMemoryStore(config.cache.maxEntries),
@@ -25,12 +29,6 @@ export function createCacheBackend(config: Pick<AppConfig, 'cache' | 'redis'>, l
         : 'response cache disabled (CACHE_ENABLED=false)',
     };
   }
-  const redis = new RedisConnection({ url: config.redis.url, timeoutMs: config.redis.timeoutMs, logger });
-  const store = createRedisStore(redis, (error) => logger.debug?.(`store error: ${error instanceof Error ? error.message : String(error)}`));
-  return {
-    store: store.keyv,
-    redis,
-    coalescer: new RedisCoalescer(redis, { entryKey: store.entryKey }),
-    description: `response cache on Redis (shared by every process, coalescing across them; calls bounded by ${config.redis.timeoutMs} ms)`,
-  };
+  const { createRedisBackend } = await import('./redis-backend.js');
+  return createRedisBackend(config.redis, logger);
 }

@@ -1,10 +1,5 @@
-import KeyvRedis from '@keyv/redis';
-import { type DeserializedData, Keyv } from 'keyv';
+import { Keyv } from 'keyv';
 import { LruMap } from './lru-map.js';
-import type { RedisConnection } from './redis-connection.js';
-
-/** Redis keys of entries: `infer:cache::<key>` (@keyv/redis joins namespace and key with `::`). */
-export const CACHE_STORE_NAMESPACE = 'infer:cache';
 
 /**
  * The embedded store: Keyv on a bounded LRU Map (CACHE_MAX_ENTRIES). No serialisation: entries are
@@ -12,51 +7,4 @@ export const CACHE_STORE_NAMESPACE = 'infer:cache';
  */
 export function createMemoryStore(maxEntries: number): Keyv {
   return new Keyv({ store: new LruMap<string, unknown>(maxEntries), useKeyPrefix: false, serialize: undefined, deserialize: undefined });
-}
-
-/**
- * @keyv/redis on the app's own connection, which owns the client's lifecycle: Nest's cache module
- * disconnects its stores on shutdown, and KeyvRedis' disconnect waits for pending replies (it
- * hangs while Redis is stalled), so this adapter leaves closing to RedisConnection.close().
- */
-class ConnectionOwnedKeyvRedis<T> extends KeyvRedis<T> {
-  override async disconnect(): Promise<void> {
-    // RedisConnection closes the client, bounded.
-  }
-}
-
-export interface RedisStore {
-  readonly keyv: Keyv;
-  /** The Redis key an entry is stored under (for the coalescer's atomic "already cached?" check). */
-  entryKey(key: string): string;
-}
-
-/**
- * The shared store: Keyv on @keyv/redis with plain JSON (faster than Keyv's default serializer) and
- * a deserializer that turns garbage into a miss instead of an exception.
- */
-export function createRedisStore(connection: RedisConnection, onError: (error: unknown) => void): RedisStore {
-  const adapter = new ConnectionOwnedKeyvRedis<unknown>(connection.client, {
-    namespace: CACHE_STORE_NAMESPACE,
-    throwOnConnectError: false,
-    throwOnErrors: false,
-  });
-  const keyv = new Keyv({
-    store: adapter,
-    namespace: CACHE_STORE_NAMESPACE,
-    useKeyPrefix: false,
-    serialize: (data) => JSON.stringify(data),
-    deserialize: safeParse,
-  });
-  keyv.on('error', onError);
-  return { keyv, entryKey: (key) => adapter.createKeyPrefix(key, CACHE_STORE_NAMESPACE) };
-}
-
-function safeParse<Value>(text: string): DeserializedData<Value> | undefined {
-  try {
-    const data: unknown = JSON.parse(text);
-    return data !== null && typeof data === 'object' ? (data as DeserializedData<Value>) : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -107,7 +107,7 @@ interface Instance {
 
 async function instance(url: string, env: Record<string, string> = {}): Promise<Instance> {
   const config = loadAppConfig({ REDIS_URL: url, REDIS_TIMEOUT_MS: '200', ...env });
-  const backend = createCacheBackend(config, silent);
+  const backend = await createCacheBackend(config, silent);
   const service = new ResponseCacheService({
     config: config.cache,
     cache: createCache({ stores: [backend.store] }),

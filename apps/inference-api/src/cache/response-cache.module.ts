@@ -29,9 +29,10 @@ const CACHE_DESCRIPTION = Symbol.for('inference-api:cache-description');
 @Global()
 @Module({})
 export class ResponseCacheModule implements OnModuleInit, OnApplicationShutdown {
-  static forRoot(config: AppConfig): DynamicModule {
+  /** Async: the Redis backend is imported only when configured (Nest accepts a promised module in `imports`). */
+  static async forRoot(config: AppConfig): Promise<DynamicModule> {
     const logger = new Logger('ResponseCache');
-    const { store, redis, coalescer, description } = createCacheBackend(config, logger);
+    const { store, redis, coalescer, description } = await createCacheBackend(config, logger);
     const providers: Provider[] = [
       { provide: REDIS_CONNECTION, useValue: redis ?? null },
       {
