@@ -16,7 +16,7 @@ export interface Pm2ProcessInfo {
   readonly name: string;
   readonly pm_id: number;
   readonly pid: number;
-  readonly pm2_env: { readonly status: string; readonly exec_mode: string; readonly restart_time: number };
+  readonly pm2_env: { readonly status: string; readonly exec_mode: string; readonly restart_time: number; readonly node_args?: readonly string[] };
 }
 
 export interface Pm2 {
