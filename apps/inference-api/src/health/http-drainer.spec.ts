@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, request, type Server, type ServerRe
 import { Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HttpDrainer } from './http-drainer.js';
+import { HttpDrainer, InFlightList } from './http-drainer.js';
 
 interface Got {
   status: number;
@@ -115,5 +115,34 @@ describe('HttpDrainer', () => {
     expect(result).toMatchObject({ completed: false, cut: 1 });
     expect(result.durationMs).toBeLessThan(1_000);
     expect(await pending).toBeInstanceOf(Error);
+  });
+});
+
+describe('InFlightList', () => {
+  const res = (n: number) => ({ n }) as unknown as ServerResponse;
+
+  it('adds, removes from the head, the middle and the tail, and ignores a second removal', () => {
+    const list = new InFlightList();
+    const [a, b, c, d] = [res(1), res(2), res(3), res(4)];
+    const nodes = [a, b, c, d].map((r) => list.add(r));
+    expect(list.size).toBe(4);
+    expect([...list]).toEqual([d, c, b, a]);
+    list.remove(nodes[1]!); // middle
+    expect([...list]).toEqual([d, c, a]);
+    list.remove(nodes[3]!); // head
+    expect([...list]).toEqual([c, a]);
+    list.remove(nodes[0]!); // tail
+    expect([...list]).toEqual([c]);
+    list.remove(nodes[0]!); // again: no effect
+    list.remove(nodes[3]!);
+    expect(list.size).toBe(1);
+    list.remove(nodes[2]!);
+    expect(list.size).toBe(0);
+    expect([...list]).toEqual([]);
+    list.remove(nodes[2]!);
+    expect(list.size).toBe(0);
+    const e = res(5);
+    list.add(e);
+    expect([...list]).toEqual([e]);
   });
 });
