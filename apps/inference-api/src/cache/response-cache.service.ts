@@ -165,7 +165,13 @@ type Source =
 export class ResponseCacheService {
   /** Counters for logs, tests and a future /metrics. */
   readonly stats = { hits: 0, misses: 0, bypasses: 0, coalesced: 0, storeErrors: 0 };
-  private readonly flights = new Map<string, Flight>();
+  /**
+   * Flights by cache key, each behind a slot that `forget` empties. The map lives as long as the
+   * process (old generation) and gets a new hash table as flights come and go; a discarded table
+   * still points at what it held until the next full GC, so without the slot it would keep whole
+   * flights (plan, entry, controller) alive through scavenges and get them promoted.
+   */
+  private readonly flights = new Map<string, { flight: Flight | undefined }>();
   private readonly config: CachePolicyConfig;
   private readonly cache: Cache;
   private readonly modelTtlSeconds: (model: string) => number | undefined;
@@ -230,14 +236,14 @@ export class ResponseCacheService {
    */
   private async source(plan: UsePlan, upstream: Upstream, streaming: boolean, client: CacheClient): Promise<Source> {
     if (!plan.refresh) {
-      let running = this.flights.get(plan.key);
+      let running = this.flights.get(plan.key)?.flight;
       if (!running) {
         const entry = await this.read(plan.key, plan.maxAgeMs);
         if (entry) {
           this.stats.hits += 1;
           return { entry };
         }
-        running = this.flights.get(plan.key);
+        running = this.flights.get(plan.key)?.flight;
       }
       if (running) {
         this.stats.coalesced += 1;
@@ -246,7 +252,7 @@ export class ResponseCacheService {
     }
     this.stats.misses += 1;
     const flight = new Flight(plan, streaming, client.adopt?.() ?? abortControllers.acquire(), (f) => this.forget(f));
-    this.flights.set(plan.key, flight);
+    this.flights.set(plan.key, { flight });
     const detach = flight.attach();
     const run = this.run(flight, upstream);
     // Marked handled now: the leader awaits it a few ticks later (streams read the live stream instead).
@@ -427,7 +433,10 @@ export class ResponseCacheService {
   }
 
   private forget(flight: Flight): void {
-    if (this.flights.get(flight.key) === flight) this.flights.delete(flight.key);
+    const slot = this.flights.get(flight.key);
+    if (slot?.flight !== flight) return;
+    slot.flight = undefined;
+    this.flights.delete(flight.key);
   }
 
   /** Reads and validates an entry; any failure (Redis down or slow, corrupt data) is a miss. */
