@@ -25,8 +25,8 @@ const env = process.env;
  * The V8 flags the API is meant to run with, from apps/inference-api/package.json (`nodeArgs`, the
  * one list that `npm start`, the bench and the e2e tests use too). A 4 MB young generation instead
  * of V8's 16 MB: the request path allocates a lot of short-lived objects, and a nursery that stays
- * in the CPU caches made one worker ~10% faster on cache misses and ~19% on hits (README, Performance)
- * and saves 24 MB of RSS.
+ * in the CPU caches made one worker 7-13% faster on cache misses and 12-19% on hits (README,
+ * Performance) and saves 24 MB of RSS.
  */
 const apiNodeArgs = JSON.parse(readFileSync(resolve(root, 'apps/inference-api/package.json'), 'utf8')).nodeArgs;
 

@@ -15,21 +15,6 @@ export interface DrainResult {
   readonly durationMs: number;
 }
 
-/**
- * Drains a Node HTTP server for a graceful shutdown, without the two traps of a plain
- * `server.close()`:
- *
- * - `server.close()` stops accepting and closes the connections idle at that moment, but a
- *   keep-alive connection that was busy stays open after its response (Node keeps it for the next
- *   request), so `close()` would wait for the client's keep-alive timeout. Here every response that
- *   finishes during the drain closes its connection: `Connection: close` when the headers are not
- *   sent yet, and the idle connections are closed right after each response (plus a slow poll as a
- *   safety net). Hijacked responses (SSE) count as in flight until they end.
- * - it has no deadline. Here, at the deadline, the remaining connections are closed.
- *
- * In cluster mode (PM2) closing the listener makes the primary stop handing connections to this
- * worker; the other workers keep serving.
- */
 /** One in-flight response in the drainer's list. */
 interface InFlightNode {
   readonly res: ServerResponse;
@@ -73,6 +58,21 @@ export class InFlightList {
   }
 }
 
+/**
+ * Drains a Node HTTP server for a graceful shutdown, without the two traps of a plain
+ * `server.close()`:
+ *
+ * - `server.close()` stops accepting and closes the connections idle at that moment, but a
+ *   keep-alive connection that was busy stays open after its response (Node keeps it for the next
+ *   request), so `close()` would wait for the client's keep-alive timeout. Here every response that
+ *   finishes during the drain closes its connection: `Connection: close` when the headers are not
+ *   sent yet, and the idle connections are closed right after each response (plus a slow poll as a
+ *   safety net). Hijacked responses (SSE) count as in flight until they end.
+ * - it has no deadline. Here, at the deadline, the remaining connections are closed.
+ *
+ * In cluster mode (PM2) closing the listener makes the primary stop handing connections to this
+ * worker; the other workers keep serving.
+ */
 export class HttpDrainer {
   private readonly inFlight = new InFlightList();
   private draining = false;
