@@ -1,7 +1,8 @@
 /**
  * A provider for any OpenAI-compatible upstream (vLLM, Ollama, llama.cpp server, TGI, OpenAI, a
  * model node of this platform): one keep-alive undici Pool per instance; non-stream calls go through
- * `pool.dispatch` with a buffering handler (buffered-call.ts), streams through `pool.request`.
+ * `pool.dispatch` with a buffering handler (buffered-call.ts), streams through undici's `request`
+ * (undici-parts.ts: the few parts of undici used, without its index).
  *
  * Usage: when the upstream reports usage (non-stream bodies, and the last stream chunk since we always
  * ask for `stream_options.include_usage`), it is passed on as is. When it does not, usage is
@@ -13,7 +14,6 @@
  * of about one second: fine for their 60 s defaults, not for sub-second deadlines (use the signal).
  */
 import type { Readable } from 'node:stream';
-import { Client, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { ModelProviderError, abortedError } from '../../contract/errors.js';
 import { MODEL_PROVIDER_SPEC_VERSION } from '../../contract/model-provider.js';
@@ -36,6 +36,7 @@ import { OPENAI_COMPATIBLE_KIND, resolveOpenAICompatibleOptions } from './openai
 import type { OpenAICompatibleProviderOptions, ResolvedOpenAICompatibleOptions } from './openai-compatible.options.js';
 import { bufferedPost, type BufferedResponse } from './buffered-call.js';
 import { SseParser } from './sse-parser.js';
+import { Client, Pool, request } from './undici-parts.js';
 import { malformedError, mapHttpError, mapTransportError, parseJsonObject } from './upstream-errors.js';
 
 type Route = 'chat' | 'completion';
@@ -222,7 +223,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     this.assertOpen();
     let response: Dispatcher.ResponseData;
     try {
-      response = await this.pool.request({
+      response = await request(this.pool, {
         method: 'POST',
         path: route === 'chat' ? this.chatPath : this.completionsPath,
         headers: this.streamHeaders,
@@ -403,7 +404,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
   private async probe(): Promise<ProviderHealth> {
     const signal = AbortSignal.timeout(this.options.healthTimeoutMs);
     try {
-      const { statusCode, body } = await this.healthClient.request({
+      const { statusCode, body } = await request(this.healthClient, {
         method: 'GET',
         path: `${this.options.basePath}/models`,
         headers: this.healthHeaders,
