@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -5,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * The API's V8 flags live in one list, `nodeArgs` in apps/inference-api/package.json. V8 reads the
- * young-generation size when the process starts (v8.setFlagsFromString is too late for it), so
+ * young-generation size and its thread-pool size when the process starts (v8.setFlagsFromString is
+ * too late for them), so
  * every launcher has to pass them: PM2 (ecosystem.config.js reads the list), the bench and the e2e
  * tests (they read it too) and the npm start scripts (plain strings, checked here).
  */
@@ -17,9 +19,13 @@ describe('the API node arguments', () => {
   const app = readJson(resolve(appDir, 'package.json'));
   const nodeArgs = app.nodeArgs ?? [];
 
-  it('are a non-empty list of node flags', () => {
+  it('are a non-empty list of node flags that this node accepts', () => {
     expect(nodeArgs.length).toBeGreaterThan(0);
-    for (const flag of nodeArgs) expect(flag).toMatch(/^--[a-z-]+(=\S+)?$/);
+    for (const flag of nodeArgs) expect(flag).toMatch(/^--[a-z0-9-]+(=\S+)?$/);
+    // node exits with 9 and "bad option" on an unknown flag.
+    const run = spawnSync(process.execPath, [...nodeArgs, '-e', '0'], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
   });
 
   it('are passed by the npm scripts that start the API', () => {
