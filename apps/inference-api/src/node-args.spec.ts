@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 /**
  * The API's V8 flags live in one list, `nodeArgs` in apps/inference-api/package.json. V8 reads the
  * young-generation size and its thread-pool size when the process starts (v8.setFlagsFromString is
- * too late for them), so
- * every launcher has to pass them: PM2 (ecosystem.config.js reads the list), the bench and the e2e
- * tests (they read it too) and the npm start scripts (plain strings, checked here).
+ * too late for them), so every launcher has to pass them: PM2 (ecosystem.config.js reads the list),
+ * the bench and the e2e tests (they read it too) and the npm start scripts (plain strings, checked
+ * here).
  */
 const appDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const repoRoot = resolve(appDir, '../..');
