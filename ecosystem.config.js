@@ -27,7 +27,7 @@ const env = process.env;
  * of V8's 16 MB: the request path allocates a lot of short-lived objects, and a nursery that stays
  * in the CPU caches made one worker 7-13% faster on cache misses and 12-19% on hits (README,
  * Performance) and saves 24 MB of RSS. One V8 helper thread instead of four (`--v8-pool-size=1`):
- * with a worker per core (instances: max) the helpers only contend with the workers; 3-5% faster
+ * with a worker per core (instances: max) the helpers only contend with the workers; 4-6% faster
  * on misses, 14-19% on hits, 4-8 MB less RSS per worker.
  */
 const apiNodeArgs = JSON.parse(readFileSync(resolve(root, 'apps/inference-api/package.json'), 'utf8')).nodeArgs;
