@@ -179,7 +179,8 @@ describe('response cache on Redis', () => {
   it('shares entries between processes', async () => {
     const job = uniqueJob();
     expect((await a.service.generate(job, {}, upstream, client())).headers).toEqual({ 'x-cache': 'MISS' });
-    await sleep(20);
+    // The leader stores, publishes and releases its lock in the background after answering: wait for that.
+    expect(await lockKeysAfter(1000)).toEqual([]);
     const hit = await b.service.generate(job, {}, upstream, client());
     expect(hit.headers).toMatchObject({ 'x-cache': 'HIT' });
     expect(hit.result.text).toBe(upstream.text);
