@@ -1,6 +1,8 @@
 import { HttpException, NotFoundException } from '@nestjs/common';
 import { ModelProviderError } from '@infer/model-providers';
+import { Ajv, type ValidateFunction } from 'ajv';
 import { describe, expect, it } from 'vitest';
+import { chatCompletionRequestSchema, completionRequestSchema } from '../openai/openai.schemas.js';
 import { ApiError } from './api-error.js';
 import { mapError } from './error-mapping.js';
 
@@ -60,6 +62,34 @@ describe('mapError', () => {
     expect(mapError(tooLarge)).toMatchObject({ status: 413, body: { error: { code: 'request_too_large' } } });
     const badJson = Object.assign(new SyntaxError('Unexpected token } in JSON at position 1'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' });
     expect(mapError(badJson)).toMatchObject({ status: 400, body: { error: { code: 'invalid_json', type: 'invalid_request_error' } } });
+  });
+
+  it('reports the error of the oneOf branch the value was meant for, with the real schemas', () => {
+    // The options bootstrap.ts gives Fastify's Ajv.
+    const ajv = new Ajv({ coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, keywords: ['example'], strict: false });
+    const chat = ajv.compile(chatCompletionRequestSchema);
+    const completion = ajv.compile(completionRequestSchema);
+    const message = (validate: ValidateFunction, body: unknown) => {
+      expect(validate(body)).toBe(false);
+      const error = Object.assign(new Error('x'), { statusCode: 400, validation: validate.errors, validationContext: 'body' });
+      const { status, body: reply } = mapError(error);
+      expect(status).toBe(400);
+      return `${reply.error.param} ${reply.error.message}`;
+    };
+    const user = [{ role: 'user', content: 'hi' }];
+    expect(message(completion, { model: 'm', prompt: ['a', 'b'] })).toBe("prompt Invalid body 'prompt': must NOT have more than 1 items");
+    expect(message(completion, { model: 'm', prompt: [] })).toBe("prompt Invalid body 'prompt': must NOT have fewer than 1 items");
+    expect(message(completion, { model: 'm', prompt: [1] })).toBe("prompt[0] Invalid body 'prompt[0]': must be string");
+    expect(message(completion, { model: 'm', prompt: 5 })).toBe("prompt Invalid body 'prompt': must be string or array");
+    expect(message(chat, { model: 'm', messages: [{ role: 'user', content: 5 }] })).toBe(
+      "messages[0].content Invalid body 'messages[0].content': must be string or array",
+    );
+    expect(message(chat, { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] })).toBe(
+      "messages[0].content[0].type Invalid body 'messages[0].content[0].type': must be equal to one of the allowed values (text)",
+    );
+    expect(message(chat, { model: 'm', messages: user, stop: ['a', 'b', 'c', 'd', 'e'] })).toBe("stop Invalid body 'stop': must NOT have more than 4 items");
+    // Errors outside any oneOf are reported as before.
+    expect(message(chat, { model: 'm', messages: user, temperature: 3 })).toBe("temperature Invalid body 'temperature': must be <= 2");
   });
 
   it('unwraps Fastify errors that Nest wrapped in an HttpException', () => {

@@ -36,10 +36,19 @@ export function statusForProviderError(code: ModelProviderErrorCode): number {
   }
 }
 
+/** One Ajv error as Fastify passes it on (`error.validation`). */
+interface SchemaError {
+  instancePath?: string;
+  schemaPath?: string;
+  keyword?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
 interface FastifyLikeError {
   statusCode?: number;
   code?: string;
-  validation?: ReadonlyArray<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>;
+  validation?: ReadonlyArray<SchemaError>;
   validationContext?: string;
   message: string;
 }
@@ -83,7 +92,7 @@ function internalMessage(requestId: string | undefined): string {
 }
 
 function validationBody(error: FastifyLikeError): OpenAIErrorBody {
-  const first = error.validation?.[0];
+  const first = decisiveError(error.validation ?? []);
   const params = first?.params ?? {};
   let param = (first?.instancePath ?? '').replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replaceAll('/', '.');
   if (typeof params['missingProperty'] === 'string') param = param ? `${param}.${params['missingProperty']}` : params['missingProperty'];
@@ -93,4 +102,33 @@ function validationBody(error: FastifyLikeError): OpenAIErrorBody {
   if (Array.isArray(params['allowedValues'])) detail += ` (${params['allowedValues'].join(', ')})`;
   const message = param ? `Invalid ${where} '${param}': ${detail}` : `Invalid ${where}: ${detail}`;
   return errorBody(400, message, 'invalid_request_error', 'invalid_request', param || null);
+}
+
+/**
+ * The error worth reporting. Ajv lists the errors of every `oneOf`/`anyOf` branch before its own
+ * "must match exactly one schema in oneOf", so the first one belongs to the first branch whatever
+ * the value was: `"prompt": ["a", "b"]` would read "must be string". A branch that failed on
+ * anything but the value's type at that place is the one the value was meant for, so its error is
+ * reported ("must NOT have more than 1 items"). If every branch failed on the type, the message
+ * lists the types ("must be string or array").
+ */
+function decisiveError(errors: ReadonlyArray<SchemaError>): SchemaError | undefined {
+  let alternative: SchemaError | undefined;
+  for (let i = errors.length - 1; i >= 0; i--) {
+    const e = errors[i] as SchemaError;
+    if ((e.keyword === 'oneOf' || e.keyword === 'anyOf') && e.schemaPath !== undefined) {
+      alternative = e;
+      break;
+    }
+  }
+  if (!alternative) return errors[0];
+  const prefix = `${alternative.schemaPath}/`;
+  const at = alternative.instancePath ?? '';
+  const branches = errors.filter((e) => e !== alternative && e.schemaPath?.startsWith(prefix) === true);
+  const wrongType = (e: SchemaError) => e.keyword === 'type' && (e.instancePath ?? '') === at;
+  const meant = branches.filter((e) => !wrongType(e));
+  if (meant.length > 0) return decisiveError(meant);
+  const types = [...new Set(branches.map((e) => e.params?.['type']).filter((t): t is string => typeof t === 'string'))];
+  if (types.length === 0) return alternative;
+  return { instancePath: at, keyword: 'type', message: `must be ${types.join(' or ')}`, params: {} };
 }
