@@ -44,8 +44,8 @@ const killTimeoutMs = shutdownTimeoutMs + 8_000;
 const PASSED = [
   'HOST', 'MODELS_DIR', 'DEFAULT_MODEL_THREADS', 'PREDICT_MODEL', 'PREDICT_MAX_TOKENS', 'LOG_LEVEL', 'LOG_REQUESTS',
   'BODY_LIMIT_BYTES', 'TRUST_PROXY', 'REDIS_URL', 'REDIS_TIMEOUT_MS', 'REDIS_REQUIRED', 'CACHE_ENABLED',
-  'CACHE_TTL_SECONDS', 'CACHE_MAX_ENTRIES', 'CACHE_NONDETERMINISTIC', 'CACHE_NAMESPACE', 'CACHE_NAMESPACE_HEADER',
-  'COALESCE_WAIT_MS',
+  'CACHE_TTL_SECONDS', 'CACHE_MAX_TTL_SECONDS', 'CACHE_MAX_ENTRIES', 'CACHE_NONDETERMINISTIC', 'CACHE_NAMESPACE',
+  'CACHE_NAMESPACE_HEADER', 'COALESCE_WAIT_MS', 'API_KEYS',
 ];
 const passed = Object.fromEntries(PASSED.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
 
@@ -101,6 +101,8 @@ export const apps = [
       CACHE_ENABLED: 'false',
       REDIS_URL: '',
       INSTANCE_ID: 'model-node',
+      // Clients authenticate at the gateway; the model node listens on loopback for the gateway only.
+      API_KEYS: '',
     },
   },
 ];

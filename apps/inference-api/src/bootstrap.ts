@@ -5,6 +5,7 @@ import { Logger } from 'nestjs-pino';
 import { LogController } from 'fastify';
 import { pino, type Logger as PinoLogger } from 'pino';
 import { AppModule } from './app.module.js';
+import { registerApiKeyHook } from './common/api-keys.js';
 import { LazyRequestLogger } from './common/lazy-request-logger.js';
 import type { AppConfig } from './config/app-config.js';
 import { setupOpenApi } from './openapi.js';
@@ -79,7 +80,8 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
     reply.header('x-served-by', config.instanceId);
     done();
   });
-  setupOpenApi(app);
+  if (config.apiKeys.length > 0) registerApiKeyHook(fastify, config.apiKeys);
+  setupOpenApi(app, { apiKeys: config.apiKeys.length > 0 });
   await app.init();
   return app;
 }

@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { routeNeedsKey } from './common/api-keys.js';
 import { HotRoutes } from './common/hot-routes.js';
 import { openApiComponents } from './openai/openai.schemas.js';
 
@@ -7,7 +8,12 @@ import { openApiComponents } from './openai/openai.schemas.js';
  * Builds the OpenAPI 3 document from the controllers' decorators, the hot routes' operations (the
  * same code registers them with Fastify) and the shared JSON schemas.
  */
-export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
+export interface OpenApiOptions {
+  /** API_KEYS is set: the guarded operations (common/api-keys.ts) require the bearer scheme. */
+  readonly apiKeys: boolean;
+}
+
+export function createOpenApiDocument(app: INestApplication, options: OpenApiOptions = { apiKeys: false }): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('LLM inference API')
     .setDescription(
@@ -16,10 +22,23 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
         '`{"error":{"message","type","param","code"}}`.',
     )
     .setVersion('0.1.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'Only when the server is configured with API keys.' })
+    .addBearerAuth({
+      type: 'http',
+      scheme: 'bearer',
+      description: 'One of the keys in API_KEYS (also accepted as an `x-api-key` header). Required on /v1 and /predict when the server has API_KEYS set.',
+    })
     .build();
   const document = SwaggerModule.createDocument(app, config);
   for (const [path, item] of Object.entries(app.get(HotRoutes).paths())) document.paths[path] = { ...document.paths[path], ...item };
+  if (options.apiKeys) {
+    for (const [path, item] of Object.entries(document.paths)) {
+      if (!routeNeedsKey(path.replace(/\{([^}]+)\}/g, ':$1'))) continue;
+      for (const method of ['get', 'put', 'post', 'delete', 'patch'] as const) {
+        const operation = item[method];
+        if (operation) operation.security = [{ bearer: [] }];
+      }
+    }
+  }
   document.components ??= {};
   document.components.schemas = {
     ...document.components.schemas,
@@ -28,6 +47,6 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
   return document;
 }
 
-export function setupOpenApi(app: INestApplication): void {
-  SwaggerModule.setup('docs', app, () => createOpenApiDocument(app), { jsonDocumentUrl: 'docs-json' });
+export function setupOpenApi(app: INestApplication, options: OpenApiOptions): void {
+  SwaggerModule.setup('docs', app, () => createOpenApiDocument(app, options), { jsonDocumentUrl: 'docs-json' });
 }

@@ -52,7 +52,7 @@ export async function startApiServer(options: StartApiOptions = {}): Promise<Api
       throw new Error(`API exited during start (code ${child.exitCode}, signal ${child.signalCode}):\n${output}`);
     }
     try {
-      const res = await fetch(`${url}/v1/models`);
+      const res = await fetch(`${url}/health/live`);
       if (res.ok) break;
     } catch {
       // not listening yet

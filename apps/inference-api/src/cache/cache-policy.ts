@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { ApiError } from '../common/api-error.js';
+import { presentedKey } from '../common/api-keys.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { InferenceJob } from '../openai/inference.service.js';
 import { cacheKey } from './cache-key.js';
@@ -87,10 +88,8 @@ export function namespaceOf(headers: IncomingHttpHeaders, config: Pick<CachePoli
     case 'global':
       return null;
     case 'api-key': {
-      const auth = headers.authorization;
-      if (typeof auth === 'string' && auth.length > 7 && auth.slice(0, 7).toLowerCase() === 'bearer ') return `key:${auth.slice(7).trim()}`;
-      const apiKey = headers['x-api-key'];
-      return typeof apiKey === 'string' && apiKey.length > 0 ? `key:${apiKey}` : 'anonymous';
+      const key = presentedKey(headers);
+      return key === undefined ? 'anonymous' : `key:${key}`;
     }
     case 'header': {
       const value = headers[config.namespaceHeader];

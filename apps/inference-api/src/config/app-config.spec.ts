@@ -20,6 +20,18 @@ describe('loadAppConfig', () => {
     expect(config.trustProxy).toBe(2);
   });
 
+  it('reads API_KEYS as a list, and never shows it in an error', () => {
+    expect(loadAppConfig({}).apiKeys).toEqual([]);
+    expect(loadAppConfig({ API_KEYS: ' sk-one, sk-two ,sk-one,' }).apiKeys).toEqual(['sk-one', 'sk-two']);
+    expect(() => loadAppConfig({ API_KEYS: 'sk-one,sk two' })).toThrow(/API_KEYS must be keys without spaces, separated by commas \(value not shown\)/);
+    expect(() => loadAppConfig({ API_KEYS: 'sk-secret,,x' })).toThrow(ConfigValidationError);
+    try {
+      loadAppConfig({ API_KEYS: 'sk-secret,,x' });
+    } catch (e) {
+      expect((e as Error).message).not.toContain('sk-secret');
+    }
+  });
+
   it('lists every bad variable with its value', () => {
     let error: unknown;
     try {

@@ -33,8 +33,12 @@ const envSchema = {
     CACHE_NAMESPACE: { type: 'string', enum: ['global', 'api-key', 'header'], default: 'global' },
     CACHE_NAMESPACE_HEADER: { type: 'string', minLength: 1, default: 'x-tenant-id' },
     COALESCE_WAIT_MS: { type: 'integer', minimum: 0, default: 30_000 },
+    API_KEYS: { type: 'string', pattern: '^[^\\s,]+(\\s*,\\s*[^\\s,]+)*\\s*,?$' },
   },
 } as const;
+
+/** The names of every variable the API reads (for launchers that pass the environment on, e.g. PM2). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.properties);
 
 export interface AppConfig {
   readonly port: number;
@@ -54,6 +58,8 @@ export interface AppConfig {
   readonly trustProxy: boolean | number | string;
   readonly instanceId: string;
   readonly shutdownTimeoutMs: number;
+  /** Keys accepted on /v1 and /predict (API_KEYS, comma-separated); empty: no authentication. */
+  readonly apiKeys: readonly string[];
   readonly redis: { readonly url: string; readonly timeoutMs: number; readonly required: boolean } | undefined;
   readonly cache: {
     readonly enabled: boolean;
@@ -84,6 +90,8 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
   if (!validateEnv(values)) {
     const problems = (validateEnv.errors ?? []).map((e) => {
       const name = e.instancePath.slice(1);
+      // Secrets never reach the message (it goes to the logs).
+      if (name === 'API_KEYS') return 'API_KEYS must be keys without spaces, separated by commas (value not shown)';
       return `${name} ${e.message ?? 'is invalid'} (got ${JSON.stringify(env[name])})`;
     });
     throw new ConfigValidationError(`Invalid configuration: ${problems.join('; ')}`);
@@ -104,6 +112,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
     trustProxy: parseTrustProxy(v['TRUST_PROXY']),
     instanceId: v['INSTANCE_ID'] ?? `${hostname()}:${process.pid}`,
     shutdownTimeoutMs: v['SHUTDOWN_TIMEOUT_MS'],
+    apiKeys: v['API_KEYS'] === undefined ? [] : [...new Set((v['API_KEYS'] as string).split(',').map((k) => k.trim()).filter((k) => k.length > 0))],
     redis: redisUrl ? { url: redisUrl, timeoutMs: v['REDIS_TIMEOUT_MS'], required: v['REDIS_REQUIRED'] } : undefined,
     cache: {
       enabled: v['CACHE_ENABLED'],

@@ -1,0 +1,40 @@
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CONFIG_VARIABLES } from './config/app-config.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+interface Pm2App {
+  readonly name: string;
+  readonly env: Record<string, string>;
+}
+
+/** deploy/README.md: every variable of the configuration table can be set in the environment of `pm2 start`. */
+describe('ecosystem.config.js', () => {
+  const saved = Object.fromEntries(CONFIG_VARIABLES.map((name) => [name, process.env[name]]));
+  afterEach(() => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+
+  it('passes every configuration variable on to the gateway workers', async () => {
+    for (const name of CONFIG_VARIABLES) process.env[name] = `set-${name}`;
+    process.env['SHUTDOWN_TIMEOUT_MS'] = '12345';
+    // A fresh instance of the module: it reads the environment when it is evaluated.
+    const url = `${pathToFileURL(resolve(repoRoot, 'ecosystem.config.js')).href}?all-variables`;
+    const { apps } = (await import(url)) as { apps: Pm2App[] };
+    const gateway = apps.find((app) => app.name === 'inference-api');
+    expect(gateway).toBeDefined();
+    // INSTANCE_ID is left to each worker (host:pid): one value for every worker would hide which one answered.
+    const missing = CONFIG_VARIABLES.filter((name) => name !== 'INSTANCE_ID' && gateway!.env[name] !== process.env[name]);
+    expect(missing).toEqual([]);
+    expect(gateway!.env['INSTANCE_ID']).toBeUndefined();
+    // The model node is internal: no client keys, no cache, its own models file.
+    const modelNode = apps.find((app) => app.name === 'model-node');
+    expect(modelNode!.env['API_KEYS']).toBe('');
+    expect(modelNode!.env['CACHE_ENABLED']).toBe('false');
+  });
+});
