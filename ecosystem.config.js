@@ -45,7 +45,7 @@ const PASSED = [
   'HOST', 'MODELS_DIR', 'DEFAULT_MODEL_THREADS', 'PREDICT_MODEL', 'PREDICT_MAX_TOKENS', 'LOG_LEVEL', 'LOG_REQUESTS',
   'BODY_LIMIT_BYTES', 'TRUST_PROXY', 'REDIS_URL', 'REDIS_TIMEOUT_MS', 'REDIS_REQUIRED', 'CACHE_ENABLED',
   'CACHE_TTL_SECONDS', 'CACHE_MAX_TTL_SECONDS', 'CACHE_MAX_ENTRIES', 'CACHE_NONDETERMINISTIC', 'CACHE_NAMESPACE',
-  'CACHE_NAMESPACE_HEADER', 'COALESCE_WAIT_MS', 'API_KEYS',
+  'CACHE_NAMESPACE_HEADER', 'COALESCE_WAIT_MS', 'API_KEYS', 'METRICS_PORT', 'METRICS_HOST',
 ];
 const passed = Object.fromEntries(PASSED.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
 
@@ -103,6 +103,8 @@ export const apps = [
       INSTANCE_ID: 'model-node',
       // Clients authenticate at the gateway; the model node listens on loopback for the gateway only.
       API_KEYS: '',
+      // Its metrics, if wanted, on a port of its own (the gateway's workers use METRICS_PORT + 0, 1, ...).
+      METRICS_PORT: env.MODEL_NODE_METRICS_PORT ?? '',
     },
   },
 ];

@@ -15,6 +15,7 @@ import { PredictModule } from './predict/predict.module.js';
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig, logger: Logger): DynamicModule {
+    const metrics = config.metrics;
     return {
       module: AppModule,
       imports: [
@@ -31,6 +32,8 @@ export class AppModule {
         OpenAIModule,
         PredictModule,
         HealthModule,
+        // Imported on demand: a worker without METRICS_PORT does not load prom-client.
+        ...(metrics ? [import('./metrics/metrics.module.js').then(({ MetricsModule }) => MetricsModule.forRoot(config.instanceId, metrics))] : []),
       ],
       providers: [{ provide: APP_FILTER, useClass: OpenAIExceptionFilter }],
     };

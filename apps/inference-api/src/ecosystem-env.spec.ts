@@ -28,13 +28,16 @@ describe('ecosystem.config.js', () => {
     const { apps } = (await import(url)) as { apps: Pm2App[] };
     const gateway = apps.find((app) => app.name === 'inference-api');
     expect(gateway).toBeDefined();
-    // INSTANCE_ID is left to each worker (host:pid): one value for every worker would hide which one answered.
-    const missing = CONFIG_VARIABLES.filter((name) => name !== 'INSTANCE_ID' && gateway!.env[name] !== process.env[name]);
+    // Left to each worker: INSTANCE_ID (host:pid; one value for every worker would hide which one
+    // answered) and NODE_APP_INSTANCE (PM2 numbers its workers itself).
+    const perWorker = ['INSTANCE_ID', 'NODE_APP_INSTANCE'];
+    const missing = CONFIG_VARIABLES.filter((name) => !perWorker.includes(name) && gateway!.env[name] !== process.env[name]);
     expect(missing).toEqual([]);
-    expect(gateway!.env['INSTANCE_ID']).toBeUndefined();
+    for (const name of perWorker) expect(gateway!.env[name]).toBeUndefined();
     // The model node is internal: no client keys, no cache, its own models file.
     const modelNode = apps.find((app) => app.name === 'model-node');
     expect(modelNode!.env['API_KEYS']).toBe('');
+    expect(modelNode!.env['METRICS_PORT']).toBe('');
     expect(modelNode!.env['CACHE_ENABLED']).toBe('false');
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FakeUpstream, startFakeUpstream } from '@infer/model-providers/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../support/free-port.js';
+import { freePort, freePortRange } from '../support/free-port.js';
 import { chatOnce, chatStreamComplete, fakeModelsYaml, runBoundedLoad, sleep } from '../support/load.js';
 import { type NginxServer, startNginx } from '../support/nginx.js';
 import { apiNodeArgs } from '../support/paths.js';
@@ -19,6 +19,21 @@ describe('PM2 cluster mode behind NGINX', () => {
   let pm2: Pm2;
   let nginx: NginxServer;
   let dir: string;
+  let metricsPort: number;
+
+  /** The `instance` label each worker's metrics port reports (METRICS_PORT + its PM2 number). */
+  async function metricsInstances(): Promise<Array<string | undefined>> {
+    return Promise.all(
+      [metricsPort, metricsPort + 1].map(async (port) => {
+        try {
+          const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          return /^process_cpu_user_seconds_total\{instance="([^"]+)"\}/m.exec(text)?.[1];
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+  }
 
   beforeAll(async () => {
     // Streams: 15 tokens, 100 ms apart (1.5 s each).
@@ -27,6 +42,7 @@ describe('PM2 cluster mode behind NGINX', () => {
     const modelsFile = join(dir, 'models.yaml');
     await writeFile(modelsFile, fakeModelsYaml(upstream.url));
     const port = await freePort();
+    metricsPort = await freePortRange(2);
     pm2 = await createPm2();
     await pm2.run(['start', 'ecosystem.config.js', '--only', 'inference-api'], {
       PORT: String(port),
@@ -36,6 +52,7 @@ describe('PM2 cluster mode behind NGINX', () => {
       SHUTDOWN_TIMEOUT_MS: '10000',
       CACHE_ENABLED: 'false',
       LOG_LEVEL: 'warn',
+      METRICS_PORT: String(metricsPort),
     });
     nginx = await startNginx({ servers: [`127.0.0.1:${port}`] });
   });
@@ -59,6 +76,9 @@ describe('PM2 cluster mode behind NGINX', () => {
     for (const app of apps) {
       for (const flag of apiNodeArgs) expect(app.pm2_env.node_args).toContain(flag);
     }
+    // Each worker serves its own metrics on METRICS_PORT + its number.
+    const instances = await metricsInstances();
+    expect(instances.map((i) => Number(i?.split(':').pop())).sort()).toEqual(apps.map((a) => a.pid).sort());
   });
 
   it('pm2 reload during load with live SSE streams: 0 failed requests, 0 cut streams', async () => {
@@ -113,5 +133,13 @@ describe('PM2 cluster mode behind NGINX', () => {
     const newPids = new Set(after.map((a) => String(a.pid)));
     expect(servedAfter.size).toBeGreaterThan(0);
     for (const by of servedAfter) expect(newPids.has(by.split(':').pop() ?? '')).toBe(true);
+    // The new workers took over the metrics ports once the old ones let go of them.
+    const deadline = Date.now() + 10_000;
+    let instances = await metricsInstances();
+    while (!instances.every((i) => newPids.has(i?.split(':').pop() ?? '')) && Date.now() < deadline) {
+      await sleep(200);
+      instances = await metricsInstances();
+    }
+    expect(instances.map((i) => i?.split(':').pop()).sort()).toEqual([...newPids].sort());
   });
 });

@@ -32,6 +32,12 @@ describe('loadAppConfig', () => {
     }
   });
 
+  it('gives each PM2 worker its own metrics port', () => {
+    expect(loadAppConfig({}).metrics).toBeUndefined();
+    expect(loadAppConfig({ METRICS_PORT: '9464' }).metrics).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(loadAppConfig({ METRICS_PORT: '9464', NODE_APP_INSTANCE: '3', METRICS_HOST: '0.0.0.0' }).metrics).toEqual({ host: '0.0.0.0', port: 9467 });
+  });
+
   it('lists every bad variable with its value', () => {
     let error: unknown;
     try {

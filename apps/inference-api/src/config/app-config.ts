@@ -33,6 +33,10 @@ const envSchema = {
     CACHE_NAMESPACE: { type: 'string', enum: ['global', 'api-key', 'header'], default: 'global' },
     CACHE_NAMESPACE_HEADER: { type: 'string', minLength: 1, default: 'x-tenant-id' },
     COALESCE_WAIT_MS: { type: 'integer', minimum: 0, default: 30_000 },
+    METRICS_PORT: { type: 'integer', minimum: 1, maximum: 65535 },
+    METRICS_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    // Set by PM2 for each worker of a cluster (0, 1, ...): the worker's metrics port is METRICS_PORT + it.
+    NODE_APP_INSTANCE: { type: 'integer', minimum: 0, default: 0 },
     API_KEYS: { type: 'string', pattern: '^[^\\s,]+(\\s*,\\s*[^\\s,]+)*\\s*,?$' },
   },
 } as const;
@@ -58,6 +62,8 @@ export interface AppConfig {
   readonly trustProxy: boolean | number | string;
   readonly instanceId: string;
   readonly shutdownTimeoutMs: number;
+  /** Prometheus metrics on their own port (METRICS_PORT + the PM2 worker number); undefined: none. */
+  readonly metrics: { readonly host: string; readonly port: number } | undefined;
   /** Keys accepted on /v1 and /predict (API_KEYS, comma-separated); empty: no authentication. */
   readonly apiKeys: readonly string[];
   readonly redis: { readonly url: string; readonly timeoutMs: number; readonly required: boolean } | undefined;
@@ -98,6 +104,9 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
   }
   const v = values as Record<string, never>;
   const redisUrl = v['REDIS_URL'] as string | undefined;
+  if (v['METRICS_PORT'] !== undefined && (v['METRICS_PORT'] as number) + (v['NODE_APP_INSTANCE'] as number) > 65535) {
+    throw new ConfigValidationError(`Invalid configuration: METRICS_PORT + NODE_APP_INSTANCE (the PM2 worker number) must be <= 65535`);
+  }
   return {
     port: v['PORT'],
     host: v['HOST'],
@@ -112,6 +121,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
     trustProxy: parseTrustProxy(v['TRUST_PROXY']),
     instanceId: v['INSTANCE_ID'] ?? `${hostname()}:${process.pid}`,
     shutdownTimeoutMs: v['SHUTDOWN_TIMEOUT_MS'],
+    metrics: v['METRICS_PORT'] === undefined ? undefined : { host: v['METRICS_HOST'], port: (v['METRICS_PORT'] as number) + (v['NODE_APP_INSTANCE'] as number) },
     apiKeys: v['API_KEYS'] === undefined ? [] : [...new Set((v['API_KEYS'] as string).split(',').map((k) => k.trim()).filter((k) => k.length > 0))],
     redis: redisUrl ? { url: redisUrl, timeoutMs: v['REDIS_TIMEOUT_MS'], required: v['REDIS_REQUIRED'] } : undefined,
     cache: {

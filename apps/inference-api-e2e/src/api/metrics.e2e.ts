@@ -1,0 +1,56 @@
+import { type FakeUpstream, startFakeUpstream } from '@infer/model-providers/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiServer, startApiServer } from '../support/api-server.js';
+import { freePort } from '../support/free-port.js';
+import { fakeModelsYaml } from '../support/load.js';
+
+/** METRICS_PORT: Prometheus text on a port of the worker's own, next to the API. */
+describe('metrics', () => {
+  let server: ApiServer;
+  let upstream: FakeUpstream;
+  let metricsUrl: string;
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream({ tokens: 4 });
+    const port = await freePort();
+    metricsUrl = `http://127.0.0.1:${port}/metrics`;
+    server = await startApiServer({ env: { METRICS_PORT: String(port) }, modelsYaml: fakeModelsYaml(upstream.url, 'm') });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await upstream?.close();
+  });
+
+  const series = (text: string, prefix: string) =>
+    text
+      .split('\n')
+      .filter((line) => line.startsWith(prefix))
+      .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+
+  it('counts requests by route and status, and the cache results', async () => {
+    const before = await (await fetch(metricsUrl)).text();
+    // Deterministic (temperature 0), so the second one is a cache hit.
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'metrics one' }], temperature: 0 }),
+      });
+      expect(res.status).toBe(200);
+      await res.text();
+    }
+    await fetch(`${server.url}/v1/models/unknown`);
+    const res = await fetch(metricsUrl);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const route = 'http_requests_total{method="POST",route="/v1/chat/completions",status="200"';
+    expect(series(text, route) - series(before, route)).toBe(2);
+    expect(series(text, 'http_requests_total{method="GET",route="/v1/models/:model",status="404"')).toBe(1);
+    expect(series(text, 'infer_cache_requests_total{result="hit"') - series(before, 'infer_cache_requests_total{result="hit"')).toBe(1);
+    expect(series(text, 'infer_deployment_outstanding_requests{model="m"')).toBe(0);
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds\{/m);
+    // The API port does not serve them (a balancer would pick a worker at random).
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
+  });
+});

@@ -1,0 +1,55 @@
+import { type DynamicModule, Inject, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { ModelRouter } from '@infer/model-providers';
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { ResponseCacheService } from '../cache/response-cache.service.js';
+import type { AppConfig } from '../config/app-config.js';
+import { MODEL_ROUTER } from '../models/models.tokens.js';
+import { createMetricsRegistry, recordHttpMetrics } from './metrics.js';
+import { MetricsServer } from './metrics-server.js';
+
+export const METRICS_REGISTRY = Symbol.for('inference-api:metrics-registry');
+const METRICS_SERVER = Symbol.for('inference-api:metrics-server');
+
+/**
+ * Prometheus metrics (METRICS_PORT): imported by AppModule only when the port is configured, so a
+ * worker without it registers no hook and loads no prom-client.
+ */
+@Module({})
+export class MetricsModule implements OnModuleInit, OnApplicationShutdown {
+  static forRoot(instanceId: string, { host, port }: NonNullable<AppConfig['metrics']>): DynamicModule {
+    return {
+      module: MetricsModule,
+      providers: [
+        {
+          provide: METRICS_REGISTRY,
+          inject: [ResponseCacheService, MODEL_ROUTER],
+          useFactory: (cache: ResponseCacheService, router: ModelRouter) => createMetricsRegistry(instanceId, { cache, router }),
+        },
+        {
+          provide: METRICS_SERVER,
+          inject: [METRICS_REGISTRY],
+          useFactory: (registry: Registry) => new MetricsServer(registry, host, port, new Logger('Metrics')),
+        },
+      ],
+      exports: [METRICS_REGISTRY],
+    };
+  }
+
+  constructor(
+    @Inject(METRICS_REGISTRY) private readonly registry: Registry,
+    @Inject(METRICS_SERVER) private readonly server: MetricsServer,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    // Fastify computes each route's hooks when it becomes ready, so this covers every route.
+    recordHttpMetrics(this.adapterHost.httpAdapter.getInstance<FastifyInstance>(), this.registry);
+    await this.server.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.server.close();
+  }
+}

@@ -1,0 +1,83 @@
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import Fastify from 'fastify';
+import { describe, expect, it } from 'vitest';
+import { createMetricsRegistry, type MetricsSources, recordHttpMetrics } from './metrics.js';
+import { MetricsServer } from './metrics-server.js';
+
+const quiet = { log: () => undefined, warn: () => undefined };
+
+function sources(): MetricsSources & { cache: { stats: Record<string, number>; inFlight: number } } {
+  return {
+    cache: { enabled: true, inFlight: 2, stats: { hits: 5, misses: 3, bypasses: 1, coalesced: 4, storeErrors: 0 } },
+    router: {
+      models: () => ['m'],
+      status: () => [
+        { id: 'm#0', label: 'a', weight: 1, outstanding: 3, coolingDownForMs: 0, consecutiveFailures: 0 },
+        { id: 'm#1', label: 'b', weight: 1, outstanding: 0, coolingDownForMs: 2500, consecutiveFailures: 2 },
+      ],
+    },
+  } as unknown as MetricsSources & { cache: { stats: Record<string, number>; inFlight: number } };
+}
+
+const value = (text: string, series: string) => {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+};
+
+describe('metrics', () => {
+  it('reads the cache and router counters when scraped', async () => {
+    const src = sources();
+    const registry = createMetricsRegistry('host:1', src);
+    let text = await registry.metrics();
+    expect(value(text, 'infer_cache_requests_total{result="hit",instance="host:1"}')).toBe(5);
+    expect(value(text, 'infer_cache_requests_total{result="coalesced",instance="host:1"}')).toBe(4);
+    expect(value(text, 'infer_cache_generations_in_flight{instance="host:1"}')).toBe(2);
+    expect(value(text, 'infer_deployment_outstanding_requests{model="m",deployment="m#0",instance="host:1"}')).toBe(3);
+    expect(value(text, 'infer_deployment_cooldown_seconds{model="m",deployment="m#1",instance="host:1"}')).toBe(2.5);
+    expect(value(text, 'infer_deployment_consecutive_failures{model="m",deployment="m#1",instance="host:1"}')).toBe(2);
+    expect(text).toContain('process_cpu_user_seconds_total');
+    // Counters follow the service's totals from one scrape to the next.
+    src.cache.stats['hits'] = 9;
+    text = await registry.metrics();
+    expect(value(text, 'infer_cache_requests_total{result="hit",instance="host:1"}')).toBe(9);
+  });
+
+  it('counts HTTP responses by route pattern and status', async () => {
+    const registry = createMetricsRegistry('h', sources());
+    const app = Fastify();
+    recordHttpMetrics(app, registry);
+    app.get('/v1/models/:model', async (_request, reply) => reply.code(404).send({ error: 'nope' }));
+    app.get('/v1/models', async () => ({ data: [] }));
+    await app.inject('/v1/models');
+    await app.inject('/v1/models');
+    await app.inject('/v1/models/abc');
+    await app.inject('/elsewhere');
+    const text = await registry.metrics();
+    expect(value(text, 'http_requests_total{method="GET",route="/v1/models",status="200",instance="h"}')).toBe(2);
+    expect(value(text, 'http_requests_total{method="GET",route="/v1/models/:model",status="404",instance="h"}')).toBe(1);
+    expect(value(text, 'http_requests_total{method="GET",route="(unmatched)",status="404",instance="h"}')).toBe(1);
+    expect(value(text, 'http_request_duration_seconds_count{instance="h",method="GET",route="/v1/models"}')).toBe(2);
+    await app.close();
+  });
+
+  it('serves GET /metrics, and waits for a port another process still holds (pm2 reload)', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    const server = new MetricsServer(createMetricsRegistry('h', sources()), '127.0.0.1', port, quiet, 50);
+    await server.start();
+    expect(server.listening).toBe(false);
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    const deadline = Date.now() + 2_000;
+    while (!server.listening && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(server.listening).toBe(true);
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(await res.text()).toContain('infer_cache_requests_total');
+    expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+    await server.close();
+    expect(server.listening).toBe(false);
+  });
+});
