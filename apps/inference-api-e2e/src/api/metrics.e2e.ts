@@ -50,6 +50,19 @@ describe('metrics', () => {
     expect(series(text, 'infer_cache_requests_total{result="hit"') - series(before, 'infer_cache_requests_total{result="hit"')).toBe(1);
     expect(series(text, 'infer_deployment_outstanding_requests{model="m"')).toBe(0);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds\{/m);
+    // Tokens: the miss was generated upstream, the hit came from the cache (same usage).
+    const upstreamTokens = series(text, 'infer_tokens_total{model="m",kind="completion",source="upstream"');
+    expect(upstreamTokens).toBeGreaterThan(0);
+    expect(series(text, 'infer_tokens_total{model="m",kind="completion",source="cache"')).toBe(upstreamTokens);
+    // A stream counts its tokens when its finish is written.
+    const stream = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'metrics stream' }], temperature: 0, stream: true }),
+    });
+    expect(await stream.text()).toContain('[DONE]');
+    const after = await (await fetch(metricsUrl)).text();
+    expect(series(after, 'infer_tokens_total{model="m",kind="completion",source="upstream"')).toBeGreaterThan(upstreamTokens);
     // The API port does not serve them (a balancer would pick a worker at random).
     expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
   });

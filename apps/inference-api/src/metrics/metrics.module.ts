@@ -1,4 +1,4 @@
-import { type DynamicModule, Inject, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { type DynamicModule, Global, Inject, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { ModelRouter } from '@infer/model-providers';
 import type { FastifyInstance } from 'fastify';
@@ -6,16 +6,19 @@ import type { Registry } from 'prom-client';
 import { ResponseCacheService } from '../cache/response-cache.service.js';
 import type { AppConfig } from '../config/app-config.js';
 import { MODEL_ROUTER } from '../models/models.tokens.js';
-import { createMetricsRegistry, recordHttpMetrics } from './metrics.js';
+import { createMetricsRegistry, createUsageRecorder, recordHttpMetrics } from './metrics.js';
 import { MetricsServer } from './metrics-server.js';
+import { USAGE_RECORDER } from './usage-recorder.js';
 
 export const METRICS_REGISTRY = Symbol.for('inference-api:metrics-registry');
 const METRICS_SERVER = Symbol.for('inference-api:metrics-server');
 
 /**
  * Prometheus metrics (METRICS_PORT): imported by AppModule only when the port is configured, so a
- * worker without it registers no hook and loads no prom-client.
+ * worker without it registers no hook and loads no prom-client. Global: CompletionResponder takes
+ * USAGE_RECORDER (optional) from here.
  */
+@Global()
 @Module({})
 export class MetricsModule implements OnModuleInit, OnApplicationShutdown {
   static forRoot(instanceId: string, { host, port }: NonNullable<AppConfig['metrics']>): DynamicModule {
@@ -27,13 +30,14 @@ export class MetricsModule implements OnModuleInit, OnApplicationShutdown {
           inject: [ResponseCacheService, MODEL_ROUTER],
           useFactory: (cache: ResponseCacheService, router: ModelRouter) => createMetricsRegistry(instanceId, { cache, router }),
         },
+        { provide: USAGE_RECORDER, inject: [METRICS_REGISTRY], useFactory: (registry: Registry) => createUsageRecorder(registry) },
         {
           provide: METRICS_SERVER,
           inject: [METRICS_REGISTRY],
           useFactory: (registry: Registry) => new MetricsServer(registry, host, port, new Logger('Metrics')),
         },
       ],
-      exports: [METRICS_REGISTRY],
+      exports: [METRICS_REGISTRY, USAGE_RECORDER],
     };
   }
 

@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { createMetricsRegistry, type MetricsSources, recordHttpMetrics } from './metrics.js';
+import { createMetricsRegistry, createUsageRecorder, type MetricsSources, recordHttpMetrics } from './metrics.js';
 import { MetricsServer } from './metrics-server.js';
 
 const quiet = { log: () => undefined, warn: () => undefined };
@@ -59,6 +59,18 @@ describe('metrics', () => {
     expect(value(text, 'http_requests_total{method="GET",route="(unmatched)",status="404",instance="h"}')).toBe(1);
     expect(value(text, 'http_request_duration_seconds_count{instance="h",method="GET",route="/v1/models"}')).toBe(2);
     await app.close();
+  });
+
+  it('adds up tokens by model, kind and source', async () => {
+    const registry = createMetricsRegistry('h', sources());
+    const usage = createUsageRecorder(registry);
+    usage.record('m', { promptTokens: 10, completionTokens: 5 }, false);
+    usage.record('m', { promptTokens: 10, completionTokens: 5 }, true);
+    usage.record('m', { promptTokens: 3, completionTokens: 7 }, false);
+    const text = await registry.metrics();
+    expect(value(text, 'infer_tokens_total{model="m",kind="prompt",source="upstream",instance="h"}')).toBe(13);
+    expect(value(text, 'infer_tokens_total{model="m",kind="completion",source="upstream",instance="h"}')).toBe(12);
+    expect(value(text, 'infer_tokens_total{model="m",kind="completion",source="cache",instance="h"}')).toBe(5);
   });
 
   it('serves GET /metrics, and waits for a port another process still holds (pm2 reload)', async () => {

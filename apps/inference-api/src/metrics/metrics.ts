@@ -2,6 +2,7 @@ import type { ModelRouter } from '@infer/model-providers';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ResponseCacheService } from '../cache/response-cache.service.js';
+import type { UsageRecorder } from './usage-recorder.js';
 
 /** Seconds; LLM requests range from a cache hit (well under 1 ms) to long generations. */
 const DURATION_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -98,4 +99,24 @@ export function recordHttpMetrics(fastify: FastifyInstance, registry: Registry):
     duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     done();
   });
+}
+
+/**
+ * Tokens of the completions the API answered, by model, kind (prompt, completion) and source
+ * (upstream: generated for this request; cache: served from the response cache).
+ */
+export function createUsageRecorder(registry: Registry): UsageRecorder {
+  const tokens = new Counter({
+    name: 'infer_tokens_total',
+    help: 'Tokens of the completions answered, by model, kind (prompt or completion) and source (upstream or cache).',
+    labelNames: ['model', 'kind', 'source'],
+    registers: [registry],
+  });
+  return {
+    record(model, usage, fromCache) {
+      const source = fromCache ? 'cache' : 'upstream';
+      tokens.inc({ model, kind: 'prompt', source }, usage.promptTokens);
+      tokens.inc({ model, kind: 'completion', source }, usage.completionTokens);
+    },
+  };
 }

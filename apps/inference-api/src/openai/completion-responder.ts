@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
-import type { GenerationResult } from '@infer/model-providers';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { GenerationResult, TokenUsage } from '@infer/model-providers';
 import type { FastifyReply } from 'fastify';
 import { ResponseCacheService, type ServedStream, type Upstream } from '../cache/response-cache.service.js';
 import { ResponseClient } from '../common/client-link.js';
+import { USAGE_RECORDER, type UsageRecorder } from '../metrics/usage-recorder.js';
 import { InferenceService, type InferenceJob } from './inference.service.js';
 import {
   chatChunkFormatter,
@@ -29,6 +30,8 @@ export class CompletionResponder {
   constructor(
     private readonly inference: InferenceService,
     private readonly cache: ResponseCacheService,
+    /** Set with METRICS_PORT (metrics module): told the token usage of every answer. */
+    @Optional() @Inject(USAGE_RECORDER) private readonly usage: UsageRecorder | null = null,
   ) {}
 
   async respond(job: InferenceJob, flags: StreamFlags, reply: FastifyReply): Promise<void> {
@@ -38,7 +41,12 @@ export class CompletionResponder {
       const format = job.kind === 'chat' ? chatChunkFormatter(id, created, job.model) : textChunkFormatter(id, created, job.model);
       const includeUsage = flags.stream_options?.include_usage === true;
       const { parts, headers } = await this.stream(job, reply);
-      await writeSse(reply, parts, format, { includeUsage, headers });
+      const usage = this.usage;
+      const onFinish =
+        usage === null
+          ? undefined
+          : (tokens: TokenUsage) => usage.record(job.model, tokens, (typeof headers === 'function' ? headers() : headers)?.['x-cache'] === 'HIT');
+      await writeSse(reply, parts, format, { includeUsage, headers, onFinish });
       return;
     }
     const result = await this.generate(job, reply);
@@ -52,9 +60,14 @@ export class CompletionResponder {
   /** The whole result of a job (cache headers, when any, are set on `reply`). Also used by GET /predict. */
   async generate(job: InferenceJob, reply: FastifyReply): Promise<GenerationResult> {
     const client = new ResponseClient(reply.raw);
-    if (!this.cache.enabled) return this.inference.generate(job, client.signal);
+    if (!this.cache.enabled) {
+      const result = await this.inference.generate(job, client.signal);
+      this.usage?.record(job.model, result.usage, false);
+      return result;
+    }
     const served = await this.cache.generate(job, reply.request.headers, this.upstream(job), client);
     if (served.headers) reply.headers(served.headers);
+    this.usage?.record(job.model, served.result.usage, served.headers?.['x-cache'] === 'HIT');
     return served.result;
   }
 

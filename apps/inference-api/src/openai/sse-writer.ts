@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { StreamPart } from '@infer/model-providers';
+import type { StreamPart, TokenUsage } from '@infer/model-providers';
 import type { FastifyReply } from 'fastify';
 import { mapError } from '../common/error-mapping.js';
 import type { ChunkFormatter } from './openai-format.js';
@@ -11,6 +11,8 @@ export interface SseOptions {
    * before the headers go out (the response cache only then knows whether it was a hit).
    */
   readonly headers?: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>>);
+  /** Called with the stream's usage when its finish part is written (metrics). */
+  readonly onFinish?: (usage: TokenUsage) => void;
 }
 
 export type SseOutcome = 'completed' | 'aborted' | 'failed';
@@ -52,6 +54,7 @@ export async function writeSse(
       if (part.type === 'delta') {
         if (part.text.length > 0 && !(await send(res, format.delta(part.text)))) return 'aborted';
       } else {
+        options.onFinish?.(part.usage);
         if (!(await send(res, format.finish(part.finishReason)))) return 'aborted';
         if (options.includeUsage && !(await send(res, format.usage(part.usage)))) return 'aborted';
       }

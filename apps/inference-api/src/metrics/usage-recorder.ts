@@ -1,0 +1,12 @@
+import type { TokenUsage } from '@infer/model-providers';
+
+/**
+ * Told the token usage of every completion the API answers (JSON, stream, /predict). Provided by the
+ * metrics module when METRICS_PORT is set; without it nothing is injected and nothing is recorded.
+ */
+export interface UsageRecorder {
+  /** `fromCache`: answered by the response cache (a stored entry, or a generation another request led). */
+  record(model: string, usage: TokenUsage, fromCache: boolean): void;
+}
+
+export const USAGE_RECORDER = Symbol.for('inference-api:usage-recorder');
