@@ -4,15 +4,15 @@ import { routeNeedsKey } from './common/api-keys.js';
 import { HotRoutes } from './common/hot-routes.js';
 import { openApiComponents } from './openai/openai.schemas.js';
 
-/**
- * Builds the OpenAPI 3 document from the controllers' decorators, the hot routes' operations (the
- * same code registers them with Fastify) and the shared JSON schemas.
- */
 export interface OpenApiOptions {
   /** API_KEYS is set: the guarded operations (common/api-keys.ts) require the bearer scheme. */
   readonly apiKeys: boolean;
 }
 
+/**
+ * Builds the OpenAPI 3 document from the controllers' decorators, the hot routes' operations (the
+ * same code registers them with Fastify) and the shared JSON schemas.
+ */
 export function createOpenApiDocument(app: INestApplication, options: OpenApiOptions = { apiKeys: false }): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('LLM inference API')

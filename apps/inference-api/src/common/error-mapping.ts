@@ -92,13 +92,13 @@ function internalMessage(requestId: string | undefined): string {
 }
 
 function validationBody(error: FastifyLikeError): OpenAIErrorBody {
-  const first = decisiveError(error.validation ?? []);
-  const params = first?.params ?? {};
-  let param = (first?.instancePath ?? '').replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replaceAll('/', '.');
+  const chosen = decisiveError(error.validation ?? []);
+  const params = chosen?.params ?? {};
+  let param = (chosen?.instancePath ?? '').replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replaceAll('/', '.');
   if (typeof params['missingProperty'] === 'string') param = param ? `${param}.${params['missingProperty']}` : params['missingProperty'];
   if (typeof params['additionalProperty'] === 'string') param = param ? `${param}.${params['additionalProperty']}` : params['additionalProperty'];
   const where = error.validationContext === 'querystring' ? 'query parameter' : 'body';
-  let detail = first?.message ?? 'is invalid';
+  let detail = chosen?.message ?? 'is invalid';
   if (Array.isArray(params['allowedValues'])) detail += ` (${params['allowedValues'].join(', ')})`;
   const message = param ? `Invalid ${where} '${param}': ${detail}` : `Invalid ${where}: ${detail}`;
   return errorBody(400, message, 'invalid_request_error', 'invalid_request', param || null);
