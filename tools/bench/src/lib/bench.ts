@@ -263,7 +263,15 @@ export async function runBench(
   const memory = await guard('memory', log, procs, async (): Promise<MemorySection> => {
     const entry = (name: string, s: HttpServer | undefined): MemoryEntry | null => {
       const m = s ? memoryOf(s.process.pid) : undefined;
-      return s && m ? { process: name, pid: s.process.pid, rssMiB: round(m.rssBytes / 2 ** 20, 1), peakRssMiB: round(m.peakRssBytes / 2 ** 20, 1) } : null;
+      return s && m
+        ? {
+            process: name,
+            pid: s.process.pid,
+            rssMiB: round(m.rssBytes / 2 ** 20, 1),
+            peakRssMiB: round(m.peakRssBytes / 2 ** 20, 1),
+            privateMiB: m.privateBytes === undefined ? null : round(m.privateBytes / 2 ** 20, 1),
+          }
+        : null;
     };
     const others = [
       entry('API, request logs on', apiLogged),

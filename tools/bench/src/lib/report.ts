@@ -187,7 +187,9 @@ export function markdownReport(r: BenchResult, files: { readonly json: string; r
     if (mem.gateway) {
       rows.push([
         `RSS: ${mem.gateway.process}`,
-        `${n(mem.gateway.rssMiB, 1)} MiB (peak ${n(mem.gateway.peakRssMiB, 1)} MiB; ${n(mem.gatewayAtStartMiB, 1)} MiB once started, before any load` +
+        `${n(mem.gateway.rssMiB, 1)} MiB (` +
+          (mem.gateway.privateMiB === null ? '' : `${n(mem.gateway.privateMiB, 1)} MiB of it private, the rest shared with other processes; `) +
+          `peak ${n(mem.gateway.peakRssMiB, 1)} MiB; ${n(mem.gatewayAtStartMiB, 1)} MiB once started, before any load` +
           (mem.gatewayIdle ? `; ${n(mem.gatewayIdle.rssMiB, 1)} MiB after ${mem.gatewayIdle.afterS} s without requests)` : ')'),
       ]);
     }

@@ -201,7 +201,7 @@ export function evaluateTargets(r: Partial, options: Pick<BenchOptions, 'streams
         atMost(
           'rss',
           goal,
-          `${fmt(mb, 1)} MB right after the load (peak ${toMb(m.gateway.peakRssMiB)} MB${start}${idle})`,
+          `${fmt(mb, 1)} MB right after the load (${m.gateway.privateMiB === null ? '' : `${toMb(m.gateway.privateMiB)} MB private; `}peak ${toMb(m.gateway.peakRssMiB)} MB${start}${idle})`,
           mb,
           150,
           settledMet && mb > 150 ? `judged right after the load; at rest the worker is back under 150 MB` : undefined,

@@ -173,6 +173,8 @@ export interface MemoryEntry {
   readonly pid: number;
   readonly rssMiB: number;
   readonly peakRssMiB: number;
+  /** The part of the RSS that is the process's own (not shared with other processes); null where /proc lacks smaps_rollup. */
+  readonly privateMiB: number | null;
 }
 
 export interface MemorySection {
