@@ -80,6 +80,15 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
     reply.header('x-served-by', config.instanceId);
     done();
   });
+  if (config.corsOrigins !== undefined) {
+    // @fastify/cors through Nest; preflights are answered before the API-key check (they carry no key).
+    app.enableCors({
+      origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins],
+      methods: ['GET', 'POST', 'OPTIONS'],
+      exposedHeaders: ['x-request-id', 'x-served-by', 'x-cache', 'age'],
+      maxAge: 600,
+    });
+  }
   if (config.apiKeys.length > 0) registerApiKeyHook(fastify, config.apiKeys);
   setupOpenApi(app, { apiKeys: config.apiKeys.length > 0 });
   await app.init();

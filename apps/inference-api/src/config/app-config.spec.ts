@@ -38,6 +38,13 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({ METRICS_PORT: '9464', NODE_APP_INSTANCE: '3', METRICS_HOST: '0.0.0.0' }).metrics).toEqual({ host: '0.0.0.0', port: 9467 });
   });
 
+  it('reads CORS_ORIGINS as *, a list of origins, or nothing', () => {
+    expect(loadAppConfig({}).corsOrigins).toBeUndefined();
+    expect(loadAppConfig({ CORS_ORIGINS: '*' }).corsOrigins).toBe('*');
+    expect(loadAppConfig({ CORS_ORIGINS: 'https://app.example, http://localhost:5173/' }).corsOrigins).toEqual(['https://app.example', 'http://localhost:5173']);
+    expect(() => loadAppConfig({ CORS_ORIGINS: 'app.example' })).toThrow(/CORS_ORIGINS must match pattern/);
+  });
+
   it('lists every bad variable with its value', () => {
     let error: unknown;
     try {

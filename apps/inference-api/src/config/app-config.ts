@@ -37,6 +37,7 @@ const envSchema = {
     METRICS_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
     // Set by PM2 for each worker of a cluster (0, 1, ...): the worker's metrics port is METRICS_PORT + it.
     NODE_APP_INSTANCE: { type: 'integer', minimum: 0, default: 0 },
+    CORS_ORIGINS: { type: 'string', pattern: '^(\\*|https?://[^\\s,]+(\\s*,\\s*https?://[^\\s,]+)*)$' },
     API_KEYS: { type: 'string', pattern: '^[^\\s,]+(\\s*,\\s*[^\\s,]+)*\\s*,?$' },
   },
 } as const;
@@ -64,6 +65,8 @@ export interface AppConfig {
   readonly shutdownTimeoutMs: number;
   /** Prometheus metrics on their own port (METRICS_PORT + the PM2 worker number); undefined: none. */
   readonly metrics: { readonly host: string; readonly port: number } | undefined;
+  /** Browser origins allowed by CORS (CORS_ORIGINS): `*`, a list, or undefined (no CORS headers). */
+  readonly corsOrigins: '*' | readonly string[] | undefined;
   /** Keys accepted on /v1 and /predict (API_KEYS, comma-separated); empty: no authentication. */
   readonly apiKeys: readonly string[];
   readonly redis: { readonly url: string; readonly timeoutMs: number; readonly required: boolean } | undefined;
@@ -122,6 +125,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
     instanceId: v['INSTANCE_ID'] ?? `${hostname()}:${process.pid}`,
     shutdownTimeoutMs: v['SHUTDOWN_TIMEOUT_MS'],
     metrics: v['METRICS_PORT'] === undefined ? undefined : { host: v['METRICS_HOST'], port: (v['METRICS_PORT'] as number) + (v['NODE_APP_INSTANCE'] as number) },
+    corsOrigins: parseCorsOrigins(v['CORS_ORIGINS']),
     apiKeys: v['API_KEYS'] === undefined ? [] : [...new Set((v['API_KEYS'] as string).split(',').map((k) => k.trim()).filter((k) => k.length > 0))],
     redis: redisUrl ? { url: redisUrl, timeoutMs: v['REDIS_TIMEOUT_MS'], required: v['REDIS_REQUIRED'] } : undefined,
     cache: {
@@ -135,6 +139,13 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       coalesceWaitMs: v['COALESCE_WAIT_MS'],
     },
   };
+}
+
+function parseCorsOrigins(value: string | undefined): '*' | readonly string[] | undefined {
+  if (value === undefined) return undefined;
+  if (value === '*') return '*';
+  // Browsers send the Origin without a trailing slash.
+  return value.split(',').map((origin) => origin.trim().replace(/\/+$/, ''));
 }
 
 function parseTrustProxy(value: string): boolean | number | string {
