@@ -36,6 +36,10 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({}).metrics).toBeUndefined();
     expect(loadAppConfig({ METRICS_PORT: '9464' }).metrics).toEqual({ host: '127.0.0.1', port: 9464 });
     expect(loadAppConfig({ METRICS_PORT: '9464', NODE_APP_INSTANCE: '3', METRICS_HOST: '0.0.0.0' }).metrics).toEqual({ host: '0.0.0.0', port: 9467 });
+    // NODE_APP_INSTANCE means other things to other tools: only read with METRICS_PORT.
+    expect(loadAppConfig({ NODE_APP_INSTANCE: 'staging' }).metrics).toBeUndefined();
+    expect(() => loadAppConfig({ METRICS_PORT: '9464', NODE_APP_INSTANCE: 'staging' })).toThrow(/NODE_APP_INSTANCE must be a worker number/);
+    expect(() => loadAppConfig({ METRICS_PORT: '65535', NODE_APP_INSTANCE: '1' })).toThrow(/must be <= 65535/);
   });
 
   it('reads CORS_ORIGINS as *, a list of origins, or nothing', () => {

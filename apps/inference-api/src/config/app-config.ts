@@ -36,7 +36,8 @@ const envSchema = {
     METRICS_PORT: { type: 'integer', minimum: 1, maximum: 65535 },
     METRICS_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
     // Set by PM2 for each worker of a cluster (0, 1, ...): the worker's metrics port is METRICS_PORT + it.
-    NODE_APP_INSTANCE: { type: 'integer', minimum: 0, default: 0 },
+    // Read only with METRICS_PORT (other tools, e.g. node-config, give it other meanings).
+    NODE_APP_INSTANCE: { type: 'string' },
     CORS_ORIGINS: { type: 'string', pattern: '^(\\*|https?://[^\\s,]+(\\s*,\\s*https?://[^\\s,]+)*)$' },
     API_KEYS: { type: 'string', pattern: '^[^\\s,]+(\\s*,\\s*[^\\s,]+)*\\s*,?$' },
   },
@@ -107,9 +108,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
   }
   const v = values as Record<string, never>;
   const redisUrl = v['REDIS_URL'] as string | undefined;
-  if (v['METRICS_PORT'] !== undefined && (v['METRICS_PORT'] as number) + (v['NODE_APP_INSTANCE'] as number) > 65535) {
-    throw new ConfigValidationError(`Invalid configuration: METRICS_PORT + NODE_APP_INSTANCE (the PM2 worker number) must be <= 65535`);
-  }
+  const metrics = metricsEndpoint(v['METRICS_PORT'], v['METRICS_HOST'], v['NODE_APP_INSTANCE']);
   return {
     port: v['PORT'],
     host: v['HOST'],
@@ -124,7 +123,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
     trustProxy: parseTrustProxy(v['TRUST_PROXY']),
     instanceId: v['INSTANCE_ID'] ?? `${hostname()}:${process.pid}`,
     shutdownTimeoutMs: v['SHUTDOWN_TIMEOUT_MS'],
-    metrics: v['METRICS_PORT'] === undefined ? undefined : { host: v['METRICS_HOST'], port: (v['METRICS_PORT'] as number) + (v['NODE_APP_INSTANCE'] as number) },
+    metrics,
     corsOrigins: parseCorsOrigins(v['CORS_ORIGINS']),
     apiKeys: v['API_KEYS'] === undefined ? [] : [...new Set((v['API_KEYS'] as string).split(',').map((k) => k.trim()).filter((k) => k.length > 0))],
     redis: redisUrl ? { url: redisUrl, timeoutMs: v['REDIS_TIMEOUT_MS'], required: v['REDIS_REQUIRED'] } : undefined,
@@ -139,6 +138,19 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       coalesceWaitMs: v['COALESCE_WAIT_MS'],
     },
   };
+}
+
+/** METRICS_PORT + the PM2 worker number (NODE_APP_INSTANCE, 0 outside PM2). */
+function metricsEndpoint(port: number | undefined, host: string, instance: string | undefined): AppConfig['metrics'] {
+  if (port === undefined) return undefined;
+  if (instance !== undefined && !/^\d+$/.test(instance)) {
+    throw new ConfigValidationError(`Invalid configuration: NODE_APP_INSTANCE must be a worker number (0, 1, ...) with METRICS_PORT (got ${JSON.stringify(instance)})`);
+  }
+  const worker = Number(instance ?? 0);
+  if (port + worker > 65535) {
+    throw new ConfigValidationError('Invalid configuration: METRICS_PORT + NODE_APP_INSTANCE (the PM2 worker number) must be <= 65535');
+  }
+  return { host, port: port + worker };
 }
 
 function parseCorsOrigins(value: string | undefined): '*' | readonly string[] | undefined {
