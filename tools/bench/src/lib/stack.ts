@@ -121,9 +121,13 @@ export async function startApi(group: ProcessGroup, name: string, cpu: number | 
       HOST: '127.0.0.1',
       MODELS_FILE: modelsFile,
       INSTANCE_ID: name,
-      // Nothing from the caller's shell that would change what is measured.
+      // Nothing from the caller's shell that would change what is measured (API keys would turn the
+      // load into 401s; metrics add a hook per response).
       REDIS_URL: undefined,
       PREDICT_MODEL: undefined,
+      API_KEYS: undefined,
+      METRICS_PORT: undefined,
+      CORS_ORIGINS: undefined,
       ...spec.env,
     },
   }));
