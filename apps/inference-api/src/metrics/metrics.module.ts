@@ -10,7 +10,7 @@ import { createMetricsRegistry, createUsageRecorder, recordHttpMetrics } from '.
 import { MetricsServer } from './metrics-server.js';
 import { USAGE_RECORDER } from './usage-recorder.js';
 
-export const METRICS_REGISTRY = Symbol.for('inference-api:metrics-registry');
+const METRICS_REGISTRY = Symbol.for('inference-api:metrics-registry');
 const METRICS_SERVER = Symbol.for('inference-api:metrics-server');
 
 /**
@@ -37,7 +37,7 @@ export class MetricsModule implements OnModuleInit, OnApplicationShutdown {
           useFactory: (registry: Registry) => new MetricsServer(registry, host, port, new Logger('Metrics')),
         },
       ],
-      exports: [METRICS_REGISTRY, USAGE_RECORDER],
+      exports: [USAGE_RECORDER],
     };
   }
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { GenerationResult, TokenUsage } from '@infer/model-providers';
 import type { FastifyReply } from 'fastify';
-import { ResponseCacheService, type ServedStream, type Upstream } from '../cache/response-cache.service.js';
+import { type CacheHeaders, ResponseCacheService, type ServedStream, type Upstream } from '../cache/response-cache.service.js';
 import { ResponseClient } from '../common/client-link.js';
 import { USAGE_RECORDER, type UsageRecorder } from '../metrics/usage-recorder.js';
 import { InferenceService, type InferenceJob } from './inference.service.js';
@@ -43,9 +43,7 @@ export class CompletionResponder {
       const { parts, headers } = await this.stream(job, reply);
       const usage = this.usage;
       const onFinish =
-        usage === null
-          ? undefined
-          : (tokens: TokenUsage) => usage.record(job.model, tokens, (typeof headers === 'function' ? headers() : headers)?.['x-cache'] === 'HIT');
+        usage === null ? undefined : (tokens: TokenUsage, sent: CacheHeaders | undefined) => usage.record(job.model, tokens, sent?.['x-cache'] === 'HIT');
       await writeSse(reply, parts, format, { includeUsage, headers, onFinish });
       return;
     }

@@ -11,8 +11,8 @@ export interface SseOptions {
    * before the headers go out (the response cache only then knows whether it was a hit).
    */
   readonly headers?: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>>);
-  /** Called with the stream's usage when its finish part is written (metrics). */
-  readonly onFinish?: (usage: TokenUsage) => void;
+  /** Called with the stream's usage and the extra headers that were sent, when its finish part is written (metrics). */
+  readonly onFinish?: (usage: TokenUsage, headers: Readonly<Record<string, string>> | undefined) => void;
 }
 
 export type SseOutcome = 'completed' | 'aborted' | 'failed';
@@ -37,9 +37,10 @@ export async function writeSse(
   first = await iterator.next();
 
   reply.hijack();
+  const extraHeaders = typeof options.headers === 'function' ? options.headers() : options.headers;
   res.writeHead(200, {
     ...(reply.getHeaders() as Record<string, string>),
-    ...(typeof options.headers === 'function' ? options.headers() : options.headers),
+    ...extraHeaders,
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     connection: 'keep-alive',
@@ -54,7 +55,7 @@ export async function writeSse(
       if (part.type === 'delta') {
         if (part.text.length > 0 && !(await send(res, format.delta(part.text)))) return 'aborted';
       } else {
-        options.onFinish?.(part.usage);
+        options.onFinish?.(part.usage, extraHeaders);
         if (!(await send(res, format.finish(part.finishReason)))) return 'aborted';
         if (options.includeUsage && !(await send(res, format.usage(part.usage)))) return 'aborted';
       }

@@ -161,27 +161,29 @@ export function sleep(ms: number): Promise<void> {
 export function memoryOf(
   pid: number,
 ): { readonly rssBytes: number; readonly peakRssBytes: number; readonly privateBytes: number | undefined } | undefined {
-  const kb = (text: string, key: string): number | undefined => {
-    const match = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
-    return match ? Number(match[1]) * 1024 : undefined;
-  };
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return { rssBytes: kb(status, 'VmRSS') ?? 0, peakRssBytes: kb(status, 'VmHWM') ?? 0, privateBytes: privateBytesOf(pid, kb) };
+    return { rssBytes: kbField(status, 'VmRSS') ?? 0, peakRssBytes: kbField(status, 'VmHWM') ?? 0, privateBytes: privateBytesOf(pid) };
   } catch {
     return undefined;
   }
+}
+
+/** A `Name:   123 kB` line of a /proc file, in bytes. */
+function kbField(text: string, key: string): number | undefined {
+  const match = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
+  return match ? Number(match[1]) * 1024 : undefined;
 }
 
 /**
  * The part of the RSS no other process shares (smaps_rollup: Private_Clean + Private_Dirty). The rest
  * are mostly pages of the node binary, which every worker on a host shares.
  */
-function privateBytesOf(pid: number, kb: (text: string, key: string) => number | undefined): number | undefined {
+function privateBytesOf(pid: number): number | undefined {
   try {
     const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-    const clean = kb(rollup, 'Private_Clean');
-    const dirty = kb(rollup, 'Private_Dirty');
+    const clean = kbField(rollup, 'Private_Clean');
+    const dirty = kbField(rollup, 'Private_Dirty');
     return clean === undefined || dirty === undefined ? undefined : clean + dirty;
   } catch {
     return undefined;
