@@ -8,7 +8,7 @@ import { AppModule } from './app.module.js';
 import { registerApiKeyHook } from './common/api-keys.js';
 import { LazyRequestLogger } from './common/lazy-request-logger.js';
 import type { AppConfig } from './config/app-config.js';
-import { setupOpenApi } from './openapi.js';
+import { registerOpenApiRoutes } from './openapi.js';
 
 /** Paths never written to logs: credentials and prompt/completion bodies. */
 export const REDACTED_LOG_PATHS = [
@@ -90,7 +90,7 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
     });
   }
   if (config.apiKeys.length > 0) registerApiKeyHook(fastify, config.apiKeys);
-  setupOpenApi(app, { apiKeys: config.apiKeys.length > 0 });
+  registerOpenApiRoutes(app, { apiKeys: config.apiKeys.length > 0 });
   await app.init();
   return app;
 }

@@ -1,5 +1,4 @@
 import { Controller, Get, Inject, Logger, Res, ServiceUnavailableException } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import {
   HealthCheck,
   type HealthCheckResult,
@@ -8,6 +7,7 @@ import {
   HealthIndicatorService,
 } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
+import { ApiDocs } from '../common/api-docs.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import { AppLifecycle } from './app-lifecycle.js';
@@ -26,7 +26,7 @@ import { RedisHealthIndicator } from './redis.health.js';
  * 503 with the same shape (not the OpenAI error shape of the inference routes). Probes are not
  * logged per request; readiness changes are logged once per transition.
  */
-@ApiTags('Health')
+@ApiDocs((s) => [s.ApiTags('Health')])
 @Controller('health')
 export class HealthController {
   private readonly logger = new Logger('Health');
@@ -43,11 +43,13 @@ export class HealthController {
 
   @Get('live')
   @HealthCheck({ noCache: true, swaggerDocumentation: false })
-  @ApiOperation({
-    summary: 'Liveness',
-    description: 'The process answers. Checks nothing external, and stays 200 while the process drains for shutdown.',
-  })
-  @ApiOkResponse({ description: 'The process is alive', schema: liveOkSchema })
+  @ApiDocs((s) => [
+    s.ApiOperation({
+      summary: 'Liveness',
+      description: 'The process answers. Checks nothing external, and stays 200 while the process drains for shutdown.',
+    }),
+    s.ApiOkResponse({ description: 'The process is alive', schema: liveOkSchema }),
+  ])
   async live(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthCheckResult> {
     return this.run(reply, [
       () =>
@@ -62,15 +64,17 @@ export class HealthController {
 
   @Get('ready')
   @HealthCheck({ noCache: true, swaggerDocumentation: false })
-  @ApiOperation({
-    summary: 'Readiness',
-    description:
-      'Whether this instance should get traffic: 503 as soon as shutdown begins (`status: shutting_down`), when Redis ' +
-      'is configured, required and does not answer a PING in time, or when a model has no healthy deployment ' +
-      '(model not loaded, upstream unreachable). An unhealthy deployment of a model that has a healthy one is `degraded` (200).',
-  })
-  @ApiOkResponse({ description: 'Ready', schema: readyOkSchema })
-  @ApiServiceUnavailableResponse({ description: 'Not ready (details per check)', schema: readyDownSchema })
+  @ApiDocs((s) => [
+    s.ApiOperation({
+      summary: 'Readiness',
+      description:
+        'Whether this instance should get traffic: 503 as soon as shutdown begins (`status: shutting_down`), when Redis ' +
+        'is configured, required and does not answer a PING in time, or when a model has no healthy deployment ' +
+        '(model not loaded, upstream unreachable). An unhealthy deployment of a model that has a healthy one is `degraded` (200).',
+    }),
+    s.ApiOkResponse({ description: 'Ready', schema: readyOkSchema }),
+    s.ApiServiceUnavailableResponse({ description: 'Not ready (details per check)', schema: readyDownSchema }),
+  ])
   async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthCheckResult> {
     if (this.lifecycle.isShuttingDown) {
       reply.code(503);
@@ -87,14 +91,16 @@ export class HealthController {
 
   @Get('providers')
   @HealthCheck({ noCache: true, swaggerDocumentation: false })
-  @ApiOperation({
-    summary: 'Per-deployment health',
-    description:
-      "Every deployment's own health check (keyed by its router id, e.g. `my-model#0`) with the router's view of it: " +
-      'requests outstanding, cooldown after failures, consecutive failures. 503 when a model has no healthy deployment.',
-  })
-  @ApiOkResponse({ description: 'Every model has a healthy deployment', schema: providersOkSchema })
-  @ApiServiceUnavailableResponse({ description: 'A model has no healthy deployment', schema: providersDownSchema })
+  @ApiDocs((s) => [
+    s.ApiOperation({
+      summary: 'Per-deployment health',
+      description:
+        "Every deployment's own health check (keyed by its router id, e.g. `my-model#0`) with the router's view of it: " +
+        'requests outstanding, cooldown after failures, consecutive failures. 503 when a model has no healthy deployment.',
+    }),
+    s.ApiOkResponse({ description: 'Every model has a healthy deployment', schema: providersOkSchema }),
+    s.ApiServiceUnavailableResponse({ description: 'A model has no healthy deployment', schema: providersDownSchema }),
+  ])
   async providersHealth(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthCheckResult> {
     return this.run(reply, [() => this.providers.details()]);
   }

@@ -2,13 +2,14 @@ import 'reflect-metadata';
 import { type ModelProvider, ModelRouter, type ProviderHealth } from '@infer/model-providers';
 import { Global, Module } from '@nestjs/common';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { SwaggerModule } from '@nestjs/swagger';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { Test } from '@nestjs/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadAppConfig } from '../config/app-config.js';
+import { HotRoutesModule } from '../common/hot-routes.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import { MODEL_ROUTER } from '../models/models.tokens.js';
+import { createOpenApiDocument } from '../openapi.js';
 import { AppLifecycle } from './app-lifecycle.js';
 import { REDIS_PING, type RedisPing } from './health.tokens.js';
 import { HealthModule } from './health.module.js';
@@ -120,7 +121,7 @@ describe('HealthController (/health/*)', () => {
       exports: [APP_CONFIG, MODEL_ROUTER, ...(options.redisPing ? [REDIS_PING] : [])],
     })
     class TestDepsModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [TestDepsModule, HealthModule] }).compile();
+    const moduleRef = await Test.createTestingModule({ imports: [TestDepsModule, HotRoutesModule, HealthModule] }).compile();
     app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
@@ -186,7 +187,7 @@ describe('HealthController (/health/*)', () => {
 
   it('documents every health route in OpenAPI with the terminus shape', async () => {
     const a = await start({ models: { m: [healthy()] } });
-    const doc = SwaggerModule.createDocument(a, { openapi: '3.0.0', info: { title: 't', version: '1' } });
+    const doc = await createOpenApiDocument(a);
     for (const path of ['/health/live', '/health/ready', '/health/providers']) {
       const op = doc.paths[path]?.get;
       expect(op?.tags).toEqual(['Health']);
