@@ -33,10 +33,22 @@ describe('OpenAPI', () => {
     expect(document.components.schemas['CreateChatCompletionRequest']).toHaveProperty('example');
   });
 
-  it('serves Swagger UI', async () => {
-    const res = await fetch(`${server.url}/docs`);
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/text\/html/);
-    expect(await res.text()).toContain('swagger-ui');
+  it('serves Swagger UI: the page and every file it loads, with and without the trailing slash', async () => {
+    for (const page of [`${server.url}/docs`, `${server.url}/docs/`]) {
+      const res = await fetch(page);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/text\/html/);
+      const html = await res.text();
+      expect(html).toContain('<div id="swagger-ui">');
+      const urls = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => new URL(m[1]!, page).href);
+      expect(urls.length).toBeGreaterThanOrEqual(5);
+      for (const url of urls) {
+        const asset = await fetch(url);
+        expect(asset.status, url).toBe(200);
+        expect(new URL(url).pathname, url).toMatch(/^\/docs\//);
+        const text = await asset.text();
+        if (url.endsWith('swagger-initializer.js')) expect(text).toContain('"/v1/chat/completions"');
+      }
+    }
   });
 });
