@@ -68,6 +68,29 @@ describe('errors', () => {
     expect(image.body.error.message).toMatch(/allowed values \(text\)/);
   });
 
+  it('400 for tools or functions (answers carry no tool calls), without calling the upstream', async () => {
+    const before = upstream.requestCount;
+    const messages = [{ role: 'user', content: 'x' }];
+    const tools = await post('/v1/chat/completions', { model: 'm', messages, tools: [{ type: 'function', function: { name: 'f' } }], stream: true });
+    expect(tools.status).toBe(400);
+    expect(tools.body.error).toMatchObject({ type: 'invalid_request_error', param: 'tools', code: 'unsupported_parameter' });
+    expect(tools.body.error.message).toMatch(/^'tools' is not supported/);
+    const functions = await post('/v1/chat/completions', { model: 'm', messages, functions: [{ name: 'f', parameters: {} }] });
+    expect(functions.status).toBe(400);
+    expect(functions.body.error.param).toBe('functions');
+    const typed = await post('/v1/chat/completions', { model: 'm', messages, tools: 'f' });
+    expect(typed.status).toBe(400);
+    expect(typed.body.error.param).toBe('tools');
+    expect(upstream.requestCount).toBe(before);
+    // An empty list asks for nothing.
+    const empty = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages, tools: [] }),
+    });
+    expect(empty.status).toBe(200);
+  });
+
   it('400 for malformed JSON', async () => {
     const { status, body } = await post('/v1/chat/completions', '{"model": "m", "messages": [');
     expect(status).toBe(400);

@@ -125,6 +125,20 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     expect((error as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({ code: 'model_not_found', param: 'model', type: 'invalid_request_error' });
   });
 
+  it('refuses tools with a BadRequestError rather than answering without the calls', async () => {
+    const before = upstream?.requestCount;
+    const error = await client.chat.completions
+      .create({
+        model: target.model,
+        messages: [{ role: 'user', content: 'What is the weather in Paris?' }],
+        tools: [{ type: 'function', function: { name: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((error as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ code: 'unsupported_parameter', param: 'tools', type: 'invalid_request_error' });
+    expect(upstream?.requestCount).toBe(before);
+  });
+
   it('answers GET /predict with {"result": "..."}', async () => {
     const res = await fetch(`${server.url}/predict?input_text=${encodeURIComponent('Once upon a time')}`);
     expect(res.status).toBe(200);

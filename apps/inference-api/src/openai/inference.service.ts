@@ -27,6 +27,14 @@ const COMPLETION_KNOWN = new Set([
   'presence_penalty', 'frequency_penalty',
 ]);
 
+/**
+ * Chat fields that ask for tool (function) calls. The provider contract carries text only, so an
+ * upstream's `tool_calls` would be dropped and the client would get an empty answer with
+ * `finish_reason: "tool_calls"`: such requests are refused instead (LiteLLM's default for
+ * parameters a provider cannot honour).
+ */
+const TOOL_FIELDS = ['tools', 'functions'] as const;
+
 /** OpenAI's default `max_tokens` for /v1/completions. */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
@@ -39,6 +47,7 @@ export class InferenceService {
 
   chatJob(body: ChatCompletionBody): InferenceJob {
     this.assertModel(body.model, 'chat');
+    assertNoTools(body);
     const messages: ChatMessage[] = new Array<ChatMessage>(body.messages.length);
     for (let i = 0; i < body.messages.length; i++) {
       const m = body.messages[i] as ChatCompletionBody['messages'][number];
@@ -97,6 +106,18 @@ function messageText(content: ChatCompletionBody['messages'][number]['content'],
 type SharedBody = Pick<ChatCompletionBody, 'temperature' | 'top_p' | 'seed' | 'stop' | 'presence_penalty' | 'frequency_penalty'> & Record<string, unknown>;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function assertNoTools(body: ChatCompletionBody): void {
+  for (const field of TOOL_FIELDS) {
+    const value = body[field];
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) continue;
+    throw ApiError.invalidRequest(
+      `'${field}' is not supported: this server does not return tool or function calls. Send the request without '${field}'.`,
+      field,
+      'unsupported_parameter',
+    );
+  }
+}
 
 /**
  * The normalised generation parameters (OpenAI's nulls dropped, `stop` as an array, unknown fields

@@ -69,6 +69,13 @@ export const chatCompletionRequestSchema = {
     max_tokens: { type: 'integer', minimum: 1, nullable: true, example: 32, description: 'Deprecated by OpenAI in favour of max_completion_tokens; both work.' },
     max_completion_tokens: { type: 'integer', minimum: 1, nullable: true },
     ...sampling,
+    tools: {
+      type: 'array',
+      nullable: true,
+      items: { type: 'object' },
+      description: 'Not supported: answers carry text only, so a request with tools is refused (400, `unsupported_parameter`) rather than answered without its tool calls.',
+    },
+    functions: { type: 'array', nullable: true, items: { type: 'object' }, description: 'Not supported (the older form of `tools`): refused like `tools`.' },
   },
   example: { model: 'tiny-llama', messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 32, temperature: 0 },
 } as const;
