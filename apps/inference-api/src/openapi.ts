@@ -89,9 +89,9 @@ interface BuiltDocs {
 /**
  * Serves the document and Swagger UI: `/docs` (UI), `/docs-json`, `/docs-yaml`, the paths
  * SwaggerModule.setup used. The routes are registered at boot (Fastify cannot add routes later);
- * the document is built on the first request to any of them and kept. Swagger UI's files are
- * streamed from swagger-ui-dist by @fastify/send (ETag, Last-Modified, HEAD, ranges), also loaded
- * on first use; the page embeds the document, like SwaggerModule's does.
+ * the document is built by the first request that needs it (the JSON, the YAML or the UI's
+ * initializer, which embeds it as SwaggerModule's does) and kept. Swagger UI's files are streamed
+ * from swagger-ui-dist by @fastify/send (ETag, Last-Modified, HEAD, ranges), imported on first use.
  */
 export function registerOpenApiRoutes(app: INestApplication, options: OpenApiOptions): void {
   const fastify = app.getHttpAdapter().getInstance() as FastifyInstance;
