@@ -125,6 +125,51 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     expect((error as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({ code: 'model_not_found', param: 'model', type: 'invalid_request_error' });
   });
 
+  it('response_format json_schema: JSON matching the schema in-process; passed on to an openai-compatible upstream', async () => {
+    const schema = {
+      type: 'object',
+      properties: { answer: { type: 'string', enum: ['yes', 'no'] }, confidence: { type: 'number' } },
+      required: ['answer', 'confidence'],
+      additionalProperties: false,
+    };
+    const response_format = { type: 'json_schema' as const, json_schema: { name: 'verdict', schema, strict: true } };
+    const completion = await client.chat.completions.create({
+      model: target.model,
+      messages: [{ role: 'user', content: 'Is the sky blue?' }],
+      max_tokens: 60,
+      temperature: 0,
+      response_format,
+    });
+    const content = completion.choices[0]!.message.content ?? '';
+    if (upstream) {
+      // The fake upstream ignores it; what matters is that it got it as sent.
+      const sent = upstream.requests.filter((r) => r.path.endsWith('/chat/completions')).at(-1)!.body as Record<string, unknown>;
+      expect(sent['response_format']).toEqual(response_format);
+    } else {
+      const verdict = JSON.parse(content) as { answer: string; confidence: number };
+      expect(['yes', 'no']).toContain(verdict.answer);
+      expect(typeof verdict.confidence).toBe('number');
+      expect(completion.choices[0]!.finish_reason).toBe('stop');
+      // Streamed: the same JSON, in pieces.
+      const stream = await client.chat.completions.create({
+        model: target.model,
+        messages: [{ role: 'user', content: 'Is the sky blue?' }],
+        max_tokens: 60,
+        temperature: 0,
+        response_format,
+        stream: true,
+      });
+      let streamed = '';
+      for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? '';
+      expect(streamed).toBe(content);
+    }
+    const bad = await client.chat.completions
+      .create({ model: target.model, messages: [{ role: 'user', content: 'x' }], response_format: { type: 'xml' } as never })
+      .catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((bad as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'response_format.type' });
+  });
+
   it('refuses tools with a BadRequestError rather than answering without the calls', async () => {
     const before = upstream?.requestCount;
     const error = await client.chat.completions

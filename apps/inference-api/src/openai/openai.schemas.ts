@@ -25,6 +25,24 @@ const streamOptions = {
   },
 } as const;
 
+const responseFormat = {
+  type: 'object',
+  nullable: true,
+  required: ['type'],
+  description:
+    '`{"type":"json_object"}` for any JSON, `{"type":"json_schema","json_schema":{"name":…,"schema":{…}}}` for JSON that ' +
+    'matches a schema. The llama-cpp provider enforces it while sampling (a grammar built from the schema; node-llama-cpp ' +
+    'supports a subset of JSON Schema); `openai-compatible` passes it to the upstream. Output can still stop at `max_tokens`.',
+  properties: {
+    type: { type: 'string', enum: ['text', 'json_object', 'json_schema'] },
+    json_schema: {
+      type: 'object',
+      properties: { name: { type: 'string' }, description: { type: 'string' }, schema: { type: 'object' }, strict: { type: 'boolean', nullable: true } },
+    },
+  },
+  example: { type: 'json_schema', json_schema: { name: 'answer', schema: { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] } } },
+} as const;
+
 const sampling = {
   temperature: { type: 'number', minimum: 0, maximum: 2, nullable: true, example: 0, description: 'Sampling temperature; 0 is greedy and reproducible (and cacheable).' },
   top_p: { type: 'number', minimum: 0, maximum: 1, nullable: true },
@@ -36,6 +54,7 @@ const sampling = {
   presence_penalty: { type: 'number', minimum: -2, maximum: 2, nullable: true },
   frequency_penalty: { type: 'number', minimum: -2, maximum: 2, nullable: true },
   user: { type: 'string', description: 'An end-user id, passed to upstreams that accept it.' },
+  response_format: responseFormat,
 } as const;
 
 const contentPart = {

@@ -185,6 +185,71 @@ describe('llama-cpp provider: generation', () => {
   });
 });
 
+describe('llama-cpp provider: response_format (grammar-constrained sampling)', () => {
+  let p: LlamaCppProvider;
+  beforeAll(async () => {
+    p = await provider({ sequences: 2 });
+  });
+
+  const schema = {
+    type: 'object',
+    properties: { answer: { enum: ['yes', 'no'] }, count: { type: 'integer' } },
+    required: ['answer', 'count'],
+    additionalProperties: false,
+  };
+  const jsonSchema = { response_format: { type: 'json_schema', json_schema: { name: 'answer', schema } } };
+
+  it('json_schema: the text is JSON matching the schema, ends with stop, streamed or not, chat and completion', async () => {
+    // The tiny model's weights are random: without the grammar its text is never JSON.
+    const free = await p.chat({ messages, maxTokens: 60, temperature: 0 });
+    expect(() => JSON.parse(free.text)).toThrow();
+    const chat = await p.chat({ messages, maxTokens: 60, temperature: 0, extra: jsonSchema });
+    const parsed = JSON.parse(chat.text) as { answer: string; count: number };
+    expect(Object.keys(parsed).sort()).toEqual(['answer', 'count']);
+    expect(['yes', 'no']).toContain(parsed.answer);
+    expect(Number.isInteger(parsed.count)).toBe(true);
+    expect(chat.finishReason).toBe('stop');
+    const streamed = await collect(p.streamChat({ messages, maxTokens: 60, temperature: 0, extra: jsonSchema }));
+    expect(streamed.text).toBe(chat.text);
+    expect(streamed.finish.finishReason).toBe('stop');
+    const completion = await p.complete({ prompt: 'Answer:', maxTokens: 60, temperature: 0, extra: jsonSchema });
+    expect(Object.keys(JSON.parse(completion.text) as object).sort()).toEqual(['answer', 'count']);
+    // Sampled (temperature 1), still valid.
+    for (const seed of [1, 2, 3]) {
+      const sampled = await p.chat({ messages, maxTokens: 60, seed, extra: jsonSchema });
+      expect(['yes', 'no']).toContain((JSON.parse(sampled.text) as { answer: string }).answer);
+    }
+  });
+
+  it("json_object: the text starts a JSON object (this model never closes it: 'length' at maxTokens)", async () => {
+    const result = await p.chat({ messages, maxTokens: 40, temperature: 0, extra: { response_format: { type: 'json_object' } } });
+    expect(result.text.startsWith('{')).toBe(true);
+    // A schema-less json_schema is the same.
+    const schemaless = await p.chat({ messages, maxTokens: 40, temperature: 0, extra: { response_format: { type: 'json_schema', json_schema: { name: 'x' } } } });
+    expect(schemaless.text).toBe(result.text);
+  });
+
+  it("'text', null or no response_format: the plain output", async () => {
+    const plain = await p.chat({ messages, maxTokens: 30, temperature: 0 });
+    for (const response_format of [{ type: 'text' }, null]) {
+      expect((await p.chat({ messages, maxTokens: 30, temperature: 0, extra: { response_format } })).text).toBe(plain.text);
+    }
+  });
+
+  it('a malformed response_format is an invalid_request naming the field', async () => {
+    const cases: Array<[unknown, string]> = [
+      ['json', 'response_format'],
+      [{ type: 'xml' }, 'response_format.type'],
+      [{ type: 'json_schema' }, 'response_format.json_schema'],
+      [{ type: 'json_schema', json_schema: { name: 'x', schema: 'object' } }, 'response_format.json_schema.schema'],
+    ];
+    for (const [response_format, param] of cases) {
+      const error = await rejection(p.chat({ messages, maxTokens: 5, extra: { response_format } }));
+      expect(error).toMatchObject({ code: 'invalid_request', param, isRetryable: false });
+    }
+  });
+});
+
 describe('llama-cpp provider: context length', () => {
   let p: LlamaCppProvider;
   beforeAll(async () => {

@@ -42,6 +42,7 @@ import {
 import type { ProviderContext } from '../../registry/provider-definition.js';
 import { ensureTinyLlamaGguf, LARGE_TINY_LLAMA_SPEC, DEFAULT_TINY_LLAMA_SPEC, tinyLlamaGgufFileName, type TinyLlamaSpec } from '../../gguf/tiny-llama.js';
 import { LLAMA_CPP_DEFAULTS, type LlamaCppChatWrapperName, type LlamaCppProviderOptions } from './llama-cpp.options.js';
+import { GrammarCache, type ResponseFormat, responseFormatOf } from './response-format.js';
 import { getSharedLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './llama-runtime.js';
 import { guardLogitsReorderRace } from './logits-race-guard.js';
 import { SequencePool } from './sequence-pool.js';
@@ -74,6 +75,8 @@ interface Loaded {
   readonly context: LlamaContext;
   readonly pool: SequencePool<LlamaContextSequence>;
   readonly chatWrapper: ChatWrapper;
+  /** Grammars for `response_format` (JSON, JSON Schema), compiled on first use. */
+  readonly grammars: GrammarCache;
   /** Tokens of context per sequence (what llama.cpp actually allocated). */
   readonly contextSize: number;
   readonly modelPath: string;
@@ -218,7 +221,7 @@ export class LlamaCppProvider implements ModelProvider {
         const pool = new SequencePool(Array.from({ length: sequences }, () => context.getSequence()));
         const chatWrapper =
           this.options.chatWrapper === 'auto' ? lib.resolveChatWrapper(model) : lib.resolveChatWrapper(model, { type: this.options.chatWrapper });
-        const loaded: Loaded = { lib, model, context, pool, chatWrapper, contextSize: context.contextSize, modelPath };
+        const loaded: Loaded = { lib, model, context, pool, chatWrapper, grammars: new GrammarCache(llama), contextSize: context.contextSize, modelPath };
         if (this.closed) {
           await context.dispose();
           throw closedError();
@@ -369,13 +372,15 @@ export class LlamaCppProvider implements ModelProvider {
       });
     }
     const maxTokens = this.budget(loaded, promptTokens, request, 'messages');
+    const format = responseFormatOf(request.extra);
     return {
       promptTokens,
       maxTokens,
       run: async (sequence, signal, onText) => {
+        const grammar = await grammarFor(loaded, format);
         const chat = new loaded.lib.LlamaChat({ contextSequence: sequence, chatWrapper: loaded.chatWrapper, autoDisposeSequence: false });
         try {
-          const options: LLamaChatGenerateResponseOptions = generationOptions(request, maxTokens, signal, onText);
+          const options: LLamaChatGenerateResponseOptions = { ...generationOptions(request, maxTokens, signal, onText), ...grammar };
           const response = await chat.generateResponse(history, options);
           return { text: response.response, stopReason: response.metadata.stopReason };
         } finally {
@@ -393,14 +398,17 @@ export class LlamaCppProvider implements ModelProvider {
       throw new ModelProviderError('The prompt is empty and the model has no BOS token to start from', { code: 'invalid_request', param: 'prompt' });
     }
     const maxTokens = this.budget(loaded, promptTokens, request, 'prompt');
+    const format = responseFormatOf(request.extra);
     return {
       promptTokens,
       maxTokens,
       run: async (sequence, signal, onText) => {
+        const grammar = await grammarFor(loaded, format);
         const completion = new loaded.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
         try {
           const options: LlamaCompletionGenerationOptions = {
             ...generationOptions(request, maxTokens, signal, onText),
+            ...grammar,
             // We measured the prompt: never let node-llama-cpp cut it (its default keeps 10% free) or shift the context.
             contextShiftSize: 1,
             disableContextShift: true,
@@ -524,6 +532,11 @@ function generationOptions(
     ...(customStopTriggers ? { customStopTriggers } : {}),
     ...(onText ? { onTextChunk: onText } : {}),
   };
+}
+
+/** The sampling grammar for a response format (an empty object when the request asks for text). */
+async function grammarFor(loaded: Loaded, format: ResponseFormat | undefined): Promise<Pick<LlamaCompletionGenerationOptions, 'grammar'>> {
+  return format === undefined ? {} : { grammar: await loaded.grammars.get(format) };
 }
 
 /** OpenAI's defaults (temperature 1, top_p 1, no top-k, no repeat penalty) rather than node-llama-cpp's. */
