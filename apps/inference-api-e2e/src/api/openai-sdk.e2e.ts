@@ -133,13 +133,8 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
       additionalProperties: false,
     };
     const response_format = { type: 'json_schema' as const, json_schema: { name: 'verdict', schema, strict: true } };
-    const completion = await client.chat.completions.create({
-      model: target.model,
-      messages: [{ role: 'user', content: 'Is the sky blue?' }],
-      max_tokens: 60,
-      temperature: 0,
-      response_format,
-    });
+    const request = { model: target.model, messages: [{ role: 'user' as const, content: 'Is the sky blue?' }], max_tokens: 60, temperature: 0, response_format };
+    const completion = await client.chat.completions.create(request);
     const content = completion.choices[0]!.message.content ?? '';
     if (upstream) {
       // The fake upstream ignores it; what matters is that it got it as sent.
@@ -151,14 +146,7 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
       expect(typeof verdict.confidence).toBe('number');
       expect(completion.choices[0]!.finish_reason).toBe('stop');
       // Streamed: the same JSON, in pieces.
-      const stream = await client.chat.completions.create({
-        model: target.model,
-        messages: [{ role: 'user', content: 'Is the sky blue?' }],
-        max_tokens: 60,
-        temperature: 0,
-        response_format,
-        stream: true,
-      });
+      const stream = await client.chat.completions.create({ ...request, stream: true });
       let streamed = '';
       for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? '';
       expect(streamed).toBe(content);
