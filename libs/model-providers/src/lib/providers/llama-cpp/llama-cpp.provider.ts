@@ -10,6 +10,8 @@
  * - Prompts are measured before anything runs: a prompt (plus an explicit maxTokens) that does not
  *   fit the context fails with 'context_length_exceeded' instead of node-llama-cpp's silent
  *   truncation or history compression.
+ * - OpenAI's `response_format` (JSON, JSON Schema), from the request's `extra`, constrains sampling
+ *   with a grammar (response-format.ts).
  */
 import { randomInt } from 'node:crypto';
 import { basename, isAbsolute, join, resolve } from 'node:path';
