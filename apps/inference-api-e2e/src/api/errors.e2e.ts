@@ -16,7 +16,10 @@ describe('errors', () => {
     upstream = await startFakeUpstream({ tokens: 4 });
     server = await startApiServer({
       env: { BODY_LIMIT_BYTES: '4096', CACHE_ENABLED: 'false' },
-      modelsYaml: fakeModelsYaml(upstream.url, 'm', { timeoutMs: 1500 }),
+      // `plain`: an upstream declared without tool calling.
+      modelsYaml:
+        fakeModelsYaml(upstream.url, 'm', { timeoutMs: 1500 }) +
+        `  - name: plain\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: fake\n        supportsTools: false\n`,
     });
   });
 
@@ -68,27 +71,50 @@ describe('errors', () => {
     expect(image.body.error.message).toMatch(/allowed values \(text\)/);
   });
 
-  it('400 for tools or functions (answers carry no tool calls), without calling the upstream', async () => {
+  it('400 for what tool calling cannot serve, without calling the upstream', async () => {
     const before = upstream.requestCount;
     const messages = [{ role: 'user', content: 'x' }];
-    const tools = await post('/v1/chat/completions', { model: 'm', messages, tools: [{ type: 'function', function: { name: 'f' } }], stream: true });
-    expect(tools.status).toBe(400);
-    expect(tools.body.error).toMatchObject({ type: 'invalid_request_error', param: 'tools', code: 'unsupported_parameter' });
-    expect(tools.body.error.message).toMatch(/^'tools' is not supported/);
-    const functions = await post('/v1/chat/completions', { model: 'm', messages, functions: [{ name: 'f', parameters: {} }] });
-    expect(functions.status).toBe(400);
-    expect(functions.body.error.param).toBe('functions');
-    const typed = await post('/v1/chat/completions', { model: 'm', messages, tools: 'f' });
-    expect(typed.status).toBe(400);
-    expect(typed.body.error.param).toBe('tools');
+    const tool = { type: 'function', function: { name: 'f', parameters: { type: 'object' } } };
+    const history = [
+      { role: 'user', content: 'x' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+      { role: 'tool', content: 'done', tool_call_id: 'c1' },
+    ];
+    const cases: Array<[body: Record<string, unknown>, param: string, code: string | null, message: RegExp]> = [
+      // A model whose provider does no tool calling: refused rather than answered without the calls.
+      [{ model: 'plain', messages, tools: [tool], stream: true }, 'tools', 'unsupported_parameter', /^The model 'plain' does not support tool calling/],
+      [{ model: 'plain', messages: history }, 'messages', 'unsupported_parameter', /cannot hold tool calls/],
+      // OpenAI's deprecated function calling.
+      [{ model: 'm', messages, functions: [{ name: 'f', parameters: {} }] }, 'functions', 'unsupported_parameter', /use 'tools'/],
+      [{ model: 'm', messages, function_call: 'auto' }, 'function_call', 'unsupported_parameter', /use 'tool_choice'/],
+      // Malformed tools and tool messages.
+      // (schema errors carry the code 'invalid_request')
+      [{ model: 'm', messages, tools: 'f' }, 'tools', 'invalid_request', /must be array/],
+      [{ model: 'm', messages, tools: [{ type: 'function', function: { name: 'bad name!' } }] }, 'tools[0].function.name', 'invalid_request', /pattern/],
+      [{ model: 'm', messages, tools: [tool, tool] }, 'tools[1].function.name', null, /used twice/],
+      [{ model: 'm', messages, tool_choice: 'required' }, 'tool_choice', null, /only allowed when 'tools' are specified/],
+      [{ model: 'm', messages, tools: [tool], tool_choice: { type: 'function', function: { name: 'g' } } }, 'tool_choice.function.name', null, /not in 'tools'/],
+      [{ model: 'm', messages: [...messages, { role: 'tool', content: 'r' }] }, 'messages[1].tool_call_id', null, /needs 'tool_call_id'/],
+      [{ model: 'm', messages: [{ role: 'user', content: 'x', tool_call_id: 'c1' }] }, 'messages[0].tool_call_id', null, /only messages with role 'tool'/],
+      [{ model: 'm', messages: [{ role: 'user', content: 'x', tool_calls: history[1]?.tool_calls }] }, 'messages[0].tool_calls', null, /only assistant messages/],
+      [{ model: 'm', messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f' } }] }] }, 'messages[0].tool_calls[0].function.arguments', 'invalid_request', /required property 'arguments'/],
+    ];
+    for (const [body, param, code, message] of cases) {
+      const res = await post('/v1/chat/completions', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error, JSON.stringify(body)).toMatchObject({ type: 'invalid_request_error', param, code });
+      expect(res.body.error.message, JSON.stringify(body)).toMatch(message);
+    }
     expect(upstream.requestCount).toBe(before);
-    // An empty list asks for nothing.
-    const empty = await fetch(`${server.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'm', messages, tools: [] }),
-    });
-    expect(empty.status).toBe(200);
+    // Asking for nothing is fine on any model: an empty list, or tool_choice "none" without tools.
+    for (const body of [
+      { model: 'plain', messages, tools: [] },
+      { model: 'plain', messages, tool_choice: 'none' },
+    ]) {
+      const ok = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect(ok.status, JSON.stringify(body)).toBe(200);
+    }
+    expect(Object.keys((upstream.requests.at(-1)?.body ?? {}) as object)).not.toContain('tool_choice');
   });
 
   it('400 for malformed JSON', async () => {

@@ -11,6 +11,8 @@ import { fakeModelsYaml } from '../support/load.js';
 interface Target {
   readonly name: string;
   readonly model: string;
+  /** The model's provider does tool calling. */
+  readonly tools: boolean;
   setup(): Promise<{ server: ApiServer; upstream?: FakeUpstream }>;
 }
 
@@ -18,11 +20,13 @@ const targets: Target[] = [
   {
     name: 'built-in llama.cpp model (embedded defaults)',
     model: 'tiny-llama',
+    tools: false,
     setup: async () => ({ server: await startApiServer({ env: { CACHE_ENABLED: 'false' } }) }),
   },
   {
     name: 'openai-compatible provider to a fake upstream',
     model: 'fake-chat',
+    tools: true,
     setup: async () => {
       const upstream = await startFakeUpstream({ tokens: 12, models: ['upstream-model'] });
       const server = await startApiServer({
@@ -158,18 +162,99 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     expect((bad as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'response_format.type' });
   });
 
-  it('refuses tools with a BadRequestError rather than answering without the calls', async () => {
-    const before = upstream?.requestCount;
-    const error = await client.chat.completions
-      .create({
-        model: target.model,
-        messages: [{ role: 'user', content: 'What is the weather in Paris?' }],
-        tools: [{ type: 'function', function: { name: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
-      })
-      .catch((e: unknown) => e);
+  const weatherTool = {
+    type: 'function' as const,
+    function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+  };
+  const timeTool = { type: 'function' as const, function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string' } } } } };
+  const question: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'What is the weather in Paris, and the time?' }];
+
+  // Tool calling: refused where the provider cannot do it, served where it can.
+  if (!target.tools) it('refuses tools with a BadRequestError on a model without tool calling', async () => {
+    const error = await client.chat.completions.create({ model: target.model, messages: question, tools: [weatherTool] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ code: 'unsupported_parameter', param: 'tools', type: 'invalid_request_error' });
-    expect(upstream?.requestCount).toBe(before);
+  });
+
+  if (target.tools) it('returns tool calls, streamed or not, in the form the SDK reads', async () => {
+    const request = { model: target.model, messages: question, tools: [weatherTool, timeTool], temperature: 0 };
+    const completion = await client.chat.completions.create(request);
+    const choice = completion.choices[0]!;
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.content).toBeNull();
+    const calls = choice.message.tool_calls ?? [];
+    expect(calls.map((c) => (c.type === 'function' ? c.function.name : c.type))).toEqual(['get_weather', 'get_time']);
+    for (const call of calls) {
+      expect(call.id).toMatch(/^call_/);
+      expect(call.type === 'function' && (JSON.parse(call.function.arguments) as unknown)).toEqual(expect.any(Object));
+    }
+    expect(upstream?.requests.at(-1)?.body).toMatchObject({ tools: [weatherTool, timeTool] });
+
+    // The SDK's stream helper joins the tool call deltas into the same message.
+    const stream = client.chat.completions.stream(request);
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    stream.on('chunk', (chunk) => chunks.push(chunk));
+    const final = await stream.finalChatCompletion();
+    expect(final.choices[0]!.finish_reason).toBe('tool_calls');
+    expect(final.choices[0]!.message.tool_calls).toEqual(calls);
+    const pieces = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
+    expect(pieces.length).toBeGreaterThan(calls.length);
+    expect(pieces[0]).toMatchObject({ index: 0, id: calls[0]!.id, type: 'function', function: { name: 'get_weather' } });
+
+    // tool_choice naming one function, and parallel_tool_calls: false.
+    const forced = await client.chat.completions.create({ ...request, tool_choice: { type: 'function', function: { name: 'get_time' } } });
+    expect(forced.choices[0]!.message.tool_calls?.map((c) => c.type === 'function' && c.function.name)).toEqual(['get_time']);
+    const single = await client.chat.completions.create({ ...request, parallel_tool_calls: false });
+    expect(single.choices[0]!.message.tool_calls).toHaveLength(1);
+    const none = await client.chat.completions.create({ ...request, tool_choice: 'none' });
+    expect(none.choices[0]!.message.tool_calls).toBeUndefined();
+    expect(typeof none.choices[0]!.message.content).toBe('string');
+  });
+
+  if (target.tools) it("runs the SDK's tool loop (runTools): calls, local functions, results sent back, final answer", async () => {
+    for (const stream of [false, true]) {
+      const called: string[] = [];
+      const runner = client.chat.completions.runTools({
+        model: target.model,
+        messages: question,
+        temperature: 0,
+        stream,
+        tools: [
+          {
+            type: 'function',
+            function: {
+              name: 'get_weather',
+              parameters: weatherTool.function.parameters,
+              parse: JSON.parse,
+              function: (args: { city: string }) => {
+                called.push(`weather:${args.city}`);
+                return { temperature_c: 21 };
+              },
+            },
+          },
+          {
+            type: 'function',
+            function: {
+              name: 'get_time',
+              parameters: timeTool.function.parameters,
+              parse: JSON.parse,
+              function: () => {
+                called.push('time');
+                return '12:00';
+              },
+            },
+          },
+        ],
+      } as never);
+      const answer = await (runner as { finalContent(): Promise<string | null> }).finalContent();
+      expect(called).toHaveLength(2);
+      expect(typeof answer).toBe('string');
+      expect(answer!.length).toBeGreaterThan(0);
+      // The second upstream call carried the assistant's calls and both results.
+      const messages = (upstream?.requests.at(-1)?.body as { messages: Array<Record<string, unknown>> }).messages;
+      expect(messages.map((m) => m['role'])).toEqual(['user', 'assistant', 'tool', 'tool']);
+      expect(messages[2]).toMatchObject({ tool_call_id: (messages[1]!['tool_calls'] as Array<{ id: string }>)[0]!.id, content: '{"temperature_c":21}' });
+    }
   });
 
   it('answers GET /predict with {"result": "..."}', async () => {

@@ -170,6 +170,60 @@ describe('response cache (in memory)', () => {
     expect(upstream.requestCount).toBe(1);
   });
 
+  it('caches tool-call answers: a streamed miss is replayed as the same calls, to JSON and stream requests', async () => {
+    const prompt = uniquePrompt('tools');
+    const tools = [
+      { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },
+      { type: 'function', function: { name: 'get_time' } },
+    ];
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const ask = { model: 'm', messages: [{ role: 'user' as const, content: prompt }], temperature: 0, tools: tools as OpenAI.ChatCompletionTool[] };
+    const collect = async () => {
+      const { data: stream, response } = await client.chat.completions.create({ ...ask, stream: true }).withResponse();
+      const pieces: unknown[] = [];
+      let finish: string | null | undefined;
+      for await (const chunk of stream) {
+        pieces.push(...(chunk.choices[0]?.delta.tool_calls ?? []));
+        finish ??= chunk.choices[0]?.finish_reason;
+      }
+      return { xCache: response.headers.get('x-cache'), pieces, finish };
+    };
+    const live = await collect();
+    expect(live.xCache).toBe('MISS');
+    expect(live.finish).toBe('tool_calls');
+    const { data: json, response } = await client.chat.completions.create(ask).withResponse();
+    expect(response.headers.get('x-cache')).toBe('HIT');
+    const calls = json.choices[0]!.message.tool_calls ?? [];
+    expect(calls.map((c) => c.type === 'function' && c.function.name)).toEqual(['get_weather', 'get_time']);
+    expect(json.choices[0]!.message.content).toBeNull();
+    expect(json.choices[0]!.finish_reason).toBe('tool_calls');
+    // The live pieces, joined, are the cached calls (ids included).
+    const joined: Array<{ id?: string; name?: string; arguments: string }> = [];
+    for (const piece of live.pieces as Array<{ index: number; id?: string; function?: { name?: string; arguments?: string } }>) {
+      const call = (joined[piece.index] ??= { id: piece.id, name: piece.function?.name, arguments: '' });
+      call.arguments += piece.function?.arguments ?? '';
+    }
+    expect(joined).toEqual(calls.map((c) => c.type === 'function' && { id: c.id, name: c.function.name, arguments: c.function.arguments }));
+    // A replayed stream carries each call whole.
+    const replay = await collect();
+    expect(replay.xCache).toBe('HIT');
+    expect(replay.finish).toBe('tool_calls');
+    expect(replay.pieces).toEqual(calls.map((c, index) => c.type === 'function' && { index, id: c.id, type: 'function', function: { name: c.function.name, arguments: c.function.arguments } }));
+    expect(upstream.requestCount).toBe(1);
+    // Other tools, or the conversation going on with the results, are other entries.
+    const other = await client.chat.completions.create({ ...ask, tools: ask.tools.slice(1) }).withResponse();
+    expect(other.response.headers.get('x-cache')).toBe('MISS');
+    const followUp = await client.chat.completions
+      .create({
+        ...ask,
+        messages: [...ask.messages, json.choices[0]!.message, ...calls.map((c) => ({ role: 'tool' as const, tool_call_id: c.id, content: 'ok' }))],
+      })
+      .withResponse();
+    expect(followUp.response.headers.get('x-cache')).toBe('MISS');
+    expect(followUp.data.choices[0]!.finish_reason).toBe('stop');
+    expect(upstream.requestCount).toBe(3);
+  });
+
   it('an aborted stream leaves no entry (and its upstream call is aborted)', async () => {
     upstream.configure({ tokens: 100, interTokenDelayMs: 20 });
     const prompt = uniquePrompt('abort');

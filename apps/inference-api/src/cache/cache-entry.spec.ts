@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ageSeconds, entryFromResult, parseEntry, replayParts } from './cache-entry.js';
+import { ageSeconds, entryFromResult, parseEntry, replayParts, resultOf } from './cache-entry.js';
 
 const result = { text: 'hello world', finishReason: 'stop' as const, usage: { promptTokens: 3, completionTokens: 2 } };
 
@@ -37,6 +37,29 @@ describe('cache entry', () => {
       { type: 'finish', finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 } },
     ]);
     expect(replayParts(entryFromResult({ ...result, text: '' }, 0))).toHaveLength(1);
+  });
+
+  it('keeps tool calls: validated, round-tripped, replayed whole after the text', () => {
+    const toolCalls = [
+      { id: 'c1', name: 'f', arguments: '{"a":1}' },
+      { id: 'c2', name: 'g', arguments: '' },
+    ];
+    const entry = entryFromResult({ ...result, text: '', finishReason: 'tool_calls', toolCalls }, 1_000);
+    expect(parseEntry(JSON.parse(JSON.stringify(entry)))).toEqual(entry);
+    expect(resultOf(entry)).toEqual({ text: '', finishReason: 'tool_calls', usage: result.usage, toolCalls });
+    expect(replayParts(entry)).toEqual([
+      { type: 'tool_call', index: 0, id: 'c1', name: 'f', arguments: '{"a":1}' },
+      { type: 'tool_call', index: 1, id: 'c2', name: 'g', arguments: '' },
+      { type: 'finish', finishReason: 'tool_calls', usage: result.usage },
+    ]);
+    // Text and calls together, with the stream's chunking.
+    const both = entryFromResult({ ...result, toolCalls: toolCalls.slice(0, 1) }, 1_000, [5, 6]);
+    expect(replayParts(both).map((p) => p.type)).toEqual(['delta', 'delta', 'tool_call', 'finish']);
+    // No calls: no field (the entry keeps its compact shape).
+    expect(Object.keys(entryFromResult({ ...result, toolCalls: [] }))).not.toContain('toolCalls');
+    for (const bad of [[], 'x', [null], [{ id: 'c1', name: 'f' }], [{ id: 1, name: 'f', arguments: '' }]]) {
+      expect(parseEntry({ ...entry, toolCalls: bad }), JSON.stringify(bad)).toBeUndefined();
+    }
   });
 
   it('computes Age in whole seconds, never negative', () => {

@@ -1,4 +1,4 @@
-import type { FinishReason, GenerationResult, StreamPart, TokenUsage } from '@infer/model-providers';
+import type { FinishReason, GenerationResult, StreamPart, TokenUsage, ToolCall } from '@infer/model-providers';
 
 /**
  * What the cache stores: the generated text, not a response body, so one entry answers a JSON
@@ -14,6 +14,8 @@ export interface CacheEntry {
    * replay has the same chunking. Absent for entries from a JSON response: replayed as one delta.
    */
   readonly chunks?: readonly number[];
+  /** The answer's tool calls, when it made any (replayed as one piece per call). */
+  readonly toolCalls?: readonly ToolCall[];
   /** When the result was generated (ms since the epoch): the `Age` header. */
   readonly createdAt: number;
 }
@@ -24,9 +26,16 @@ export function entryFromResult(result: GenerationResult, createdAt = Date.now()
   const text = result.text;
   const finishReason = result.finishReason;
   const usage = { promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens };
-  // Two plain literals rather than one with a conditional spread: a spread makes V8 give every
-  // entry an out-of-object property store (~260 bytes each, measured in a heap snapshot), and the
-  // memory cache keeps thousands of entries.
+  const calls = result.toolCalls;
+  if (calls !== undefined && calls.length > 0) {
+    const toolCalls = calls.map((call) => ({ id: call.id, name: call.name, arguments: call.arguments }));
+    return chunks === undefined || chunks.length <= 1
+      ? { v: 1, text, finishReason, usage, toolCalls, createdAt }
+      : { v: 1, text, finishReason, usage, chunks, toolCalls, createdAt };
+  }
+  // Plain literals rather than one with a conditional spread: a spread makes V8 give every entry an
+  // out-of-object property store (~260 bytes each, measured in a heap snapshot), and the memory
+  // cache keeps thousands of entries.
   return chunks === undefined || chunks.length <= 1
     ? { v: 1, text, finishReason, usage, createdAt }
     : { v: 1, text, finishReason, usage, chunks, createdAt };
@@ -55,11 +64,22 @@ export function parseEntry(value: unknown): CacheEntry | undefined {
     }
     if (total !== e['text'].length) return undefined;
   }
+  const toolCalls = e['toolCalls'];
+  if (toolCalls !== undefined) {
+    if (!Array.isArray(toolCalls) || toolCalls.length === 0) return undefined;
+    for (const call of toolCalls as unknown[]) {
+      if (call === null || typeof call !== 'object') return undefined;
+      const c = call as Record<string, unknown>;
+      if (typeof c['id'] !== 'string' || typeof c['name'] !== 'string' || typeof c['arguments'] !== 'string') return undefined;
+    }
+  }
   return value as CacheEntry;
 }
 
 export function resultOf(entry: CacheEntry): GenerationResult {
-  return { text: entry.text, finishReason: entry.finishReason, usage: entry.usage };
+  return entry.toolCalls === undefined
+    ? { text: entry.text, finishReason: entry.finishReason, usage: entry.usage }
+    : { text: entry.text, finishReason: entry.finishReason, usage: entry.usage, toolCalls: entry.toolCalls };
 }
 
 /** Whole seconds since the entry was generated (never negative: clocks of other hosts may be ahead). */
@@ -67,7 +87,7 @@ export function ageSeconds(entry: CacheEntry, now = Date.now()): number {
   return Math.max(0, Math.floor((now - entry.createdAt) / 1000));
 }
 
-/** The entry as stream parts: its deltas (with the original chunking when known), then the finish. */
+/** The entry as stream parts: its deltas (with the original chunking when known), its tool calls, then the finish. */
 export function replayParts(entry: CacheEntry): StreamPart[] {
   const parts: StreamPart[] = [];
   if (entry.chunks === undefined) {
@@ -78,6 +98,9 @@ export function replayParts(entry: CacheEntry): StreamPart[] {
       parts.push({ type: 'delta', text: entry.text.slice(offset, offset + length) });
       offset += length;
     }
+  }
+  if (entry.toolCalls !== undefined) {
+    entry.toolCalls.forEach((call, index) => parts.push({ type: 'tool_call', index, id: call.id, name: call.name, arguments: call.arguments }));
   }
   parts.push({ type: 'finish', finishReason: entry.finishReason, usage: entry.usage });
   return parts;

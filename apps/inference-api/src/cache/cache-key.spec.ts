@@ -6,7 +6,7 @@ import type { ChatCompletionBody, CompletionBody } from '../openai/openai.schema
 import { cacheKey, canonicalRequest, sortKeys } from './cache-key.js';
 
 const inference = new InferenceService(
-  { capabilitiesOf: () => undefined } as unknown as ModelRouter,
+  { capabilitiesOf: () => ({ chat: true, completion: true, streaming: true, embeddings: false, tools: true }) } as unknown as ModelRouter,
   { get: (id: string) => ({ id }) } as unknown as ModelCatalog,
 );
 const chat = (body: Partial<ChatCompletionBody> & Record<string, unknown>) =>
@@ -17,15 +17,36 @@ const completion = (body: Partial<CompletionBody> & Record<string, unknown>) =>
 /** The canonical form as plain JSON.stringify of an object (the definition canonicalRequest writes out by hand). */
 function reference(job: ReturnType<typeof chat>, ns: string | null): string {
   const r = job.request;
-  const input = job.kind === 'chat' ? job.request.messages.map((m) => ({ role: m.role, content: m.content, name: m.name ?? null })) : job.request.prompt;
+  const input =
+    job.kind === 'chat'
+      ? job.request.messages.map((m) => ({
+          role: m.role,
+          content: m.content,
+          name: m.name ?? null,
+          ...(m.toolCalls ? { tool_calls: m.toolCalls.map((c) => [c.id, c.name, c.arguments]) } : {}),
+          ...(m.toolCallId ? { tool_call_id: m.toolCallId } : {}),
+        }))
+      : job.request.prompt;
+  const tools =
+    job.kind === 'chat' && job.request.tools
+      ? { tools: sortKeys(job.request.tools), tool_choice: job.request.toolChoice ?? 'auto', parallel_tool_calls: job.request.parallelToolCalls ?? true }
+      : {};
   const stop = [...(r.stop ?? [])].sort();
   const extra = r.extra === undefined ? null : (sortKeys(Object.fromEntries(Object.entries(r.extra).filter(([k, v]) => v != null && !['user', 'metadata', 'store', 'service_tier'].includes(k)))) as object);
   return JSON.stringify({
     v: 1, ns, route: job.kind, model: job.model, input, max_tokens: r.maxTokens ?? null, temperature: r.temperature ?? 1, top_p: r.topP ?? 1,
     seed: r.seed ?? null, stop, presence_penalty: r.presencePenalty ?? 0, frequency_penalty: r.frequencyPenalty ?? 0,
     extra: extra && Object.keys(extra).length > 0 ? extra : null,
+    ...tools,
   });
 }
+
+const TOOL = { type: 'function' as const, function: { name: 'f', description: 'd', parameters: { type: 'object', properties: { b: {}, a: {} } } } };
+const TOOL_HISTORY: ChatCompletionBody['messages'] = [
+  { role: 'user', content: 'hi' },
+  { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+  { role: 'tool', content: '{"t":21}', tool_call_id: 'c1' },
+];
 
 describe('cache key', () => {
   it('writes the canonical form exactly as JSON.stringify would (escaping, numbers, order)', () => {
@@ -34,6 +55,8 @@ describe('cache key', () => {
       chat({ messages: [{ role: 'system', content: 'be "terse"\n\u2028 é 😀' }, { role: 'user', content: 'x', name: 'bob' }], temperature: 0.7, top_p: 0.25, seed: -3, max_tokens: 1e3 }),
       chat({ stop: ['b', 'a\\'], presence_penalty: -0.5, frequency_penalty: 1.5, logit_bias: { '2': 1, '1': -1 }, user: 'u' }),
       completion({ prompt: ['once "upon"'], stop: 'x', response_format: { type: 'json_object' } }),
+      chat({ tools: [TOOL, { type: 'function', function: { name: 'g' } }], tool_choice: { type: 'function', function: { name: 'g' } }, parallel_tool_calls: false }),
+      chat({ messages: TOOL_HISTORY, tools: [TOOL] }),
     ];
     for (const job of jobs) {
       for (const ns of [null, 'key:sk-"1"']) expect(canonicalRequest(job, ns)).toBe(reference(job, ns));
@@ -63,6 +86,8 @@ describe('cache key', () => {
       cacheKey(chat({}), null),
     );
     expect(cacheKey(chat({ logit_bias: { b: 1, a: 2 } }), null)).toBe(cacheKey(chat({ logit_bias: { a: 2, b: 1 } }), null));
+    expect(cacheKey(chat({ tools: [TOOL], tool_choice: 'auto', parallel_tool_calls: true }), null)).toBe(cacheKey(chat({ tools: [TOOL] }), null));
+    expect(cacheKey(chat({ tools: [], tool_choice: 'none' }), null)).toBe(cacheKey(chat({}), null));
   });
 
   it('changes with every input that changes the output', () => {
@@ -81,6 +106,15 @@ describe('cache key', () => {
       chat({ frequency_penalty: 0.1 }),
       chat({ logit_bias: { '1': 5 } }),
       chat({ response_format: { type: 'json_object' } }),
+      chat({ tools: [TOOL] }),
+      chat({ tools: [TOOL, { type: 'function', function: { name: 'g' } }] }),
+      chat({ tools: [{ type: 'function', function: { name: 'g' } }, TOOL] }),
+      chat({ tools: [TOOL], tool_choice: 'required' }),
+      chat({ tools: [TOOL], parallel_tool_calls: false }),
+      chat({ tools: [{ type: 'function', function: { ...TOOL.function, description: 'other' } }] }),
+      chat({ messages: TOOL_HISTORY, tools: [TOOL] }),
+      chat({ messages: TOOL_HISTORY.map((m) => (m.role === 'tool' ? { ...m, content: '{"t":22}' } : m)), tools: [TOOL] }),
+      chat({ messages: TOOL_HISTORY.map((m) => (m.role === 'tool' ? { ...m, tool_call_id: 'c2' } : m)), tools: [TOOL] }),
     ];
     const keys = new Set(variants.map((job) => cacheKey(job, null)));
     expect(keys.size).toBe(variants.length);

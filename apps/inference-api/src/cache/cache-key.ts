@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import type { ChatRequest } from '@infer/model-providers';
 import type { InferenceJob } from '../openai/inference.service.js';
 
 /** Bump when the canonical form or the entry format changes: old entries then simply stop matching. */
@@ -6,7 +7,7 @@ export const CACHE_KEY_VERSION = 1;
 
 /**
  * Pass-through (`extra`) parameters that never change the generated text, so they do not split
- * the cache. Everything else an upstream might interpret (logit_bias, response_format, tools, ...)
+ * the cache. Everything else an upstream might interpret (logit_bias, response_format, ...)
  * is part of the key.
  */
 const OUTPUT_NEUTRAL_EXTRA: ReadonlySet<string> = new Set(['user', 'metadata', 'store', 'service_tier']);
@@ -33,7 +34,11 @@ export function canonicalRequest(job: InferenceJob, namespace: string | null): s
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as (typeof messages)[number];
       if (i > 0) input += ',';
-      input += `{"role":${q(m.role)},"content":${q(m.content)},"name":${m.name === undefined ? 'null' : q(m.name)}}`;
+      input += `{"role":${q(m.role)},"content":${q(m.content)},"name":${m.name === undefined ? 'null' : q(m.name)}`;
+      // Tool fields only when present: the keys of requests without tools stay what they were.
+      if (m.toolCalls !== undefined) input += `,"tool_calls":${q(m.toolCalls.map((c) => [c.id, c.name, c.arguments]))}`;
+      if (m.toolCallId !== undefined) input += `,"tool_call_id":${q(m.toolCallId)}`;
+      input += '}';
     }
     input += ']';
   } else {
@@ -45,8 +50,19 @@ export function canonicalRequest(job: InferenceJob, namespace: string | null): s
     `{"v":${CACHE_KEY_VERSION},"ns":${namespace === null ? 'null' : q(namespace)},"route":"${job.kind}","model":${q(job.model)},` +
     `"input":${input},"max_tokens":${num(r.maxTokens, null)},"temperature":${num(r.temperature, 1)},"top_p":${num(r.topP, 1)},` +
     `"seed":${num(r.seed, null)},"stop":${stop.length === 0 ? '[]' : q(stop)},"presence_penalty":${num(r.presencePenalty, 0)},` +
-    `"frequency_penalty":${num(r.frequencyPenalty, 0)},"extra":${r.extra === undefined ? 'null' : q(canonicalExtra(r.extra))}}`
+    `"frequency_penalty":${num(r.frequencyPenalty, 0)},"extra":${r.extra === undefined ? 'null' : q(canonicalExtra(r.extra))}` +
+    (job.kind === 'chat' ? canonicalTools(job.request) : '') +
+    '}'
   );
+}
+
+/**
+ * The tool fields of a chat request, only when it has tools (so the keys of requests without tools
+ * stay what they were). Tool order is kept (it can change what the model calls); keys inside are sorted.
+ */
+function canonicalTools(r: ChatRequest): string {
+  if (r.tools === undefined) return '';
+  return `,"tools":${q(sortKeys(r.tools))},"tool_choice":${q(r.toolChoice ?? 'auto')},"parallel_tool_calls":${String(r.parallelToolCalls ?? true)}`;
 }
 
 const q = JSON.stringify;

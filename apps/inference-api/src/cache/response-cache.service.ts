@@ -370,11 +370,16 @@ export class ResponseCacheService {
     const chunks: number[] = [];
     let text = '';
     let finish: Extract<StreamPart, { type: 'finish' }> | undefined;
+    let toolCalls: Array<{ id: string; name: string; arguments: string }> | undefined;
     for await (const part of upstream.stream(flight.signal)) {
       if (part.type === 'delta') {
         if (part.text.length === 0) continue;
         text += part.text;
         chunks.push(part.text.length);
+      } else if (part.type === 'tool_call') {
+        const call = (toolCalls ??= [])[part.index];
+        if (call) call.arguments += part.arguments;
+        else toolCalls[part.index] = { id: part.id ?? '', name: part.name ?? '', arguments: part.arguments };
       } else if (finish) {
         continue;
       } else {
@@ -386,7 +391,7 @@ export class ResponseCacheService {
     if (!finish) {
       throw new ModelProviderError('The upstream stream ended without a finish event', { code: 'upstream_error', isRetryable: false });
     }
-    return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage }, Date.now(), chunks);
+    return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage, toolCalls }, Date.now(), chunks);
   }
 
   /**

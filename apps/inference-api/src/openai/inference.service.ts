@@ -7,6 +7,9 @@ import type {
   GenerationResult,
   ModelRouter,
   StreamPart,
+  ToolCall,
+  ToolChoice,
+  ToolDefinition,
 } from '@infer/model-providers';
 import { ApiError } from '../common/api-error.js';
 import type { ModelCatalog } from '../models/model-catalog.js';
@@ -20,7 +23,7 @@ export type InferenceJob =
 
 const CHAT_KNOWN = new Set([
   'model', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'n', 'stream', 'stream_options',
-  'stop', 'seed', 'presence_penalty', 'frequency_penalty',
+  'stop', 'seed', 'presence_penalty', 'frequency_penalty', 'tools', 'tool_choice', 'parallel_tool_calls',
 ]);
 const COMPLETION_KNOWN = new Set([
   'model', 'prompt', 'max_tokens', 'temperature', 'top_p', 'n', 'stream', 'stream_options', 'stop', 'seed',
@@ -28,12 +31,10 @@ const COMPLETION_KNOWN = new Set([
 ]);
 
 /**
- * Chat fields that ask for tool (function) calls. The provider contract carries text only, so an
- * upstream's `tool_calls` would be dropped and the client would get an empty answer with
- * `finish_reason: "tool_calls"`: such requests are refused instead (LiteLLM's default for
- * parameters a provider cannot honour).
+ * OpenAI's deprecated function-calling fields (before `tools`). Refused with a pointer to `tools`
+ * rather than passed on: answers would carry a `function_call` the API does not return.
  */
-const TOOL_FIELDS = ['tools', 'functions'] as const;
+const LEGACY_FUNCTION_FIELDS = ['functions', 'function_call'] as const;
 
 /** OpenAI's default `max_tokens` for /v1/completions. */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
@@ -47,14 +48,30 @@ export class InferenceService {
 
   chatJob(body: ChatCompletionBody): InferenceJob {
     this.assertModel(body.model, 'chat');
-    assertNoTools(body);
+    assertNoLegacyFunctions(body);
     const messages: ChatMessage[] = new Array<ChatMessage>(body.messages.length);
+    let toolHistory = false;
     for (let i = 0; i < body.messages.length; i++) {
       const m = body.messages[i] as ChatCompletionBody['messages'][number];
+      if (m.tool_calls !== undefined || m.tool_call_id !== undefined || m.role === 'tool') {
+        messages[i] = toolMessage(m, i);
+        toolHistory ||= m.tool_calls !== undefined && m.tool_calls.length > 0;
+        continue;
+      }
       messages[i] = m.name === undefined ? { role: m.role, content: messageText(m.content, i) } : { role: m.role, content: messageText(m.content, i), name: m.name };
     }
     const request = params(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, CHAT_KNOWN) as Mutable<ChatRequest>;
     request.messages = messages;
+    const tools = body.tools;
+    if ((tools !== undefined && tools !== null && tools.length > 0) || toolHistory) this.assertTools(body.model, tools ?? []);
+    if (tools !== undefined && tools !== null && tools.length > 0) request.tools = toolDefinitions(tools);
+    if (body.tool_choice !== undefined) {
+      const choice = toolChoice(body.tool_choice, request.tools);
+      if (choice !== undefined) request.toolChoice = choice;
+    }
+    if (body.parallel_tool_calls !== undefined && body.parallel_tool_calls !== null && request.tools !== undefined) {
+      request.parallelToolCalls = body.parallel_tool_calls;
+    }
     return { kind: 'chat', model: body.model, request };
   }
 
@@ -75,6 +92,18 @@ export class InferenceService {
     return job.kind === 'chat'
       ? this.router.stream(job.model, (p) => p.streamChat(job.request, { signal }), signal)
       : this.router.stream(job.model, (p) => p.streamComplete(job.request, { signal }), signal);
+  }
+
+  /** Tools, or tool calls in the history, need a model whose provider does tool calling. */
+  private assertTools(model: string, tools: NonNullable<ChatCompletionBody['tools']>): void {
+    if (this.router.capabilitiesOf(model)?.tools === true) return;
+    const param = tools.length > 0 ? 'tools' : 'messages';
+    throw ApiError.invalidRequest(
+      `The model '${model}' does not support tool calling` +
+        (tools.length > 0 ? `: send the request without 'tools'.` : `: its history cannot hold tool calls.`),
+      param,
+      'unsupported_parameter',
+    );
   }
 
   private assertModel(model: string, kind: 'chat' | 'completion'): void {
@@ -107,16 +136,67 @@ type SharedBody = Pick<ChatCompletionBody, 'temperature' | 'top_p' | 'seed' | 's
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-function assertNoTools(body: ChatCompletionBody): void {
-  for (const field of TOOL_FIELDS) {
+function assertNoLegacyFunctions(body: ChatCompletionBody): void {
+  for (const field of LEGACY_FUNCTION_FIELDS) {
     const value = body[field];
     if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) continue;
     throw ApiError.invalidRequest(
-      `'${field}' is not supported: this server does not return tool or function calls. Send the request without '${field}'.`,
+      `'${field}' is deprecated and not supported: use '${field === 'functions' ? 'tools' : 'tool_choice'}'.`,
       field,
       'unsupported_parameter',
     );
   }
+}
+
+/** An assistant message with tool calls, or a tool result. */
+function toolMessage(m: ChatCompletionBody['messages'][number], index: number): ChatMessage {
+  const content = messageText(m.content, index);
+  if (m.role === 'tool') {
+    if (m.tool_call_id === undefined) {
+      throw ApiError.invalidRequest(`messages[${index}]: a message with role 'tool' needs 'tool_call_id'.`, `messages[${index}].tool_call_id`);
+    }
+    if (m.tool_calls !== undefined) throw ApiError.invalidRequest(`messages[${index}]: only assistant messages have 'tool_calls'.`, `messages[${index}].tool_calls`);
+    return { role: 'tool', content, toolCallId: m.tool_call_id };
+  }
+  if (m.tool_call_id !== undefined) {
+    throw ApiError.invalidRequest(`messages[${index}]: only messages with role 'tool' have 'tool_call_id'.`, `messages[${index}].tool_call_id`);
+  }
+  if (m.role !== 'assistant') throw ApiError.invalidRequest(`messages[${index}]: only assistant messages have 'tool_calls'.`, `messages[${index}].tool_calls`);
+  const calls = m.tool_calls ?? [];
+  const toolCalls: ToolCall[] = calls.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments }));
+  const message: Mutable<ChatMessage> = { role: 'assistant', content };
+  if (m.name !== undefined) message.name = m.name;
+  if (toolCalls.length > 0) message.toolCalls = toolCalls;
+  return message;
+}
+
+function toolDefinitions(tools: NonNullable<ChatCompletionBody['tools']>): ToolDefinition[] {
+  const seen = new Set<string>();
+  return tools.map((t, i) => {
+    const fn = t.function;
+    if (seen.has(fn.name)) throw ApiError.invalidRequest(`tools[${i}]: the function name '${fn.name}' is used twice.`, `tools[${i}].function.name`);
+    seen.add(fn.name);
+    const definition: Mutable<ToolDefinition> = { name: fn.name };
+    if (fn.description !== undefined) definition.description = fn.description;
+    if (fn.parameters !== undefined) definition.parameters = fn.parameters;
+    if (fn.strict !== undefined && fn.strict !== null) definition.strict = fn.strict;
+    return definition;
+  });
+}
+
+/** The validated tool_choice; undefined for "none" without tools (nothing to say to the provider). */
+function toolChoice(choice: NonNullable<ChatCompletionBody['tool_choice']>, tools: readonly ToolDefinition[] | undefined): ToolChoice | undefined {
+  if (tools === undefined && choice === 'none') return undefined;
+  // As OpenAI: any other tool_choice without tools is an error.
+  if (tools === undefined) {
+    throw ApiError.invalidRequest("'tool_choice' is only allowed when 'tools' are specified.", 'tool_choice');
+  }
+  if (typeof choice === 'string') return choice;
+  const name = choice.function.name;
+  if (!tools?.some((t) => t.name === name)) {
+    throw ApiError.invalidRequest(`'tool_choice' names the function '${name}', which is not in 'tools'.`, 'tool_choice.function.name');
+  }
+  return { name };
 }
 
 /**

@@ -31,5 +31,29 @@ describe('openai-format', () => {
     const body = chatCompletionBody('id', 1, 'm', { text: 'hi', finishReason: 'stop', usage: { promptTokens: 1, completionTokens: 2 } });
     expect(body.choices[0]).toMatchObject({ message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' });
     expect(body.usage.total_tokens).toBe(3);
+    expect(Object.keys(body.choices[0]!.message)).toEqual(['role', 'content', 'refusal']);
+  });
+
+  it('puts tool calls in the message, with content null when there is no text', () => {
+    const usage = { promptTokens: 1, completionTokens: 2 };
+    const toolCalls = [{ id: 'c1', name: 'f', arguments: '{"a":1}' }];
+    const body = chatCompletionBody('id', 1, 'm', { text: '', finishReason: 'tool_calls', usage, toolCalls });
+    expect(body.choices[0]).toEqual({
+      index: 0,
+      message: { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] },
+      logprobs: null,
+      finish_reason: 'tool_calls',
+    });
+    expect(chatCompletionBody('id', 1, 'm', { text: 'Let me check.', finishReason: 'tool_calls', usage, toolCalls }).choices[0]!.message.content).toBe('Let me check.');
+  });
+
+  it('formats tool call pieces: id, type and name on the first piece of a call only', () => {
+    const f = chatChunkFormatter('chatcmpl-1', 10, 'm');
+    expect(JSON.parse(f.toolCall({ type: 'tool_call', index: 1, id: 'c"2', name: 'g', arguments: '' })!)).toMatchObject({
+      choices: [{ index: 0, delta: { tool_calls: [{ index: 1, id: 'c"2', type: 'function', function: { name: 'g', arguments: '' } }] }, finish_reason: null }],
+    });
+    const later = JSON.parse(f.toolCall({ type: 'tool_call', index: 1, arguments: '{"x":' })!) as { choices: Array<{ delta: { tool_calls: unknown[] } }> };
+    expect(later.choices[0]!.delta.tool_calls).toEqual([{ index: 1, function: { arguments: '{"x":' } }]);
+    expect(textChunkFormatter('cmpl-1', 10, 'm').toolCall({ type: 'tool_call', index: 0, id: 'c', name: 'f', arguments: '' })).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import type { FinishReason, GenerationResult, TokenUsage } from '@infer/model-providers';
+import type { FinishReason, GenerationResult, TokenUsage, ToolCall, ToolCallPart } from '@infer/model-providers';
 
 /**
  * Random hex for ids, drawn from the CSPRNG 4 KiB at a time: one `randomBytes(12)` per request
@@ -32,20 +32,23 @@ export function usageBody(usage: TokenUsage) {
   };
 }
 
+export function toolCallsBody(calls: readonly ToolCall[]) {
+  return calls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
+}
+
 export function chatCompletionBody(id: string, created: number, model: string, result: GenerationResult) {
+  const calls = result.toolCalls;
+  // As OpenAI: an answer that only calls tools has `content: null`.
+  const message =
+    calls === undefined || calls.length === 0
+      ? { role: 'assistant' as const, content: result.text as string | null, refusal: null }
+      : { role: 'assistant' as const, content: result.text === '' ? null : result.text, refusal: null, tool_calls: toolCallsBody(calls) };
   return {
     id,
     object: 'chat.completion' as const,
     created,
     model,
-    choices: [
-      {
-        index: 0,
-        message: { role: 'assistant' as const, content: result.text, refusal: null },
-        logprobs: null,
-        finish_reason: result.finishReason,
-      },
-    ],
+    choices: [{ index: 0, message, logprobs: null, finish_reason: result.finishReason }],
     usage: usageBody(result.usage),
   };
 }
@@ -69,6 +72,8 @@ export interface ChunkFormatter {
   /** The first event (chat: the assistant role), or undefined. */
   start(): string | undefined;
   delta(text: string): string;
+  /** A piece of a tool call (chat only: undefined for text completions, which have no tools). */
+  toolCall(part: ToolCallPart): string | undefined;
   finish(reason: FinishReason): string;
   usage(usage: TokenUsage): string;
 }
@@ -78,6 +83,14 @@ export function chatChunkFormatter(id: string, created: number, model: string): 
   return {
     start: () => `${head}[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
     delta: (text) => `${head}[{"index":0,"delta":{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]}`,
+    toolCall: (part) => {
+      // OpenAI's form: the first piece of a call has its id, type and name.
+      const call =
+        part.id === undefined
+          ? { index: part.index, function: { arguments: part.arguments } }
+          : { index: part.index, id: part.id, type: 'function', function: { name: part.name ?? '', arguments: part.arguments } };
+      return `${head}[{"index":0,"delta":{"tool_calls":[${JSON.stringify(call)}]},"logprobs":null,"finish_reason":null}]}`;
+    },
     finish: (reason) => `${head}[{"index":0,"delta":{},"logprobs":null,"finish_reason":"${reason}"}]}`,
     usage: (usage) => `${head}[],"usage":${JSON.stringify(usageBody(usage))}}`,
   };
@@ -88,6 +101,7 @@ export function textChunkFormatter(id: string, created: number, model: string): 
   return {
     start: () => undefined,
     delta: (text) => `${head}[{"index":0,"text":${JSON.stringify(text)},"logprobs":null,"finish_reason":null}]}`,
+    toolCall: () => undefined,
     finish: (reason) => `${head}[{"index":0,"text":"","logprobs":null,"finish_reason":"${reason}"}]}`,
     usage: (usage) => `${head}[],"usage":${JSON.stringify(usageBody(usage))}}`,
   };

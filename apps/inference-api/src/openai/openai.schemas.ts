@@ -66,6 +66,24 @@ const contentPart = {
   },
 } as const;
 
+/** A tool call in a response, or in an assistant message of the history. */
+const toolCall = {
+  type: 'object',
+  required: ['id', 'type', 'function'],
+  properties: {
+    id: { type: 'string', minLength: 1 },
+    type: { type: 'string', enum: ['function'] },
+    function: {
+      type: 'object',
+      required: ['name', 'arguments'],
+      properties: {
+        name: { type: 'string', minLength: 1 },
+        arguments: { type: 'string', description: 'The arguments as JSON text, as the model generated it (not validated).' },
+      },
+    },
+  },
+} as const;
+
 export const chatMessageSchema = {
   type: 'object',
   required: ['role'],
@@ -75,8 +93,43 @@ export const chatMessageSchema = {
       oneOf: [{ type: 'string', nullable: true }, { type: 'array', items: contentPart }],
     },
     name: { type: 'string' },
+    tool_calls: { type: 'array', items: toolCall, description: 'Assistant messages: the tool calls the model made.' },
+    tool_call_id: { type: 'string', minLength: 1, description: 'Tool messages (required there): the id of the call this result answers.' },
   },
   example: { role: 'user', content: 'Say hello' },
+} as const;
+
+const tool = {
+  type: 'object',
+  required: ['type', 'function'],
+  properties: {
+    type: { type: 'string', enum: ['function'] },
+    function: {
+      type: 'object',
+      required: ['name'],
+      properties: {
+        name: { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,64}$' },
+        description: { type: 'string' },
+        parameters: { type: 'object', description: 'JSON Schema of the arguments object.' },
+        strict: { type: 'boolean', nullable: true },
+      },
+    },
+  },
+} as const;
+
+const toolChoice = {
+  description: '`none`, `auto` (the default with tools), `required`, or `{"type":"function","function":{"name":…}}` to force one tool.',
+  oneOf: [
+    { type: 'string', enum: ['none', 'auto', 'required'] },
+    {
+      type: 'object',
+      required: ['type', 'function'],
+      properties: {
+        type: { type: 'string', enum: ['function'] },
+        function: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+      },
+    },
+  ],
 } as const;
 
 export const chatCompletionRequestSchema = {
@@ -91,10 +144,16 @@ export const chatCompletionRequestSchema = {
     tools: {
       type: 'array',
       nullable: true,
-      items: { type: 'object' },
-      description: 'Not supported: answers carry text only, so a request with tools is refused (400, `unsupported_parameter`) rather than answered without its tool calls.',
+      maxItems: 128,
+      items: tool,
+      description:
+        'Functions the model may call. Served by models whose provider does tool calling (`openai-compatible` upstreams); ' +
+        'for other models (the in-process llama.cpp provider) a request with tools is refused (400, `unsupported_parameter`).',
     },
-    functions: { type: 'array', nullable: true, items: { type: 'object' }, description: 'Not supported (the older form of `tools`): refused like `tools`.' },
+    tool_choice: toolChoice,
+    parallel_tool_calls: { type: 'boolean', nullable: true, description: 'false: at most one tool call per answer.' },
+    functions: { type: 'array', nullable: true, items: { type: 'object' }, description: 'Deprecated by OpenAI and not supported: use `tools`. Refused (400).' },
+    function_call: { description: 'Deprecated by OpenAI and not supported: use `tool_choice`. Refused (400).' },
   },
   example: { model: 'tiny-llama', messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 32, temperature: 0 },
 } as const;
@@ -145,7 +204,12 @@ export const chatCompletionSchema = {
           message: {
             type: 'object',
             required: ['role', 'content'],
-            properties: { role: { type: 'string', enum: ['assistant'] }, content: { type: 'string' }, refusal: { type: 'string', nullable: true } },
+            properties: {
+              role: { type: 'string', enum: ['assistant'] },
+              content: { type: 'string', nullable: true, description: 'null when the model only called tools.' },
+              refusal: { type: 'string', nullable: true },
+              tool_calls: { type: 'array', items: toolCall },
+            },
           },
           logprobs: { type: 'object', nullable: true },
           finish_reason: finishReason,
@@ -171,7 +235,27 @@ export const chatCompletionChunkSchema = {
         type: 'object',
         properties: {
           index: { type: 'integer' },
-          delta: { type: 'object', properties: { role: { type: 'string' }, content: { type: 'string' } } },
+          delta: {
+            type: 'object',
+            properties: {
+              role: { type: 'string' },
+              content: { type: 'string' },
+              tool_calls: {
+                type: 'array',
+                description: 'Pieces of tool calls: the first piece of a call has its `id`, `type` and `function.name`; the `function.arguments` of its pieces, joined, are the arguments.',
+                items: {
+                  type: 'object',
+                  required: ['index'],
+                  properties: {
+                    index: { type: 'integer' },
+                    id: { type: 'string' },
+                    type: { type: 'string', enum: ['function'] },
+                    function: { type: 'object', properties: { name: { type: 'string' }, arguments: { type: 'string' } } },
+                  },
+                },
+              },
+            },
+          },
           finish_reason: { ...finishReason, nullable: true },
         },
       },
@@ -278,9 +362,24 @@ export function ref(name: OpenApiComponentName): { $ref: string } {
 }
 
 // Request body shapes after validation.
+export interface ToolCallBody {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
 export interface ChatCompletionBody {
   model: string;
-  messages: Array<{ role: 'system' | 'developer' | 'user' | 'assistant' | 'tool'; content?: string | Array<{ type: 'text'; text?: string }> | null; name?: string }>;
+  messages: Array<{
+    role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+    content?: string | Array<{ type: 'text'; text?: string }> | null;
+    name?: string;
+    tool_calls?: ToolCallBody[];
+    tool_call_id?: string;
+  }>;
+  tools?: Array<{ type: 'function'; function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null } }> | null;
+  tool_choice?: 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
+  parallel_tool_calls?: boolean | null;
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
   temperature?: number | null;

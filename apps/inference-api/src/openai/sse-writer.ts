@@ -54,6 +54,9 @@ export async function writeSse(
       const part = first.value;
       if (part.type === 'delta') {
         if (part.text.length > 0 && !(await send(res, format.delta(part.text)))) return 'aborted';
+      } else if (part.type === 'tool_call') {
+        const event = format.toolCall(part);
+        if (event !== undefined && !(await send(res, event))) return 'aborted';
       } else {
         options.onFinish?.(part.usage, extraHeaders);
         if (!(await send(res, format.finish(part.finishReason)))) return 'aborted';

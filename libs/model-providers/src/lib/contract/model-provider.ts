@@ -16,10 +16,39 @@ export type ChatRole = 'system' | 'developer' | 'user' | 'assistant' | 'tool';
 
 export interface ChatMessage {
   readonly role: ChatRole;
-  /** Plain text. Array content parts of type "text" are joined by the API layer before they get here. */
+  /**
+   * Plain text. Array content parts of type "text" are joined by the API layer before they get here.
+   * An assistant message that only called tools has `''`.
+   */
   readonly content: string;
   readonly name?: string;
+  /** Assistant messages: the tool calls the model made (sent back as conversation history). */
+  readonly toolCalls?: readonly ToolCall[];
+  /** Tool messages: the id of the call this message answers. */
+  readonly toolCallId?: string;
 }
+
+/**
+ * A call of one of the request's tools, as the model produced it. `arguments` is the JSON text the
+ * model generated (not validated: it may not parse, as with OpenAI).
+ */
+export interface ToolCall {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: string;
+}
+
+/** A function the model may call (OpenAI's `tools[].function`). */
+export interface ToolDefinition {
+  readonly name: string;
+  readonly description?: string;
+  /** JSON Schema of the arguments object. */
+  readonly parameters?: Readonly<Record<string, unknown>>;
+  readonly strict?: boolean;
+}
+
+/** Whether the model may (`auto`), must (`required`, or the named function) or must not (`none`) call tools. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { readonly name: string };
 
 /** Sampling and length parameters shared by chat and completion requests. All optional. */
 export interface GenerationParams {
@@ -41,6 +70,14 @@ export interface GenerationParams {
 
 export interface ChatRequest extends GenerationParams {
   readonly messages: readonly ChatMessage[];
+  /**
+   * Functions the model may call. Only sent to providers whose `capabilities.tools` is true (the
+   * API refuses such requests for other models); absent when the client sent none.
+   */
+  readonly tools?: readonly ToolDefinition[];
+  readonly toolChoice?: ToolChoice;
+  /** false: at most one tool call per answer. */
+  readonly parallelToolCalls?: boolean;
 }
 
 export interface CompletionRequest extends GenerationParams {
@@ -55,17 +92,34 @@ export interface TokenUsage {
 }
 
 export interface GenerationResult {
+  /** The generated text; `''` when the model only called tools. */
   readonly text: string;
   readonly finishReason: FinishReason;
   readonly usage: TokenUsage;
+  /** The tool calls of the answer (chat with `tools` only); absent or empty when there are none. */
+  readonly toolCalls?: readonly ToolCall[];
 }
 
 /**
- * What a stream yields: zero or more `delta` parts, then exactly one `finish` part, then the
- * iterator ends. Errors are thrown from the iterator (as ModelProviderError).
+ * A piece of tool call number `index` (0, 1, ... in the order the calls start). The first piece of
+ * each call carries its `id` and `name`; the `arguments` of its pieces, joined in order, are the
+ * call's arguments.
+ */
+export interface ToolCallPart {
+  readonly type: 'tool_call';
+  readonly index: number;
+  readonly id?: string;
+  readonly name?: string;
+  readonly arguments: string;
+}
+
+/**
+ * What a stream yields: zero or more `delta` and `tool_call` parts, then exactly one `finish` part,
+ * then the iterator ends. Errors are thrown from the iterator (as ModelProviderError).
  */
 export type StreamPart =
   | { readonly type: 'delta'; readonly text: string }
+  | ToolCallPart
   | { readonly type: 'finish'; readonly finishReason: FinishReason; readonly usage: TokenUsage };
 
 export interface CallOptions {
@@ -78,6 +132,11 @@ export interface ProviderCapabilities {
   readonly completion: boolean;
   readonly streaming: boolean;
   readonly embeddings: boolean;
+  /**
+   * Tool (function) calling: the provider receives `tools`/`toolChoice` and history messages with
+   * tool calls, and answers with `toolCalls` / `tool_call` parts. Absent means false.
+   */
+  readonly tools?: boolean;
 }
 
 export interface ProviderHealth {

@@ -17,6 +17,7 @@ export const BROKEN_FIXTURE_VARIANTS: Readonly<Record<string, ScriptedProviderOp
   'leaks-on-abort': { bugs: ['leaks-on-abort'], slots: 8 },
   'stream-mismatch': { bugs: ['stream-mismatch'] },
   'wrong-not-supported': { bugs: ['wrong-not-supported'], capabilities: { completion: false } },
+  'tool-call-without-id': { bugs: ['tool-call-without-id'] },
 } satisfies Record<string, ScriptedProviderOptions & { bugs?: readonly ScriptedProviderBug[] }>;
 
 if (process.env['CONFORMANCE_BROKEN_FIXTURE'] === '1') {

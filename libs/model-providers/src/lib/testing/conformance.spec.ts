@@ -96,6 +96,7 @@ describe('the kit catches providers that break the contract', () => {
       expect(failures('leaks-on-abort')).toEqual(expect.arrayContaining(['no-leak-after-abort']));
       expect(failures('stream-mismatch')).toEqual(['concurrency', 'stream-chat', 'stream-completion']);
       expect(failures('wrong-not-supported')).toEqual(['capabilities']);
+      expect(failures('tool-call-without-id')).toEqual(['tools']);
       for (const variant of ['ignores-abort', 'no-finish', 'ignores-max-tokens', 'leaks-on-abort', 'stream-mismatch']) {
         expect(passed.get(variant), variant).toEqual(expect.any(Set));
         const unaffected = variant === 'ignores-max-tokens' ? ['metadata', 'pre-aborted'] : ['metadata', 'chat', 'completion'];

@@ -23,6 +23,8 @@ import type {
   ModelProvider,
   StreamPart,
   TokenUsage,
+  ToolCall,
+  ToolDefinition,
 } from '../contract/model-provider.js';
 import { MODEL_PROVIDER_SPEC_VERSION } from '../contract/model-provider.js';
 
@@ -36,6 +38,7 @@ export const MODEL_PROVIDER_CONFORMANCE_CASES = [
   'stream-chat',
   'stream-completion',
   'deterministic',
+  'tools',
   'pre-aborted',
   'abort-mid-stream',
   'early-return',
@@ -87,6 +90,13 @@ const DEFAULT_MESSAGES: readonly ChatMessage[] = [
 ];
 const DEFAULT_PROMPT = 'Once upon a time, in a lighthouse by the sea,';
 
+/** The tool of the 'tools' case. */
+const CONFORMANCE_TOOL: ToolDefinition = {
+  name: 'get_weather',
+  description: 'Get the current weather in a city.',
+  parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city name' } }, required: ['city'] },
+};
+
 export interface CollectedStream {
   /** Every part, in order. */
   readonly parts: readonly StreamPart[];
@@ -96,6 +106,8 @@ export interface CollectedStream {
   readonly text: string;
   /** The finish part, when one was yielded (the last one if, wrongly, several were). */
   readonly finish: Extract<StreamPart, { type: 'finish' }> | undefined;
+  /** The tool call parts joined into calls, by index (what a client does with the deltas). */
+  readonly toolCalls: readonly ToolCall[];
 }
 
 /** Consumes a provider stream to its end. Errors thrown by the stream propagate. */
@@ -104,7 +116,14 @@ export async function collectStream(stream: AsyncIterable<StreamPart>): Promise<
   for await (const part of stream) parts.push(part);
   const deltas = parts.flatMap((part) => (part.type === 'delta' ? [part.text] : []));
   const finishes = parts.filter((part): part is Extract<StreamPart, { type: 'finish' }> => part.type === 'finish');
-  return { parts, deltas, text: deltas.join(''), finish: finishes.at(-1) };
+  const toolCalls: Array<{ id: string; name: string; arguments: string }> = [];
+  for (const part of parts) {
+    if (part.type !== 'tool_call') continue;
+    const call = toolCalls[part.index];
+    if (call) call.arguments += part.arguments;
+    else toolCalls[part.index] = { id: part.id ?? '', name: part.name ?? '', arguments: part.arguments };
+  }
+  return { parts, deltas, text: deltas.join(''), finish: finishes.at(-1), toolCalls };
 }
 
 /** Asserts that `usage` holds non-negative integers. */
@@ -125,15 +144,31 @@ export function expectValidGenerationResult(result: GenerationResult): void {
   expectValidUsage(result.usage);
 }
 
-/** Asserts the shape of a stream: only 'delta' parts, then exactly one 'finish' part, last; non-empty text. */
+/**
+ * Asserts the shape of a stream: only 'delta' (and 'tool_call') parts, then exactly one 'finish'
+ * part, last; non-empty text. Each tool call's first part carries its id and name; calls are
+ * numbered 0, 1, ... in the order they start.
+ */
 export function expectValidStream(collected: CollectedStream, options: { allowEmptyText?: boolean } = {}): void {
   const { parts } = collected;
   expect(parts.length, 'the stream yielded parts').toBeGreaterThan(0);
+  let calls = 0;
   parts.forEach((part, index) => {
     if (index < parts.length - 1) {
-      expect(part.type, `part ${index} of ${parts.length} is a delta (only the last part is the finish)`).toBe('delta');
+      expect(['delta', 'tool_call'], `part ${index} of ${parts.length} is a delta or tool_call (only the last part is the finish)`).toContain(
+        part.type,
+      );
     }
     if (part.type === 'delta') expect(typeof part.text, `part ${index}.text is a string`).toBe('string');
+    if (part.type === 'tool_call') {
+      expect(typeof part.arguments, `part ${index}.arguments is a string`).toBe('string');
+      expect(part.index, `part ${index}: tool call index ${part.index} after ${calls} calls`).toBeLessThanOrEqual(calls);
+      if (part.index === calls) {
+        calls += 1;
+        expect(typeof part.id === 'string' && part.id.length > 0, `part ${index}: the first part of tool call ${part.index} has an id`).toBe(true);
+        expect(typeof part.name === 'string' && part.name.length > 0, `part ${index}: the first part of tool call ${part.index} has a name`).toBe(true);
+      }
+    }
   });
   const last = parts[parts.length - 1];
   expect(last?.type, 'the last part is the finish part').toBe('finish');
@@ -439,6 +474,44 @@ export function runModelProviderConformance(options: ModelProviderConformanceOpt
         const [a, b] = [await generate(kind), await generate(kind)];
         expect(b.text, `${kind}: repeated request`).toBe(a.text);
       }
+    });
+
+    caseIt('tools', 'with tools and toolChoice "required", chat calls a declared tool, streamed alike; a tool result gets a text answer', async () => {
+      const p = current();
+      if (p.capabilities.tools !== true || !p.capabilities.chat) return;
+      const ask = chatRequest({ tools: [CONFORMANCE_TOOL], toolChoice: 'required', maxTokens: Math.max(maxTokens, 64) });
+      const result = await p.chat(ask);
+      expectValidUsage(result.usage);
+      expect(result.finishReason, 'the finish reason of an answer with tool calls').toBe('tool_calls');
+      const calls = result.toolCalls ?? [];
+      expect(calls.length, 'the answer has tool calls').toBeGreaterThan(0);
+      for (const call of calls) {
+        expect(typeof call.id === 'string' && call.id.length > 0, 'a tool call has an id').toBe(true);
+        expect(call.name, 'a tool call names a declared tool').toBe(CONFORMANCE_TOOL.name);
+        expect(typeof call.arguments, 'tool call arguments are a string').toBe('string');
+      }
+      if (p.capabilities.streaming) {
+        const streamed = await collectStream(p.streamChat(ask));
+        expectValidStream(streamed, { allowEmptyText: true });
+        expect(streamed.finish?.finishReason, 'the finish reason of a stream with tool calls').toBe('tool_calls');
+        expect(streamed.toolCalls.length, 'the stream has tool calls').toBeGreaterThan(0);
+        if (deterministic) {
+          const strip = (list: readonly ToolCall[]) => list.map(({ name, arguments: args }) => ({ name, arguments: args }));
+          expect(strip(streamed.toolCalls), 'the streamed calls equal the non-stream calls').toEqual(strip(calls));
+        }
+      }
+      const answer = await p.chat(
+        chatRequest({
+          tools: [CONFORMANCE_TOOL],
+          toolChoice: 'none',
+          messages: [
+            ...messages,
+            { role: 'assistant', content: '', toolCalls: calls },
+            ...calls.map((call) => ({ role: 'tool' as const, content: '{"temperature_c":21}', toolCallId: call.id })),
+          ],
+        }),
+      );
+      expectValidGenerationResult(answer);
     });
 
     caseIt('pre-aborted', "a pre-aborted signal rejects with 'aborted' without generating", async () => {

@@ -11,6 +11,14 @@
  * different prompts get different answers and the same prompt always gets the same one, whatever
  * the temperature. One "token" is one word: the hash, then ` tokN`. Streams send one token per
  * content chunk.
+ *
+ * Tool calling: a chat request with a non-empty `tools` array, `tool_choice` other than "none", and
+ * a last message that is not a tool result, is answered with tool calls instead of text
+ * (`finish_reason: "tool_calls"`): the named function of `tool_choice`, else the first tool, and
+ * also the second one when there are several and `parallel_tool_calls` is not false. Arguments are
+ * a JSON object giving every property of the tool's `parameters` (or `input` when it lists none)
+ * the prompt's hash; ids are `call_<hash>_<n>`. Streams send each call's id and name first, then
+ * its arguments in three pieces. Once the last message is a tool result, the reply is text again.
  */
 import { EventEmitter, once } from 'node:events';
 import { createServer } from 'node:http';
@@ -483,6 +491,7 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
       created: Math.floor(Date.now() / 1000),
       tokens: fakeReplyTokens(promptText, count),
       finishReason: count < available ? 'length' : 'stop',
+      toolCalls: chat ? fakeToolCalls(body, promptText) : undefined,
       promptTokens: estimateTokens(promptText),
       includeUsage:
         this.state.streamUsage &&
@@ -494,6 +503,7 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
     const respond = (): void => {
       if (res.destroyed) return;
       if (failure) this.fail(res, failure, reply, stream);
+      else if (stream && reply.toolCalls) res.writeHead(200, SSE_HEADERS).end(toolCallStream(reply, reply.toolCalls));
       else if (stream) this.stream(res, reply);
       else this.sendJson(res, 200, completeBody(reply));
     };
@@ -588,10 +598,60 @@ interface Reply {
   readonly finishReason: 'stop' | 'length';
   readonly promptTokens: number;
   readonly includeUsage: boolean;
+  /** Set when the reply is tool calls rather than text. */
+  readonly toolCalls: readonly FakeToolCall[] | undefined;
+}
+
+interface FakeToolCall {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: string;
+}
+
+/** The tool calls a chat request gets (see the header), or undefined for a text reply. */
+function fakeToolCalls(body: Record<string, unknown>, promptText: string): FakeToolCall[] | undefined {
+  const tools = body['tools'];
+  const choice = body['tool_choice'];
+  const messages = body['messages'] as unknown[];
+  const last = messages[messages.length - 1] as Record<string, unknown> | null;
+  if (!Array.isArray(tools) || tools.length === 0 || choice === 'none' || last?.['role'] === 'tool') return undefined;
+  const functions = (tools as unknown[]).map((tool) => {
+    const fn = tool !== null && typeof tool === 'object' ? (tool as Record<string, unknown>)['function'] : undefined;
+    return fn !== null && typeof fn === 'object' ? (fn as Record<string, unknown>) : {};
+  });
+  let chosen: Array<Record<string, unknown>>;
+  if (choice !== null && typeof choice === 'object') {
+    const name = ((choice as Record<string, unknown>)['function'] as Record<string, unknown> | undefined)?.['name'];
+    chosen = functions.filter((fn) => fn['name'] === name).slice(0, 1);
+  } else {
+    chosen = functions.slice(0, body['parallel_tool_calls'] === false ? 1 : 2);
+  }
+  const hash = fakeReplyHash(promptText);
+  return chosen.map((fn, i) => {
+    const properties = (fn['parameters'] as Record<string, unknown> | undefined)?.['properties'];
+    const keys = properties !== null && typeof properties === 'object' ? Object.keys(properties) : [];
+    const args = Object.fromEntries((keys.length > 0 ? keys : ['input']).map((key) => [key, hash]));
+    return { id: `call_${hash}_${i}`, name: typeof fn['name'] === 'string' ? fn['name'] : 'unnamed', arguments: JSON.stringify(args) };
+  });
+}
+
+/** The whole SSE body of a tool-call reply: role, each call's id and name, its arguments in three pieces, finish, usage, [DONE]. */
+function toolCallStream(reply: Reply, calls: readonly FakeToolCall[]): string {
+  let body = sse(chunkEnvelope(reply, [{ index: 0, delta: { role: 'assistant', content: null }, logprobs: null, finish_reason: null }]));
+  const piece = (delta: unknown) => sse(chunkEnvelope(reply, [{ index: 0, delta: { tool_calls: [delta] }, logprobs: null, finish_reason: null }]));
+  calls.forEach((call, index) => {
+    body += piece({ index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } });
+    const third = Math.ceil(call.arguments.length / 3);
+    for (let at = 0; at < call.arguments.length; at += third) body += piece({ index, function: { arguments: call.arguments.slice(at, at + third) } });
+  });
+  body += sse(chunkEnvelope(reply, [{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }]));
+  if (reply.includeUsage) body += sse({ ...chunkEnvelope(reply, []), usage: usageOf(reply) });
+  return `${body}data: [DONE]\n\n`;
 }
 
 function usageOf(reply: Reply): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
-  const completion = reply.tokens.length;
+  // A tool call counts its name and three argument pieces.
+  const completion = reply.toolCalls ? reply.toolCalls.length * 4 : reply.tokens.length;
   return { prompt_tokens: reply.promptTokens, completion_tokens: completion, total_tokens: reply.promptTokens + completion };
 }
 
@@ -604,7 +664,18 @@ function completeBody(reply: Reply): unknown {
         created: reply.created,
         model: reply.model,
         choices: [
-          { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: reply.finishReason },
+          reply.toolCalls
+            ? {
+                index: 0,
+                message: {
+                  role: 'assistant',
+                  content: null,
+                  tool_calls: reply.toolCalls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })),
+                },
+                logprobs: null,
+                finish_reason: 'tool_calls',
+              }
+            : { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: reply.finishReason },
         ],
         usage: usageOf(reply),
       }

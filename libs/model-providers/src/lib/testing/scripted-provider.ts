@@ -3,6 +3,8 @@
  * (`<hash> w1 w2 ...`, one word per token), produced one token per `tokenDelayMs`, with a bounded
  * number of concurrent generations (`slots`). Handy for router and API unit tests.
  *
+ * With `tools` in a chat request it answers with one tool call (see toolCall()).
+ *
  * It can also be told to break the contract on purpose (`bugs`); the conformance kit's own spec
  * uses that to prove each conformance case catches what it claims to.
  */
@@ -19,6 +21,7 @@ import type {
   ProviderCapabilities,
   ProviderHealth,
   StreamPart,
+  ToolCall,
 } from '../contract/model-provider.js';
 import { fakeReplyHash } from './fake-upstream.js';
 
@@ -34,7 +37,9 @@ export type ScriptedProviderBug =
   /** The streamed text differs from the non-stream text. */
   | 'stream-mismatch'
   /** Unsupported capabilities throw a plain Error instead of ModelProviderError('not_supported'). */
-  | 'wrong-not-supported';
+  | 'wrong-not-supported'
+  /** Streamed tool calls start without their id. */
+  | 'tool-call-without-id';
 
 export interface ScriptedProviderOptions {
   /** Tokens per reply before maxTokens (default 12). */
@@ -71,12 +76,14 @@ export class ScriptedProvider implements ModelProvider {
     this.tokenDelayMs = options.tokenDelayMs ?? 1;
     this.slots = options.slots ?? 4;
     this.bugs = new Set(options.bugs ?? []);
-    this.capabilities = { chat: true, completion: true, streaming: true, embeddings: false, ...options.capabilities };
+    this.capabilities = { chat: true, completion: true, streaming: true, embeddings: false, tools: true, ...options.capabilities };
     this.label = `${this.kind}(${this.bugs.size > 0 ? [...this.bugs].join(',') : 'correct'})`;
   }
 
   async chat(request: ChatRequest, options?: CallOptions): Promise<GenerationResult> {
     this.check('chat', false);
+    const call = this.toolCall(request);
+    if (call) return this.generateToolCall(call, request, options?.signal);
     return this.generate(chatPrompt(request), request, options?.signal);
   }
 
@@ -87,7 +94,9 @@ export class ScriptedProvider implements ModelProvider {
 
   async *streamChat(request: ChatRequest, options?: CallOptions): AsyncGenerator<StreamPart, void, undefined> {
     this.check('chat', true);
-    yield* this.stream(chatPrompt(request), request, options?.signal);
+    const call = this.toolCall(request);
+    if (call) yield* this.streamToolCall(call, request, options?.signal);
+    else yield* this.stream(chatPrompt(request), request, options?.signal);
   }
 
   async *streamComplete(request: CompletionRequest, options?: CallOptions): AsyncGenerator<StreamPart, void, undefined> {
@@ -157,6 +166,48 @@ export class ScriptedProvider implements ModelProvider {
       };
     } finally {
       if (completed || !this.bugs.has('leaks-on-abort')) this.release();
+    }
+  }
+
+  /**
+   * With `tools` (and the capability), a toolChoice other than 'none' and a last message that is not
+   * a tool result, the answer is one call: of the named tool, else the first, with arguments
+   * `{"input":"<hash of the prompt>"}`.
+   */
+  private toolCall(request: ChatRequest): ToolCall | undefined {
+    const { tools, toolChoice } = request;
+    if (!this.capabilities.tools || !tools || tools.length === 0 || toolChoice === 'none') return undefined;
+    if (request.messages.at(-1)?.role === 'tool') return undefined;
+    const tool = typeof toolChoice === 'object' ? tools.find((t) => t.name === toolChoice.name) : tools[0];
+    if (!tool) return undefined;
+    const hash = fakeReplyHash(chatPrompt(request));
+    return { id: `call_${hash}`, name: tool.name, arguments: JSON.stringify({ input: hash }) };
+  }
+
+  private async generateToolCall(call: ToolCall, request: ChatRequest, signal: AbortSignal | undefined): Promise<GenerationResult> {
+    for await (const part of this.streamToolCall(call, request, signal)) {
+      if (part.type === 'finish') return { text: '', finishReason: part.finishReason, usage: part.usage, toolCalls: [call] };
+    }
+    throw new ModelProviderError('no finish', { code: 'internal' });
+  }
+
+  /** The call as parts: id and name first, then its arguments 4 characters at a time. */
+  private async *streamToolCall(call: ToolCall, request: ChatRequest, signal: AbortSignal | undefined): AsyncGenerator<StreamPart> {
+    const watch = this.bugs.has('ignores-abort') ? undefined : signal;
+    if (watch?.aborted) throw abortedError(watch.reason);
+    await this.acquire(watch);
+    try {
+      await sleep(this.tokenDelayMs, watch);
+      yield this.bugs.has('tool-call-without-id')
+        ? { type: 'tool_call', index: 0, name: call.name, arguments: '' }
+        : { type: 'tool_call', index: 0, id: call.id, name: call.name, arguments: '' };
+      let pieces = 1;
+      for (let at = 0; at < call.arguments.length; at += 4, pieces += 1) {
+        yield { type: 'tool_call', index: 0, arguments: call.arguments.slice(at, at + 4) };
+      }
+      yield { type: 'finish', finishReason: 'tool_calls', usage: { promptTokens: Math.ceil(chatPrompt(request).length / 4), completionTokens: pieces } };
+    } finally {
+      this.release();
     }
   }
 

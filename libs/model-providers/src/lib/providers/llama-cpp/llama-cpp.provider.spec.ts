@@ -33,8 +33,10 @@ async function collect(stream: AsyncIterable<StreamPart>): Promise<{ text: strin
       expect(finish, 'no delta after the finish part').toBeUndefined();
       text += part.text;
       deltas += 1;
-    } else {
+    } else if (part.type === 'finish') {
       finish = part;
+    } else {
+      expect.fail(`a llama.cpp stream yielded a ${part.type} part`);
     }
   }
   if (!finish) throw new Error('the stream ended without a finish part');

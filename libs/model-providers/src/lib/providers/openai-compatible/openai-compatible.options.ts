@@ -25,6 +25,11 @@ export interface OpenAICompatibleProviderOptions {
   readonly connections?: number;
   /** Whether the upstream serves `/completions` (default true); false makes complete() throw 'not_supported'. */
   readonly supportsCompletions?: boolean;
+  /**
+   * Whether the upstream does tool (function) calling (default true). false: chat requests with
+   * `tools` are refused by the API (400 `unsupported_parameter`) instead of reaching the upstream.
+   */
+  readonly supportsTools?: boolean;
   /** How long a health() result is reused, ms (default 5 000). */
   readonly healthCacheMs?: number;
   /** Timeout of the health() probe (GET {baseUrl}/models), ms (default 2 000). */
@@ -45,6 +50,7 @@ export interface ResolvedOpenAICompatibleOptions {
   readonly idleTimeoutMs: number;
   readonly connections: number;
   readonly supportsCompletions: boolean;
+  readonly supportsTools: boolean;
   readonly healthCacheMs: number;
   readonly healthTimeoutMs: number;
 }
@@ -80,6 +86,7 @@ export const openAICompatibleOptionsSchema: OptionsSchema = {
     idleTimeoutMs: positiveInteger('Longest silence between body chunks, ms', 60_000),
     connections: positiveInteger('Keep-alive connections in the pool', 128),
     supportsCompletions: { type: 'boolean', default: true, description: 'The upstream serves /completions' },
+    supportsTools: { type: 'boolean', default: true, description: 'The upstream does tool (function) calling' },
     healthCacheMs: { type: 'integer', minimum: 0, default: 5_000, description: 'How long a health result is reused, ms' },
     healthTimeoutMs: positiveInteger('Timeout of the health probe, ms', 2_000),
   },
@@ -141,6 +148,7 @@ export function resolveOpenAICompatibleOptions(
     idleTimeoutMs: integer('idleTimeoutMs', options.idleTimeoutMs, 60_000),
     connections: integer('connections', options.connections, 128),
     supportsCompletions: options.supportsCompletions ?? true,
+    supportsTools: options.supportsTools ?? true,
     healthCacheMs: integer('healthCacheMs', options.healthCacheMs, 5_000, 0),
     healthTimeoutMs: integer('healthTimeoutMs', options.healthTimeoutMs, 2_000),
   };

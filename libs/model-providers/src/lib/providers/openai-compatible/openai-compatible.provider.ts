@@ -10,6 +10,10 @@
  * per chunk) or ceil(characters / 4) of a non-stream reply; prompt tokens = ceil(characters / 4) of
  * the prompt. Estimates are never negative and always integers.
  *
+ * Tool calling (tool-calls.ts): `tools`, `tool_choice`, `parallel_tool_calls` and tool-call history go
+ * out in OpenAI form; `message.tool_calls` and streamed `delta.tool_calls` come back as `toolCalls` and
+ * `tool_call` parts. Requests without tools build the same body as before.
+ *
  * Timeouts (`timeoutMs`, `idleTimeoutMs`) are undici's headers/body timers, which have a resolution
  * of about one second: fine for their 60 s defaults, not for sub-second deadlines (use the signal).
  */
@@ -29,6 +33,7 @@ import type {
   ProviderHealth,
   StreamPart,
   TokenUsage,
+  ToolCallPart,
 } from '../../contract/model-provider.js';
 import { silentLogger } from '../../registry/provider-definition.js';
 import type { ProviderLogger } from '../../registry/provider-definition.js';
@@ -38,6 +43,7 @@ import { bufferedPost, type BufferedResponse } from './buffered-call.js';
 import { SseParser } from './sse-parser.js';
 import { Client, Pool, request } from './undici-parts.js';
 import { malformedError, mapHttpError, mapTransportError, parseJsonObject } from './upstream-errors.js';
+import { parseToolCalls, ToolCallStream, wireMessages, wireToolChoice, wireTools } from './tool-calls.js';
 
 type Route = 'chat' | 'completion';
 
@@ -46,6 +52,10 @@ interface StreamState {
   finishReason: FinishReason | undefined;
   usage: TokenUsage | undefined;
   contentChunks: number;
+  /** Created at the first tool call piece. */
+  toolCalls: ToolCallStream | undefined;
+  /** Tool call parts of the last event, for the reading loop to yield. */
+  toolParts: ToolCallPart[] | undefined;
 }
 type JsonObject = Record<string, unknown>;
 
@@ -84,7 +94,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     this.logger = context.logger ?? silentLogger;
     const o = this.options;
     this.label = `${OPENAI_COMPATIBLE_KIND}(${o.baseUrl}, ${o.model})`;
-    this.capabilities = { chat: true, completion: o.supportsCompletions, streaming: true, embeddings: false };
+    this.capabilities = { chat: true, completion: o.supportsCompletions, streaming: true, embeddings: false, tools: o.supportsTools };
     this.pool = new Pool(o.origin, {
       connections: o.connections,
       pipelining: 1,
@@ -207,7 +217,10 @@ export class OpenAICompatibleProvider implements ModelProvider {
 
   private chatBody(request: ChatRequest, stream: boolean): string {
     const body = this.baseBody(request, stream);
-    body['messages'] = request.messages;
+    body['messages'] = wireMessages(request.messages);
+    if (request.tools !== undefined && request.tools.length > 0) body['tools'] = wireTools(request.tools);
+    if (request.toolChoice !== undefined) body['tool_choice'] = wireToolChoice(request.toolChoice);
+    if (request.parallelToolCalls !== undefined) body['parallel_tool_calls'] = request.parallelToolCalls;
     return JSON.stringify(body);
   }
 
@@ -291,15 +304,28 @@ export class OpenAICompatibleProvider implements ModelProvider {
       if (root['error'] !== undefined && root['error'] !== null) throw mapHttpError(502, text, this.label);
       throw malformedError(this.label, 'no choices');
     }
-    const content = route === 'chat' ? (choice['message'] as JsonObject | undefined)?.['content'] : choice['text'];
+    const message = route === 'chat' ? (choice['message'] as JsonObject | undefined) : undefined;
+    const content = route === 'chat' ? message?.['content'] : choice['text'];
     if (content !== undefined && content !== null && typeof content !== 'string') {
       throw malformedError(this.label, route === 'chat' ? 'choices[0].message.content is not a string' : 'choices[0].text is not a string');
     }
     const output = content ?? '';
+    const finishReason = mapFinishReason(choice['finish_reason']) ?? 'stop';
+    const toolCalls = route === 'chat' ? parseToolCalls(message, this.label) : undefined;
+    if (toolCalls === undefined) {
+      return {
+        text: output,
+        finishReason,
+        usage: mapUsage(root['usage']) ?? { promptTokens: estimateTokens(promptChars), completionTokens: estimateTokens(output.length) },
+      };
+    }
+    let chars = output.length;
+    for (const call of toolCalls) chars += call.name.length + call.arguments.length;
     return {
       text: output,
-      finishReason: mapFinishReason(choice['finish_reason']) ?? 'stop',
-      usage: mapUsage(root['usage']) ?? { promptTokens: estimateTokens(promptChars), completionTokens: estimateTokens(output.length) },
+      finishReason,
+      usage: mapUsage(root['usage']) ?? { promptTokens: estimateTokens(promptChars), completionTokens: estimateTokens(chars) },
+      toolCalls,
     };
   }
 
@@ -320,13 +346,19 @@ export class OpenAICompatibleProvider implements ModelProvider {
       // An upstream that ignores `stream: true` and answers one JSON body: replay it as a stream.
       const result = await this.readResult(route, response, promptChars, signal);
       if (result.text.length > 0) yield { type: 'delta', text: result.text };
+      if (result.toolCalls) {
+        for (let index = 0; index < result.toolCalls.length; index++) {
+          const call = result.toolCalls[index] as (typeof result.toolCalls)[number];
+          yield { type: 'tool_call', index, id: call.id, name: call.name, arguments: call.arguments };
+        }
+      }
       if (signal?.aborted) throw abortedError(signal.reason);
       yield { type: 'finish', finishReason: result.finishReason, usage: result.usage };
       return;
     }
     const body = response.body;
     const parser = new SseParser();
-    const state: StreamState = { done: false, finishReason: undefined, usage: undefined, contentChunks: 0 };
+    const state: StreamState = { done: false, finishReason: undefined, usage: undefined, contentChunks: 0, toolCalls: undefined, toolParts: undefined };
     try {
       // destroyOnReturn: false — leaving the loop at [DONE] must not destroy the body: Node would
       // build an AbortError (a stack trace, ~4% of the CPU of a stream) for a response that is
@@ -341,6 +373,14 @@ export class OpenAICompatibleProvider implements ModelProvider {
             // The consumer may have aborted while we were suspended at the yield.
             if (signal?.aborted) throw abortedError(signal.reason);
           }
+          if (state.toolParts !== undefined) {
+            const parts = state.toolParts;
+            state.toolParts = undefined;
+            for (const part of parts) {
+              yield part;
+              if (signal?.aborted) throw abortedError(signal.reason);
+            }
+          }
           if (state.done) break reading;
         }
       }
@@ -348,6 +388,10 @@ export class OpenAICompatibleProvider implements ModelProvider {
         for (const event of parser.end()) {
           const text = this.streamEvent(route, event.data, state);
           if (text !== undefined) yield { type: 'delta', text };
+          if (state.toolParts !== undefined) {
+            yield* state.toolParts;
+            state.toolParts = undefined;
+          }
           if (state.done) break;
         }
       }
@@ -378,7 +422,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     }
   }
 
-  /** Interprets one SSE data payload; returns the delta text it carries, if any. */
+  /** Interprets one SSE data payload; returns the delta text it carries, if any (tool call pieces go to `state.toolParts`). */
   private streamEvent(route: Route, data: string, state: StreamState): string | undefined {
     if (data === '[DONE]') {
       state.done = true;
@@ -395,10 +439,21 @@ export class OpenAICompatibleProvider implements ModelProvider {
     if (!choice) return undefined;
     const reason = mapFinishReason(choice['finish_reason']);
     if (reason) state.finishReason = reason;
-    const text = route === 'chat' ? (choice['delta'] as JsonObject | undefined)?.['content'] : choice['text'];
+    const delta = route === 'chat' ? (choice['delta'] as JsonObject | undefined) : undefined;
+    const text = route === 'chat' ? delta?.['content'] : choice['text'];
+    if (delta !== undefined && (delta['tool_calls'] != null || delta['function_call'] != null)) this.streamToolCalls(delta, state);
     if (typeof text !== 'string' || text.length === 0) return undefined;
     state.contentChunks += 1;
     return text;
+  }
+
+  private streamToolCalls(delta: JsonObject, state: StreamState): void {
+    // The legacy `function_call` delta is one call.
+    const raw = delta['tool_calls'] ?? [{ index: 0, function: delta['function_call'] }];
+    const parts = (state.toolCalls ??= new ToolCallStream()).parts(raw, this.label);
+    if (parts.length === 0) return;
+    state.contentChunks += parts.length;
+    state.toolParts = parts;
   }
 
   private async probe(): Promise<ProviderHealth> {
