@@ -19,7 +19,7 @@ describe('errors', () => {
       // `plain`: an upstream declared without tool calling.
       modelsYaml:
         fakeModelsYaml(upstream.url, 'm', { timeoutMs: 1500 }) +
-        `  - name: plain\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: fake\n        supportsTools: false\n`,
+        `  - name: plain\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: fake\n        supportsTools: false\n        supportsEmbeddings: false\n`,
     });
   });
 
@@ -115,6 +115,36 @@ describe('errors', () => {
       expect(ok.status, JSON.stringify(body)).toBe(200);
     }
     expect(Object.keys((upstream.requests.at(-1)?.body ?? {}) as object)).not.toContain('tool_choice');
+  });
+
+  it('400 for malformed embeddings requests and for a model without embeddings, without calling the upstream', async () => {
+    const before = upstream.requestCount;
+    const cases: Array<[body: unknown, status: number, param: string | null, message: RegExp]> = [
+      [{ model: 'm' }, 400, 'input', /required property 'input'/],
+      [{ model: 'm', input: '' }, 400, 'input', /NOT have fewer than 1 characters/],
+      [{ model: 'm', input: [] }, 400, 'input', /NOT have fewer than 1 items/],
+      [{ model: 'm', input: [[1, 2, 3]] }, 400, 'input[0]', /must be string/],
+      [{ model: 'm', input: 'x', encoding_format: 'int8' }, 400, 'encoding_format', /allowed values/],
+      [{ model: 'm', input: 'x', dimensions: 0 }, 400, 'dimensions', /must be >= 1/],
+      [{ model: 'plain', input: 'x' }, 400, 'model', /does not support embeddings/],
+      [{ model: 'nope', input: 'x' }, 404, 'model', /does not exist/],
+    ];
+    for (const [body, status, param, message] of cases) {
+      const res = await post('/v1/embeddings', body);
+      expect(res.status, JSON.stringify(body)).toBe(status);
+      expect(res.body.error.param, JSON.stringify(body)).toBe(param);
+      expect(res.body.error.message, JSON.stringify(body)).toMatch(message);
+    }
+    expect(upstream.requestCount).toBe(before);
+    const ok = await fetch(`${server.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', input: 'x', user: 'u1', encoding_format: 'base64' }),
+    });
+    expect(ok.status).toBe(200);
+    expect(upstream.requestCount).toBe(before + 1);
+    // The upstream gets floats (the API encodes base64 itself) and the pass-through fields.
+    expect(upstream.requests.at(-1)?.body).toEqual({ model: 'fake', input: ['x'], encoding_format: 'float', user: 'u1' });
   });
 
   it('400 for malformed JSON', async () => {

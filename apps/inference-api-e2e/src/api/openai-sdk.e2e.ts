@@ -257,6 +257,33 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     }
   });
 
+  it('creates embeddings: unit vectors, the same for the same text, as floats or base64', async () => {
+    const inputs = ['The food was delicious', 'The service was slow', 'The food was delicious'];
+    // The SDK asks for base64 by default and decodes it.
+    const res = await client.embeddings.create({ model: target.model, input: inputs });
+    expect(res.object).toBe('list');
+    expect(res.model).toBe(target.model);
+    expect(res.data.map((d) => d.index)).toEqual([0, 1, 2]);
+    const vectors = res.data.map((d) => d.embedding);
+    const size = vectors[0]!.length;
+    expect(size).toBe(target.tools ? 8 : 64);
+    for (const v of vectors) {
+      expect(v).toHaveLength(size);
+      expect(Math.hypot(...v)).toBeCloseTo(1, 5);
+    }
+    expect(vectors[2]).toEqual(vectors[0]);
+    expect(vectors[1]).not.toEqual(vectors[0]);
+    expect(res.usage.prompt_tokens).toBeGreaterThan(0);
+    expect(res.usage.total_tokens).toBe(res.usage.prompt_tokens);
+    // Floats: the same vectors (float32 values), in JSON.
+    const floats = await client.embeddings.create({ model: target.model, input: inputs[1]!, encoding_format: 'float' });
+    expect(floats.data).toHaveLength(1);
+    expect(floats.data[0]!.embedding.map(Math.fround)).toEqual(vectors[1]);
+    const bad = await client.embeddings.create({ model: target.model, input: [''] }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((bad as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'input[0]' });
+  });
+
   it('answers GET /predict with {"result": "..."}', async () => {
     const res = await fetch(`${server.url}/predict?input_text=${encodeURIComponent('Once upon a time')}`);
     expect(res.status).toBe(200);

@@ -3,6 +3,8 @@ import type {
   ChatMessage,
   ChatRequest,
   CompletionRequest,
+  EmbeddingRequest,
+  EmbeddingResult,
   GenerationParams,
   GenerationResult,
   ModelRouter,
@@ -14,7 +16,7 @@ import type {
 import { ApiError } from '../common/api-error.js';
 import type { ModelCatalog } from '../models/model-catalog.js';
 import { MODEL_CATALOG, MODEL_ROUTER } from '../models/models.tokens.js';
-import type { ChatCompletionBody, CompletionBody } from './openai.schemas.js';
+import type { ChatCompletionBody, CompletionBody, EmbeddingBody } from './openai.schemas.js';
 
 /** A validated, normalised inference request: what the cache keys on and the router executes. */
 export type InferenceJob =
@@ -35,6 +37,15 @@ const COMPLETION_KNOWN = new Set([
  * rather than passed on: answers would carry a `function_call` the API does not return.
  */
 const LEGACY_FUNCTION_FIELDS = ['functions', 'function_call'] as const;
+
+/** A validated embeddings request. */
+export interface EmbeddingJob {
+  readonly model: string;
+  readonly request: EmbeddingRequest;
+  readonly encoding: 'float' | 'base64';
+}
+
+const EMBEDDING_KNOWN = new Set(['model', 'input', 'encoding_format', 'dimensions']);
 
 /** OpenAI's default `max_tokens` for /v1/completions. */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
@@ -82,6 +93,29 @@ export class InferenceService {
     return { kind: 'completion', model: body.model, request };
   }
 
+  embeddingJob(body: EmbeddingBody): EmbeddingJob {
+    this.assertModel(body.model, 'embeddings');
+    const request: Mutable<EmbeddingRequest> = { input: typeof body.input === 'string' ? [body.input] : body.input };
+    if (body.dimensions !== undefined) request.dimensions = body.dimensions;
+    let extra: Record<string, unknown> | undefined;
+    for (const key in body) {
+      if (!EMBEDDING_KNOWN.has(key) && body[key] !== undefined) (extra ??= {})[key] = body[key];
+    }
+    if (extra !== undefined) request.extra = extra;
+    return { model: body.model, request, encoding: body.encoding_format ?? 'float' };
+  }
+
+  embed(job: EmbeddingJob, signal: AbortSignal): Promise<EmbeddingResult> {
+    return this.router.run(
+      job.model,
+      (p) => {
+        if (!p.embed) throw ApiError.invalidRequest(`The model '${job.model}' does not support embeddings.`, 'model', 'unsupported_model');
+        return p.embed(job.request, { signal });
+      },
+      signal,
+    );
+  }
+
   generate(job: InferenceJob, signal: AbortSignal): Promise<GenerationResult> {
     return job.kind === 'chat'
       ? this.router.run(job.model, (p) => p.chat(job.request, { signal }), signal)
@@ -106,12 +140,12 @@ export class InferenceService {
     );
   }
 
-  private assertModel(model: string, kind: 'chat' | 'completion'): void {
+  private assertModel(model: string, kind: 'chat' | 'completion' | 'embeddings'): void {
     if (!this.catalog.get(model)) throw ApiError.modelNotFound(model);
     const capabilities = this.router.capabilitiesOf(model);
     if (capabilities && !capabilities[kind]) {
       throw ApiError.invalidRequest(
-        `The model '${model}' does not support ${kind === 'chat' ? 'chat completions' : 'completions'}.`,
+        `The model '${model}' does not support ${kind === 'chat' ? 'chat completions' : kind}.`,
         'model',
         'unsupported_model',
       );

@@ -1,13 +1,14 @@
 import { Module } from '@nestjs/common';
 import { CompletionResponder } from './completion-responder.js';
+import { EmbeddingsRoutes } from './embeddings.routes.js';
 import { InferenceService } from './inference.service.js';
 import { ModelsController } from './models.controller.js';
 import { OpenAIRoutes } from './openai.routes.js';
 
-/** The OpenAI-compatible API: /v1/models (a controller) and the two completion routes (hot routes, see HotRoutes). */
+/** The OpenAI-compatible API: /v1/models (a controller), the two completion routes and /v1/embeddings (hot routes, see HotRoutes). */
 @Module({
   controllers: [ModelsController],
-  providers: [InferenceService, CompletionResponder, OpenAIRoutes],
+  providers: [InferenceService, CompletionResponder, OpenAIRoutes, EmbeddingsRoutes],
   exports: [InferenceService, CompletionResponder],
 })
 export class OpenAIModule {}

@@ -290,6 +290,58 @@ export const textCompletionSchema = {
   },
 } as const;
 
+export const embeddingRequestSchema = {
+  type: 'object',
+  required: ['model', 'input'],
+  properties: {
+    model: { type: 'string', minLength: 1, example: 'tiny-llama' },
+    input: {
+      description: 'A text, or an array of up to 2048 texts (each non-empty). Token arrays are not supported.',
+      oneOf: [
+        { type: 'string', minLength: 1 },
+        { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 2048 },
+      ],
+    },
+    encoding_format: {
+      type: 'string',
+      enum: ['float', 'base64'],
+      description: '`float` (default): arrays of numbers; `base64`: little-endian float32 bytes, base64 (what the OpenAI SDKs ask for).',
+    },
+    dimensions: { type: 'integer', minimum: 1, description: 'Vector size, for models that can shorten theirs (passed to openai-compatible upstreams; llama-cpp accepts only its own width).' },
+    user: { type: 'string', description: 'An end-user id, passed to upstreams that accept it.' },
+  },
+  example: { model: 'tiny-llama', input: ['The food was delicious', 'The service was slow'] },
+} as const;
+
+export const embeddingListSchema = {
+  type: 'object',
+  required: ['object', 'data', 'model', 'usage'],
+  properties: {
+    object: { type: 'string', enum: ['list'] },
+    data: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['object', 'index', 'embedding'],
+        properties: {
+          object: { type: 'string', enum: ['embedding'] },
+          index: { type: 'integer' },
+          embedding: {
+            description: 'The vector (unit length): numbers, or a base64 string with `encoding_format: "base64"`.',
+            oneOf: [{ type: 'array', items: { type: 'number' } }, { type: 'string' }],
+          },
+        },
+      },
+    },
+    model: { type: 'string' },
+    usage: {
+      type: 'object',
+      required: ['prompt_tokens', 'total_tokens'],
+      properties: { prompt_tokens: { type: 'integer' }, total_tokens: { type: 'integer' } },
+    },
+  },
+} as const;
+
 export const modelSchema = {
   type: 'object',
   required: ['id', 'object', 'created', 'owned_by'],
@@ -349,6 +401,8 @@ export const openApiComponents = {
   ChatCompletionChunk: chatCompletionChunkSchema,
   CreateCompletionRequest: completionRequestSchema,
   TextCompletion: textCompletionSchema,
+  CreateEmbeddingRequest: embeddingRequestSchema,
+  EmbeddingList: embeddingListSchema,
   Model: modelSchema,
   ModelList: modelListSchema,
   ErrorResponse: errorResponseSchema,
@@ -391,6 +445,15 @@ export interface ChatCompletionBody {
   seed?: number | null;
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
+  user?: string;
+  [extra: string]: unknown;
+}
+
+export interface EmbeddingBody {
+  model: string;
+  input: string | string[];
+  encoding_format?: 'float' | 'base64';
+  dimensions?: number;
   user?: string;
   [extra: string]: unknown;
 }

@@ -122,6 +122,22 @@ export type StreamPart =
   | ToolCallPart
   | { readonly type: 'finish'; readonly finishReason: FinishReason; readonly usage: TokenUsage };
 
+/** Embeddings of one or more texts. */
+export interface EmbeddingRequest {
+  /** The texts, in order (each non-empty). */
+  readonly input: readonly string[];
+  /** The vector size the client asked for, if any. A provider that cannot give it throws 'invalid_request' (param `dimensions`). */
+  readonly dimensions?: number;
+  /** OpenAI fields the API does not interpret (e.g. `user`); providers that speak the OpenAI protocol pass them on. */
+  readonly extra?: Readonly<Record<string, unknown>>;
+}
+
+export interface EmbeddingResult {
+  /** One vector per input, in input order, all of the same length. */
+  readonly embeddings: readonly (readonly number[])[];
+  readonly usage: { readonly promptTokens: number };
+}
+
 export interface CallOptions {
   /** Aborted when the client goes away or a deadline passes: stop generating, release resources. */
   readonly signal?: AbortSignal;
@@ -161,6 +177,9 @@ export interface ModelProvider {
 
   complete(request: CompletionRequest, options?: CallOptions): Promise<GenerationResult>;
   streamComplete(request: CompletionRequest, options?: CallOptions): AsyncIterable<StreamPart>;
+
+  /** Embeddings. Implemented exactly when `capabilities.embeddings` is true. */
+  embed?(request: EmbeddingRequest, options?: CallOptions): Promise<EmbeddingResult>;
 
   /** Cheap readiness check (model loaded, upstream reachable or recently healthy). */
   health(): Promise<ProviderHealth>;

@@ -18,6 +18,7 @@ export const BROKEN_FIXTURE_VARIANTS: Readonly<Record<string, ScriptedProviderOp
   'stream-mismatch': { bugs: ['stream-mismatch'] },
   'wrong-not-supported': { bugs: ['wrong-not-supported'], capabilities: { completion: false } },
   'tool-call-without-id': { bugs: ['tool-call-without-id'] },
+  'embeddings-one-short': { bugs: ['embeddings-one-short'] },
 } satisfies Record<string, ScriptedProviderOptions & { bugs?: readonly ScriptedProviderBug[] }>;
 
 if (process.env['CONFORMANCE_BROKEN_FIXTURE'] === '1') {

@@ -39,6 +39,7 @@ export const MODEL_PROVIDER_CONFORMANCE_CASES = [
   'stream-completion',
   'deterministic',
   'tools',
+  'embeddings',
   'pre-aborted',
   'abort-mid-stream',
   'early-return',
@@ -512,6 +513,34 @@ export function runModelProviderConformance(options: ModelProviderConformanceOpt
         }),
       );
       expectValidGenerationResult(answer);
+    });
+
+    caseIt('embeddings', 'embed() gives one finite, non-zero vector per input, all of one length; the same text gives the same vector', async () => {
+      const p = current();
+      if (!p.capabilities.embeddings) {
+        if (p.embed) {
+          const error = await captureError(() => (p.embed as NonNullable<ModelProvider['embed']>)({ input: ['x'] }));
+          expectProviderError(error, 'not_supported');
+        }
+        return;
+      }
+      expect(typeof p.embed, 'capabilities.embeddings is true: embed() is implemented').toBe('function');
+      const embed = (p.embed as NonNullable<ModelProvider['embed']>).bind(p);
+      const inputs = ['The lighthouse keeper', 'a quiet harbour at dawn', 'The lighthouse keeper'];
+      const result = await embed({ input: inputs });
+      expect(result.embeddings.length, 'one vector per input').toBe(inputs.length);
+      const size = result.embeddings[0]?.length ?? 0;
+      expect(size, 'vectors are not empty').toBeGreaterThan(0);
+      for (const [i, vector] of result.embeddings.entries()) {
+        expect(vector.length, `vector ${i} has the length of the others`).toBe(size);
+        expect(vector.every((x) => Number.isFinite(x)), `vector ${i} holds finite numbers`).toBe(true);
+        expect(vector.some((x) => x !== 0), `vector ${i} is not all zeros`).toBe(true);
+      }
+      expect(result.embeddings[2], 'the same text gives the same vector').toEqual(result.embeddings[0]);
+      expectValidUsage({ promptTokens: result.usage.promptTokens, completionTokens: 0 });
+      const single = await embed({ input: [inputs[1] as string] });
+      expect(single.embeddings, 'a vector does not depend on the other inputs of its request').toEqual([result.embeddings[1]]);
+      await expect(embed({ input: ['x'] }, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'aborted' });
     });
 
     caseIt('pre-aborted', "a pre-aborted signal rejects with 'aborted' without generating", async () => {

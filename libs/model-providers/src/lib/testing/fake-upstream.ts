@@ -19,11 +19,16 @@
  * a JSON object giving every property of the tool's `parameters` (or `input` when it lists none)
  * the prompt's hash; ids are `call_<hash>_<n>`. Streams send each call's id and name first, then
  * its arguments in three pieces. Once the last message is a tool result, the reply is text again.
+ *
+ * Embeddings (`POST /v1/embeddings`): one unit-length vector per input, derived from the text (see
+ * fakeEmbedding), of `dimensions` values when the request sets it, else `embeddingDimensions`;
+ * `encoding_format: "base64"` is honoured. Counted as an inference call; failures are not injected.
  */
 import { EventEmitter, once } from 'node:events';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { encodeBase64Floats } from '../providers/openai-compatible/embeddings.js';
 
 /** A failure to inject into the next inference calls (POST /v1/chat/completions and /v1/completions). */
 export interface FakeUpstreamFailure {
@@ -68,6 +73,8 @@ export interface FakeUpstreamOptions {
   readonly failNext?: FakeUpstreamFailure;
   /** How many recent requests `requests` keeps (default 100). */
   readonly recordLimit?: number;
+  /** Size of embedding vectors when the request sets no `dimensions` (default 8). */
+  readonly embeddingDimensions?: number;
 }
 
 export type FakeUpstreamRuntimeOptions = Omit<FakeUpstreamOptions, 'host' | 'port'>;
@@ -144,11 +151,13 @@ interface RuntimeState {
   unhealthy: boolean;
   streamUsage: boolean;
   recordLimit: number;
+  embeddingDimensions: number;
 }
 
 const CHAT_PATH = '/v1/chat/completions';
 const COMPLETIONS_PATH = '/v1/completions';
 const MODELS_PATH = '/v1/models';
+const EMBEDDINGS_PATH = '/v1/embeddings';
 const STATS_PATH = '/__fake/stats';
 
 /** Starts a fake upstream; resolves once it listens. */
@@ -166,6 +175,23 @@ export function fakeReplyHash(text: string): string {
     hash = Math.imul(hash, 0x01000193);
   }
   return (hash >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * The fake upstream's embedding of `text`: `dimensions` values from a PRNG seeded with the text's
+ * FNV-1a hash, scaled to unit length (as OpenAI's are), rounded to float32.
+ */
+export function fakeEmbedding(text: string, dimensions: number): number[] {
+  let seed = Number.parseInt(fakeReplyHash(text), 16);
+  const values = Array.from({ length: dimensions }, () => {
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  });
+  const norm = Math.hypot(...values) || 1;
+  return values.map((v) => Math.fround(v / norm));
 }
 
 /** The reply tokens the fake upstream gives for `promptText` (before any max_tokens truncation). */
@@ -256,6 +282,7 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
       unhealthy: options.unhealthy ?? false,
       streamUsage: options.streamUsage ?? true,
       recordLimit: options.recordLimit ?? 100,
+      embeddingDimensions: options.embeddingDimensions ?? 8,
     };
   }
 
@@ -283,8 +310,8 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
   }
 
   get options(): FakeUpstream['options'] {
-    const { latencyMs, tokens, interTokenDelayMs, models, apiKey, unhealthy, streamUsage, recordLimit } = this.state;
-    return { latencyMs, tokens, interTokenDelayMs, models, apiKey, unhealthy, streamUsage, recordLimit };
+    const { latencyMs, tokens, interTokenDelayMs, models, apiKey, unhealthy, streamUsage, recordLimit, embeddingDimensions } = this.state;
+    return { latencyMs, tokens, interTokenDelayMs, models, apiKey, unhealthy, streamUsage, recordLimit, embeddingDimensions };
   }
 
   configure(options: FakeUpstreamRuntimeOptions): void {
@@ -297,6 +324,7 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
     if (options.unhealthy !== undefined) s.unhealthy = options.unhealthy;
     if (options.streamUsage !== undefined) s.streamUsage = options.streamUsage;
     if (options.recordLimit !== undefined) s.recordLimit = options.recordLimit;
+    if (options.embeddingDimensions !== undefined) s.embeddingDimensions = options.embeddingDimensions;
     if ('failNext' in options) this.setFailure(options.failNext);
   }
 
@@ -385,6 +413,10 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
     }
     if (method === 'POST' && (path === CHAT_PATH || path === COMPLETIONS_PATH)) {
       this.readBody(req, (text) => this.inference(req, res, path, text));
+      return;
+    }
+    if (method === 'POST' && path === EMBEDDINGS_PATH) {
+      this.readBody(req, (text) => this.embeddings(req, res, path, text));
       return;
     }
     if (method === 'GET' && path === MODELS_PATH) {
@@ -509,6 +541,46 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
     };
     const { latencyMs } = this.state;
     if (latencyMs > 0) this.schedule(latencyMs, respond);
+    else respond();
+  }
+
+  private embeddings(req: IncomingMessage, res: ServerResponse, path: string, text: string): void {
+    this.requestCount += 1;
+    let body: Record<string, unknown> | undefined;
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+    } catch {
+      body = undefined;
+    }
+    this.record(req, path, body);
+    const raw = body?.['input'];
+    const inputs = typeof raw === 'string' ? [raw] : Array.isArray(raw) && raw.length > 0 && raw.every((x) => typeof x === 'string') ? (raw as string[]) : undefined;
+    if (!body || !inputs || inputs.some((input) => input.length === 0)) {
+      this.sendJson(res, 400, errorBody("'input' must be a non-empty string or array of non-empty strings", 'invalid_request_error', 'input'));
+      return;
+    }
+    const requested = numberField(body['dimensions']);
+    const dimensions = requested !== undefined && Number.isInteger(requested) && requested > 0 ? requested : this.state.embeddingDimensions;
+    const base64 = body['encoding_format'] === 'base64';
+    const promptTokens = inputs.reduce((sum, input) => sum + estimateTokens(input), 0);
+    const answer = {
+      object: 'list',
+      model: typeof body['model'] === 'string' ? body['model'] : (this.state.models[0] ?? 'fake-model'),
+      data: inputs.map((input, index) => {
+        const vector = fakeEmbedding(input, dimensions);
+        return { object: 'embedding', index, embedding: base64 ? encodeBase64Floats(vector) : vector };
+      }),
+      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+    };
+    const respond = (): void => {
+      if (!res.destroyed) this.sendJson(res, 200, answer);
+    };
+    this.inFlight += 1;
+    res.once('close', () => {
+      this.inFlight -= 1;
+    });
+    if (this.state.latencyMs > 0) this.schedule(this.state.latencyMs, respond);
     else respond();
   }
 

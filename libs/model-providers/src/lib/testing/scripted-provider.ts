@@ -14,6 +14,8 @@ import type {
   CallOptions,
   ChatRequest,
   CompletionRequest,
+  EmbeddingRequest,
+  EmbeddingResult,
   FinishReason,
   GenerationParams,
   GenerationResult,
@@ -23,7 +25,7 @@ import type {
   StreamPart,
   ToolCall,
 } from '../contract/model-provider.js';
-import { fakeReplyHash } from './fake-upstream.js';
+import { fakeEmbedding, fakeReplyHash } from './fake-upstream.js';
 
 export type ScriptedProviderBug =
   /** Never looks at the AbortSignal. */
@@ -39,7 +41,9 @@ export type ScriptedProviderBug =
   /** Unsupported capabilities throw a plain Error instead of ModelProviderError('not_supported'). */
   | 'wrong-not-supported'
   /** Streamed tool calls start without their id. */
-  | 'tool-call-without-id';
+  | 'tool-call-without-id'
+  /** embed() returns one vector fewer than there are inputs. */
+  | 'embeddings-one-short';
 
 export interface ScriptedProviderOptions {
   /** Tokens per reply before maxTokens (default 12). */
@@ -76,7 +80,7 @@ export class ScriptedProvider implements ModelProvider {
     this.tokenDelayMs = options.tokenDelayMs ?? 1;
     this.slots = options.slots ?? 4;
     this.bugs = new Set(options.bugs ?? []);
-    this.capabilities = { chat: true, completion: true, streaming: true, embeddings: false, tools: true, ...options.capabilities };
+    this.capabilities = { chat: true, completion: true, streaming: true, embeddings: true, tools: true, ...options.capabilities };
     this.label = `${this.kind}(${this.bugs.size > 0 ? [...this.bugs].join(',') : 'correct'})`;
   }
 
@@ -102,6 +106,26 @@ export class ScriptedProvider implements ModelProvider {
   async *streamComplete(request: CompletionRequest, options?: CallOptions): AsyncGenerator<StreamPart, void, undefined> {
     this.check('completion', true);
     yield* this.stream(request.prompt, request, options?.signal);
+  }
+
+  /** The fake upstream's embeddings (8 values, or `dimensions`), one slot per call like generations. */
+  async embed(request: EmbeddingRequest, options?: CallOptions): Promise<EmbeddingResult> {
+    if (!this.capabilities.embeddings) {
+      throw new ModelProviderError(`${this.label}: embeddings are not supported`, { code: 'not_supported', isRetryable: false });
+    }
+    const watch = this.bugs.has('ignores-abort') ? undefined : options?.signal;
+    if (watch?.aborted) throw abortedError(watch.reason);
+    await this.acquire(watch);
+    try {
+      await sleep(this.tokenDelayMs, watch);
+      const inputs = this.bugs.has('embeddings-one-short') ? request.input.slice(1) : request.input;
+      return {
+        embeddings: inputs.map((text) => fakeEmbedding(text, request.dimensions ?? 8)),
+        usage: { promptTokens: request.input.reduce((sum, text) => sum + Math.ceil(text.length / 4), 0) },
+      };
+    } finally {
+      this.release();
+    }
   }
 
   async health(): Promise<ProviderHealth> {

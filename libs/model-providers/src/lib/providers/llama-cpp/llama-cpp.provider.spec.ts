@@ -78,7 +78,7 @@ describe('llama-cpp provider: generation', () => {
   it('declares its capabilities and is healthy once loaded', async () => {
     expect(p.kind).toBe('llama-cpp');
     expect(p.label).toBe('llama-cpp(tiny.gguf, tiny)');
-    expect(p.capabilities).toEqual({ chat: true, completion: true, streaming: true, embeddings: false });
+    expect(p.capabilities).toEqual({ chat: true, completion: true, streaming: true, embeddings: true });
     const health = await p.health();
     expect(health.healthy).toBe(true);
     expect(health.detail).toMatch(/tiny\.gguf loaded; 0\/4 sequences busy/);
@@ -249,6 +249,41 @@ describe('llama-cpp provider: response_format (grammar-constrained sampling)', (
       const error = await rejection(p.chat({ messages, maxTokens: 5, extra: { response_format } }));
       expect(error).toMatchObject({ code: 'invalid_request', param, isRetryable: false });
     }
+  });
+});
+
+describe('llama-cpp provider: embeddings', () => {
+  let p: LlamaCppProvider;
+  beforeAll(async () => {
+    p = await provider({ sequences: 1, contextSize: 256 });
+  });
+  const norm = (v: readonly number[]) => Math.hypot(...v);
+
+  it('gives one unit-length vector of the model width per input, the same for the same text, different for others', async () => {
+    const result = await p.embed({ input: ['hello world', 'a completely different sentence', 'hello world'] });
+    expect(result.embeddings).toHaveLength(3);
+    for (const v of result.embeddings) {
+      expect(v).toHaveLength(64);
+      expect(norm(v)).toBeCloseTo(1, 6);
+    }
+    expect(result.embeddings[2]).toEqual(result.embeddings[0]);
+    expect(result.embeddings[1]).not.toEqual(result.embeddings[0]);
+    // BOS, one token per byte (the tiny model's vocabulary) and EOS, per input.
+    expect(result.usage.promptTokens).toBe(2 * 3 + 11 + 31 + 11);
+    // Embeddings do not take a generation sequence: a chat runs alongside.
+    const [chat, again] = await Promise.all([p.chat({ messages, maxTokens: 2, temperature: 0 }), p.embed({ input: ['hello world'] })]);
+    expect(chat.usage.completionTokens).toBe(2);
+    expect(again.embeddings[0]).toEqual(result.embeddings[0]);
+  });
+
+  it("'dimensions' other than the model width, empty and too long inputs are invalid requests naming the field", async () => {
+    await expect(p.embed({ input: ['x'], dimensions: 64 })).resolves.toMatchObject({ embeddings: [expect.any(Array)] });
+    expect(await rejection(p.embed({ input: ['x'], dimensions: 8 }))).toMatchObject({ code: 'invalid_request', param: 'dimensions' });
+    expect(await rejection(p.embed({ input: ['x', ''] }))).toMatchObject({ code: 'invalid_request', param: 'input[1]' });
+    const long = await rejection(p.embed({ input: ['x', 'y'.repeat(300)] }));
+    expect(long).toMatchObject({ code: 'context_length_exceeded', param: 'input[1]' });
+    expect(long.message).toBe('input[1] has 302 tokens; this model embeds at most 255.');
+    expect(await rejection(p.embed({ input: ['x'] }, { signal: AbortSignal.abort() }))).toMatchObject({ code: 'aborted' });
   });
 });
 

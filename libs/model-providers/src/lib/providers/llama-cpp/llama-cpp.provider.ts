@@ -12,6 +12,8 @@
  *   truncation or history compression.
  * - OpenAI's `response_format` (JSON, JSON Schema), from the request's `extra`, constrains sampling
  *   with a grammar (response-format.ts).
+ * - Embeddings come from a separate embedding context (one sequence, created on the first embed()
+ *   call, same context size and threads), one input at a time, L2-normalised as OpenAI's are.
  */
 import { randomInt } from 'node:crypto';
 import { basename, isAbsolute, join, resolve } from 'node:path';
@@ -23,6 +25,7 @@ import type {
   LlamaCompletionGenerationOptions,
   LlamaContext,
   LlamaContextSequence,
+  LlamaEmbeddingContext,
   LlamaModel,
   Token,
 } from 'node-llama-cpp';
@@ -33,6 +36,8 @@ import {
   type ChatMessage,
   type ChatRequest,
   type CompletionRequest,
+  type EmbeddingRequest,
+  type EmbeddingResult,
   type FinishReason,
   type GenerationParams,
   type GenerationResult,
@@ -103,7 +108,7 @@ export class LlamaCppProvider implements ModelProvider {
   readonly specificationVersion = MODEL_PROVIDER_SPEC_VERSION;
   readonly kind = LLAMA_CPP_PROVIDER_KIND;
   readonly label: string;
-  readonly capabilities: ProviderCapabilities = Object.freeze({ chat: true, completion: true, streaming: true, embeddings: false });
+  readonly capabilities: ProviderCapabilities = Object.freeze({ chat: true, completion: true, streaming: true, embeddings: true });
 
   private readonly options: ResolvedOptions;
   private loading: Promise<Loaded> | undefined;
@@ -114,6 +119,8 @@ export class LlamaCppProvider implements ModelProvider {
   private readonly closeController = new AbortController();
   private readonly running = new Set<Promise<unknown>>();
   private busy = 0;
+  /** The embedding context, created on the first embed() call. */
+  private embedding: Promise<LlamaEmbeddingContext> | undefined;
 
   constructor(
     options: LlamaCppProviderOptions,
@@ -141,6 +148,10 @@ export class LlamaCppProvider implements ModelProvider {
 
   streamComplete(request: CompletionRequest, options?: CallOptions): AsyncIterable<StreamPart> {
     return this.stream('completion', request, options?.signal);
+  }
+
+  embed(request: EmbeddingRequest, options?: CallOptions): Promise<EmbeddingResult> {
+    return this.tracked(options?.signal, (signal) => this.runEmbeddings(request, signal));
   }
 
   async health(): Promise<ProviderHealth> {
@@ -176,6 +187,7 @@ export class LlamaCppProvider implements ModelProvider {
     const loaded = await loading?.catch(() => undefined);
     if (!loaded) return;
     loaded.pool.close(closedError());
+    await (await this.embedding?.catch(() => undefined))?.dispose();
     await loaded.context.dispose();
     await loaded.model.dispose();
     this.loaded = undefined;
@@ -302,17 +314,77 @@ export class LlamaCppProvider implements ModelProvider {
     signal: AbortSignal | undefined,
     onText: ((text: string) => void) | undefined,
   ): Promise<GenerationResult> {
+    return this.tracked(signal, (linked) => this.runOnSequence(kind, request, linked, onText));
+  }
+
+  /**
+   * Runs `work` with a signal that also aborts on close(), tracked so close() waits for it. Rejects
+   * as soon as `signal` aborts (the work itself ends in the background).
+   */
+  private async tracked<T>(signal: AbortSignal | undefined, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (signal?.aborted) throw abortedError(signal.reason);
     const link = linkSignals(signal, this.closeController.signal);
     try {
-      const work = this.runOnSequence(kind, request, link.signal, onText);
-      const tracked = work.catch(() => undefined);
-      this.running.add(tracked);
-      void tracked.finally(() => this.running.delete(tracked));
-      return await raceAbort(work, link.signal, () => (signal?.aborted ? abortedError(signal.reason) : closedError()));
+      const running = work(link.signal);
+      const settled = running.catch(() => undefined);
+      this.running.add(settled);
+      void settled.finally(() => this.running.delete(settled));
+      return await raceAbort(running, link.signal, () => (signal?.aborted ? abortedError(signal.reason) : closedError()));
     } finally {
       link.dispose();
     }
+  }
+
+  private async runEmbeddings(request: EmbeddingRequest, signal: AbortSignal): Promise<EmbeddingResult> {
+    const loaded = await this.ensureLoaded();
+    const size = loaded.model.embeddingVectorSize;
+    if (request.dimensions !== undefined && request.dimensions !== size) {
+      throw new ModelProviderError(`This model's embeddings have ${size} dimensions: 'dimensions' must be ${size} or absent.`, {
+        code: 'invalid_request',
+        param: 'dimensions',
+      });
+    }
+    if (request.input.length === 0) throw new ModelProviderError('input must hold at least one text', { code: 'invalid_request', param: 'input' });
+    const context = await this.embeddingContext(loaded);
+    // Measure everything first: an input that does not fit fails the request before any work.
+    let promptTokens = 0;
+    request.input.forEach((text, i) => {
+      const tokens = context.calculateInputLength(text);
+      if (text.length === 0 || tokens === 0) throw new ModelProviderError(`input[${i}] is empty`, { code: 'invalid_request', param: `input[${i}]` });
+      if (tokens >= loaded.contextSize) {
+        throw new ModelProviderError(`input[${i}] has ${tokens} tokens; this model embeds at most ${loaded.contextSize - 1}.`, {
+          code: 'context_length_exceeded',
+          param: `input[${i}]`,
+        });
+      }
+      promptTokens += tokens;
+    });
+    const embeddings: number[][] = [];
+    for (const text of request.input) {
+      if (signal.aborted) throw abortedError(signal.reason);
+      try {
+        embeddings.push(unitLength((await context.getEmbeddingFor(text)).vector));
+      } catch (error) {
+        if (signal.aborted) throw abortedError(error);
+        throw new ModelProviderError(`llama.cpp embedding failed: ${errorMessage(error)}`, { code: 'internal', cause: error });
+      }
+    }
+    return { embeddings, usage: { promptTokens } };
+  }
+
+  private embeddingContext(loaded: Loaded): Promise<LlamaEmbeddingContext> {
+    this.embedding ??= loaded.model
+      .createEmbeddingContext({
+        contextSize: loaded.contextSize,
+        // A whole input is evaluated in one batch.
+        batchSize: loaded.contextSize,
+        threads: this.options.threads,
+      })
+      .catch((error: unknown) => {
+        this.embedding = undefined;
+        throw new ModelProviderError(`Could not create the llama.cpp embedding context: ${errorMessage(error)}`, { code: 'internal', cause: error });
+      });
+    return this.embedding;
   }
 
   private async runOnSequence(
@@ -598,6 +670,14 @@ function toFinishReason(stopReason: StopReason): FinishReason {
 
 function contextLengthExceeded(message: string, param: string): ModelProviderError {
   return new ModelProviderError(message, { code: 'context_length_exceeded', isRetryable: false, param });
+}
+
+/** The vector scaled to length 1 (a zero vector stays zero). */
+function unitLength(vector: readonly number[]): number[] {
+  let sum = 0;
+  for (const x of vector) sum += x * x;
+  const norm = Math.sqrt(sum);
+  return norm === 0 ? [...vector] : vector.map((x) => x / norm);
 }
 
 function closedError(): ModelProviderError {

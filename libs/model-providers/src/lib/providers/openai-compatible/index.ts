@@ -8,6 +8,7 @@ export type { OpenAICompatibleProviderOptions, ResolvedOpenAICompatibleOptions }
 export { OpenAICompatibleProvider, createOpenAICompatibleProvider } from './openai-compatible.provider.js';
 export type { OpenAICompatibleProviderContext } from './openai-compatible.provider.js';
 export { SseParser } from './sse-parser.js';
+export { decodeBase64Floats, encodeBase64Floats } from './embeddings.js';
 export type { SseEvent } from './sse-parser.js';
 
 /** The `openai-compatible` provider kind: any server speaking the OpenAI HTTP API. */

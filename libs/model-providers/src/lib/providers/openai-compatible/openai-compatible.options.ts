@@ -30,6 +30,8 @@ export interface OpenAICompatibleProviderOptions {
    * `tools` are refused by the API (400 `unsupported_parameter`) instead of reaching the upstream.
    */
   readonly supportsTools?: boolean;
+  /** Whether the upstream serves `/embeddings` (default true); false makes POST /v1/embeddings answer 400 for this model. */
+  readonly supportsEmbeddings?: boolean;
   /** How long a health() result is reused, ms (default 5 000). */
   readonly healthCacheMs?: number;
   /** Timeout of the health() probe (GET {baseUrl}/models), ms (default 2 000). */
@@ -51,6 +53,7 @@ export interface ResolvedOpenAICompatibleOptions {
   readonly connections: number;
   readonly supportsCompletions: boolean;
   readonly supportsTools: boolean;
+  readonly supportsEmbeddings: boolean;
   readonly healthCacheMs: number;
   readonly healthTimeoutMs: number;
 }
@@ -87,6 +90,7 @@ export const openAICompatibleOptionsSchema: OptionsSchema = {
     connections: positiveInteger('Keep-alive connections in the pool', 128),
     supportsCompletions: { type: 'boolean', default: true, description: 'The upstream serves /completions' },
     supportsTools: { type: 'boolean', default: true, description: 'The upstream does tool (function) calling' },
+    supportsEmbeddings: { type: 'boolean', default: true, description: 'The upstream serves /embeddings' },
     healthCacheMs: { type: 'integer', minimum: 0, default: 5_000, description: 'How long a health result is reused, ms' },
     healthTimeoutMs: positiveInteger('Timeout of the health probe, ms', 2_000),
   },
@@ -149,6 +153,7 @@ export function resolveOpenAICompatibleOptions(
     connections: integer('connections', options.connections, 128),
     supportsCompletions: options.supportsCompletions ?? true,
     supportsTools: options.supportsTools ?? true,
+    supportsEmbeddings: options.supportsEmbeddings ?? true,
     healthCacheMs: integer('healthCacheMs', options.healthCacheMs, 5_000, 0),
     healthTimeoutMs: integer('healthTimeoutMs', options.healthTimeoutMs, 2_000),
   };

@@ -543,7 +543,7 @@ describe('openAICompatibleProviderDefinition', () => {
     providers.push(p as OpenAICompatibleProvider);
     expect(p.kind).toBe('openai-compatible');
     expect(p.label).toBe(`openai-compatible(${upstream.url}, m)`);
-    expect(p.capabilities).toEqual({ chat: true, completion: true, streaming: true, embeddings: false, tools: true });
+    expect(p.capabilities).toEqual({ chat: true, completion: true, streaming: true, embeddings: true, tools: true });
     await expect(p.chat(CHAT)).resolves.toMatchObject({ finishReason: 'length' });
   });
 

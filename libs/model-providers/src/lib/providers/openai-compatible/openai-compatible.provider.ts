@@ -25,6 +25,8 @@ import type {
   CallOptions,
   ChatRequest,
   CompletionRequest,
+  EmbeddingRequest,
+  EmbeddingResult,
   FinishReason,
   GenerationParams,
   GenerationResult,
@@ -44,8 +46,10 @@ import { SseParser } from './sse-parser.js';
 import { Client, Pool, request } from './undici-parts.js';
 import { malformedError, mapHttpError, mapTransportError, parseJsonObject } from './upstream-errors.js';
 import { parseToolCalls, ToolCallStream, wireMessages, wireToolChoice, wireTools } from './tool-calls.js';
+import { embeddingBody, parseEmbeddings } from './embeddings.js';
 
 type Route = 'chat' | 'completion';
+type Path = Route | 'embeddings';
 
 interface StreamState {
   done: boolean;
@@ -85,6 +89,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
   private readonly healthHeaders: Record<string, string>;
   private readonly chatPath: string;
   private readonly completionsPath: string;
+  private readonly embeddingsPath: string;
   private healthCache: { readonly at: number; readonly value: ProviderHealth } | undefined;
   private healthPending: Promise<ProviderHealth> | undefined;
   private closed: Promise<void> | undefined;
@@ -94,7 +99,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     this.logger = context.logger ?? silentLogger;
     const o = this.options;
     this.label = `${OPENAI_COMPATIBLE_KIND}(${o.baseUrl}, ${o.model})`;
-    this.capabilities = { chat: true, completion: o.supportsCompletions, streaming: true, embeddings: false, tools: o.supportsTools };
+    this.capabilities = { chat: true, completion: o.supportsCompletions, streaming: true, embeddings: o.supportsEmbeddings, tools: o.supportsTools };
     this.pool = new Pool(o.origin, {
       connections: o.connections,
       pipelining: 1,
@@ -117,6 +122,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     this.healthHeaders = { ...common, accept: 'application/json' };
     this.chatPath = `${o.basePath}/chat/completions`;
     this.completionsPath = `${o.basePath}/completions`;
+    this.embeddingsPath = `${o.basePath}/embeddings`;
   }
 
   async chat(request: ChatRequest, options?: CallOptions): Promise<GenerationResult> {
@@ -142,6 +148,17 @@ export class OpenAICompatibleProvider implements ModelProvider {
       request.prompt.length,
       options?.signal,
     );
+  }
+
+  async embed(request: EmbeddingRequest, options?: CallOptions): Promise<EmbeddingResult> {
+    if (!this.options.supportsEmbeddings) {
+      throw new ModelProviderError(`${this.label}: this upstream does not serve embeddings (supportsEmbeddings: false)`, {
+        code: 'not_supported',
+        isRetryable: false,
+      });
+    }
+    const text = await this.post('embeddings', embeddingBody(request, this.options.model), options?.signal);
+    return parseEmbeddings(parseJsonObject(text, this.label, 'the body'), request.input, this.label);
   }
 
   async health(): Promise<ProviderHealth> {
@@ -259,13 +276,18 @@ export class OpenAICompatibleProvider implements ModelProvider {
   }
 
   /** A non-stream call: the whole body at once, through undici's dispatch (see buffered-call.ts). */
-  private async generate(route: Route, body: string, promptChars: number, signal: AbortSignal | undefined): Promise<GenerationResult> {
+  private generate(route: Route, body: string, promptChars: number, signal: AbortSignal | undefined): Promise<GenerationResult> {
+    return this.post(route, body, signal).then((text) => this.interpretResult(route, text, promptChars));
+  }
+
+  /** POSTs a JSON body and resolves with the response text (status < 400), or throws the mapped error. */
+  private async post(path: Path, body: string, signal: AbortSignal | undefined): Promise<string> {
     if (signal?.aborted) throw abortedError(signal.reason);
     this.assertOpen();
     let response: BufferedResponse;
     try {
       response = await bufferedPost(this.pool, {
-        path: route === 'chat' ? this.chatPath : this.completionsPath,
+        path: path === 'chat' ? this.chatPath : path === 'completion' ? this.completionsPath : this.embeddingsPath,
         headers: this.jsonHeaders,
         body,
         signal,
@@ -276,7 +298,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     }
     if (response.statusCode >= 400) throw mapHttpError(response.statusCode, response.text, this.label);
     if (signal?.aborted) throw abortedError(signal.reason);
-    return this.interpretResult(route, response.text, promptChars);
+    return response.text;
   }
 
   /** Reads a non-stream JSON body from a `request` response (a stream request answered with JSON). */
