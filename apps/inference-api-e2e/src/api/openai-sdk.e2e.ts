@@ -257,6 +257,26 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     }
   });
 
+  it('honours logit_bias and the vLLM sampling extras (top_k, min_p, repetition_penalty), or passes them upstream', async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Say hello' }];
+    // The tiny model's vocabulary: one token per byte, id = byte + 3 ('z' is 125).
+    const extras = { top_k: 1, min_p: 0.5, repetition_penalty: 1.1 };
+    const forced = await client.chat.completions.create({ model: target.model, messages, max_tokens: 4, temperature: 0, logit_bias: { '125': 100 }, ...extras } as never);
+    if (upstream) {
+      expect(upstream.requests.at(-1)?.body).toMatchObject({ logit_bias: { '125': 100 }, ...extras });
+      return;
+    }
+    expect((forced as OpenAI.ChatCompletion).choices[0]!.message.content).toBe('zzzz');
+    const completion = await client.completions.create({ model: target.model, prompt: 'Once', max_tokens: 4, temperature: 0, logit_bias: { '125': 100 } });
+    expect(completion.choices[0]!.text).toBe('zzzz');
+    const greedy = await client.chat.completions.create({ model: target.model, messages, max_tokens: 8, temperature: 0 });
+    const topK = await client.chat.completions.create({ model: target.model, messages, max_tokens: 8, temperature: 1, seed: 7, top_k: 1 } as never);
+    expect((topK as OpenAI.ChatCompletion).choices[0]!.message.content).toBe(greedy.choices[0]!.message.content);
+    const bad = await client.chat.completions.create({ model: target.model, messages, logit_bias: { '100000': 5 } }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((bad as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'logit_bias.100000', type: 'invalid_request_error' });
+  });
+
   it('creates embeddings: unit vectors, the same for the same text, as floats or base64', async () => {
     const inputs = ['The food was delicious', 'The service was slow', 'The food was delicious'];
     // The SDK asks for base64 by default and decodes it.

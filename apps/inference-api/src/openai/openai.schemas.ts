@@ -55,6 +55,16 @@ const sampling = {
   frequency_penalty: { type: 'number', minimum: -2, maximum: 2, nullable: true },
   user: { type: 'string', description: 'An end-user id, passed to upstreams that accept it.' },
   response_format: responseFormat,
+  logit_bias: {
+    type: 'object',
+    nullable: true,
+    additionalProperties: { type: 'number', minimum: -100, maximum: 100 },
+    description: "Token id → bias added to its logit (-100 bans it). Token ids are the model's own vocabulary (as with vLLM and llama.cpp server).",
+    example: { '50256': -100 },
+  },
+  top_k: { type: 'integer', minimum: -1, nullable: true, description: 'vLLM / llama.cpp extension: sample from the k most likely tokens (0 or -1: off).' },
+  min_p: { type: 'number', minimum: 0, maximum: 1, nullable: true, description: 'vLLM / llama.cpp extension: drop tokens below min_p × the top probability.' },
+  repetition_penalty: { type: 'number', minimum: 0, nullable: true, description: 'vLLM / llama.cpp extension: multiplicative penalty on repeated tokens, above 0 (1: off).' },
 } as const;
 
 const contentPart = {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelProviderError } from '../../contract/errors.js';
-import type { ChatMessage, GenerationResult, StreamPart } from '../../contract/model-provider.js';
+import type { ChatMessage, CompletionRequest, GenerationResult, StreamPart } from '../../contract/model-provider.js';
 import { writeTinyLlamaGguf } from '../../gguf/tiny-llama.js';
 import { silentLogger, type ProviderContext } from '../../registry/provider-definition.js';
 import { ModelProviderRegistry } from '../../registry/provider-registry.js';
@@ -248,6 +248,55 @@ describe('llama-cpp provider: response_format (grammar-constrained sampling)', (
     for (const [response_format, param] of cases) {
       const error = await rejection(p.chat({ messages, maxTokens: 5, extra: { response_format } }));
       expect(error).toMatchObject({ code: 'invalid_request', param, isRetryable: false });
+    }
+  });
+});
+
+describe('llama-cpp provider: logit_bias, top_k, min_p, repetition_penalty (from extra)', () => {
+  let p: LlamaCppProvider;
+  beforeAll(async () => {
+    p = await provider({ sequences: 1 });
+  });
+  const prompt = 'Once upon a time';
+  const complete = (extra: Record<string, unknown>, params: Partial<CompletionRequest> = {}) =>
+    p.complete({ prompt, maxTokens: 12, temperature: 0, ...params, extra });
+  // The tiny model's vocabulary: one token per byte, id = byte + 3.
+  const tokenOf = (char: string) => String(char.charCodeAt(0) + 3);
+
+  it('logit_bias: +100 forces a token, -100 bans the greedy choice', async () => {
+    const greedy = (await complete({})).text;
+    expect((await complete({ logit_bias: { [tokenOf('z')]: 100 } }, { maxTokens: 4 })).text).toBe('zzzz');
+    const banned = await complete({ logit_bias: { [tokenOf(greedy[0] as string)]: -100 } });
+    expect(banned.text).not.toContain(greedy[0]);
+    // A small bias is not a ban: the greedy text is unchanged by +0 and stays reproducible.
+    expect((await complete({ logit_bias: { [tokenOf('q')]: 0 } })).text).toBe(greedy);
+  });
+
+  it('top_k 1 and min_p 1 make any seed give the greedy text; repetition_penalty changes a repetitive text', async () => {
+    const greedy = (await complete({}, { maxTokens: 24 })).text;
+    for (const seed of [1, 2, 3]) {
+      expect((await complete({ top_k: 1 }, { temperature: 1, seed, maxTokens: 24 })).text).toBe(greedy);
+      expect((await complete({ min_p: 1 }, { temperature: 1, seed, maxTokens: 24 })).text).toBe(greedy);
+    }
+    expect(new Set(greedy).size).toBeLessThan(greedy.length); // it repeats characters
+    expect((await complete({ repetition_penalty: 10 }, { maxTokens: 24 })).text).not.toBe(greedy);
+    expect((await complete({ top_k: -1, min_p: 0, repetition_penalty: 1 }, { maxTokens: 24 })).text).toBe(greedy);
+  });
+
+  it('malformed values are invalid requests naming the field', async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ top_k: 1.5 }, 'top_k'],
+      [{ top_k: -2 }, 'top_k'],
+      [{ min_p: 2 }, 'min_p'],
+      [{ repetition_penalty: 0 }, 'repetition_penalty'],
+      [{ logit_bias: [1] }, 'logit_bias'],
+      [{ logit_bias: { 260: 1 } }, 'logit_bias.260'],
+      [{ logit_bias: { abc: 1 } }, 'logit_bias.abc'],
+      [{ logit_bias: { 5: 101 } }, 'logit_bias.5'],
+    ];
+    for (const [extra, param] of cases) {
+      expect(await rejection(complete(extra)), JSON.stringify(extra)).toMatchObject({ code: 'invalid_request', param });
+      expect(await rejection(p.chat({ messages, extra })), JSON.stringify(extra)).toMatchObject({ code: 'invalid_request', param });
     }
   });
 });

@@ -12,6 +12,8 @@
  *   truncation or history compression.
  * - OpenAI's `response_format` (JSON, JSON Schema), from the request's `extra`, constrains sampling
  *   with a grammar (response-format.ts).
+ * - vLLM's and llama.cpp server's extra sampling fields (`logit_bias`, `top_k`, `min_p`,
+ *   `repetition_penalty`), from `extra`, are honoured (sampling-extras.ts).
  * - Embeddings come from a separate embedding context (one sequence, created on the first embed()
  *   call, same context size and threads), one input at a time, L2-normalised as OpenAI's are.
  */
@@ -28,6 +30,7 @@ import type {
   LlamaEmbeddingContext,
   LlamaModel,
   Token,
+  TokenBias,
 } from 'node-llama-cpp';
 import { abortedError, ModelProviderError } from '../../contract/errors.js';
 import {
@@ -50,6 +53,7 @@ import type { ProviderContext } from '../../registry/provider-definition.js';
 import { ensureTinyLlamaGguf, LARGE_TINY_LLAMA_SPEC, DEFAULT_TINY_LLAMA_SPEC, tinyLlamaGgufFileName, type TinyLlamaSpec } from '../../gguf/tiny-llama.js';
 import { LLAMA_CPP_DEFAULTS, type LlamaCppChatWrapperName, type LlamaCppProviderOptions } from './llama-cpp.options.js';
 import { GrammarCache, type ResponseFormat, responseFormatOf } from './response-format.js';
+import { type SamplingExtras, samplingExtrasOf } from './sampling-extras.js';
 import { getSharedLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './llama-runtime.js';
 import { guardLogitsReorderRace } from './logits-race-guard.js';
 import { SequencePool } from './sequence-pool.js';
@@ -86,6 +90,8 @@ interface Loaded {
   readonly grammars: GrammarCache;
   /** Tokens of context per sequence (what llama.cpp actually allocated). */
   readonly contextSize: number;
+  /** Tokens in the model's vocabulary, from the GGUF metadata (bounds logit_bias); undefined if it does not say. */
+  readonly vocabularySize: number | undefined;
   readonly modelPath: string;
 }
 
@@ -235,7 +241,17 @@ export class LlamaCppProvider implements ModelProvider {
         const pool = new SequencePool(Array.from({ length: sequences }, () => context.getSequence()));
         const chatWrapper =
           this.options.chatWrapper === 'auto' ? lib.resolveChatWrapper(model) : lib.resolveChatWrapper(model, { type: this.options.chatWrapper });
-        const loaded: Loaded = { lib, model, context, pool, chatWrapper, grammars: new GrammarCache(llama), contextSize: context.contextSize, modelPath };
+        const loaded: Loaded = {
+          lib,
+          model,
+          context,
+          pool,
+          chatWrapper,
+          grammars: new GrammarCache(llama),
+          contextSize: context.contextSize,
+          vocabularySize: vocabularySizeOf(model),
+          modelPath,
+        };
         if (this.closed) {
           await context.dispose();
           throw closedError();
@@ -447,6 +463,7 @@ export class LlamaCppProvider implements ModelProvider {
     }
     const maxTokens = this.budget(loaded, promptTokens, request, 'messages');
     const format = responseFormatOf(request.extra);
+    const extras = samplingExtrasOf(request.extra, loaded.vocabularySize);
     return {
       promptTokens,
       maxTokens,
@@ -454,7 +471,7 @@ export class LlamaCppProvider implements ModelProvider {
         const grammar = await grammarFor(loaded, format);
         const chat = new loaded.lib.LlamaChat({ contextSequence: sequence, chatWrapper: loaded.chatWrapper, autoDisposeSequence: false });
         try {
-          const options: LLamaChatGenerateResponseOptions = { ...generationOptions(request, maxTokens, signal, onText), ...grammar };
+          const options: LLamaChatGenerateResponseOptions = { ...generationOptions(loaded, request, extras, maxTokens, signal, onText), ...grammar };
           const response = await chat.generateResponse(history, options);
           return { text: response.response, stopReason: response.metadata.stopReason };
         } finally {
@@ -473,6 +490,7 @@ export class LlamaCppProvider implements ModelProvider {
     }
     const maxTokens = this.budget(loaded, promptTokens, request, 'prompt');
     const format = responseFormatOf(request.extra);
+    const extras = samplingExtrasOf(request.extra, loaded.vocabularySize);
     return {
       promptTokens,
       maxTokens,
@@ -481,7 +499,7 @@ export class LlamaCppProvider implements ModelProvider {
         const completion = new loaded.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
         try {
           const options: LlamaCompletionGenerationOptions = {
-            ...generationOptions(request, maxTokens, signal, onText),
+            ...generationOptions(loaded, request, extras, maxTokens, signal, onText),
             ...grammar,
             // We measured the prompt: never let node-llama-cpp cut it (its default keeps 10% free) or shift the context.
             contextShiftSize: 1,
@@ -588,17 +606,20 @@ type SamplingKey = 'temperature' | 'topP' | 'topK' | 'minP' | 'seed' | 'repeatPe
 
 /** What chat and completion generation share: sampling, budget, abort, stop sequences, streaming. */
 function generationOptions(
+  loaded: Loaded,
   request: GenerationParams,
+  extras: SamplingExtras,
   maxTokens: number,
   signal: AbortSignal,
   onText: ((text: string) => void) | undefined,
 ): Pick<
   LlamaCompletionGenerationOptions,
-  SamplingKey | 'maxTokens' | 'signal' | 'stopOnAbortSignal' | 'trimWhitespaceSuffix' | 'customStopTriggers' | 'onTextChunk'
+  SamplingKey | 'maxTokens' | 'signal' | 'stopOnAbortSignal' | 'trimWhitespaceSuffix' | 'customStopTriggers' | 'onTextChunk' | 'tokenBias'
 > {
   const customStopTriggers = stopTriggers(request.stop);
   return {
-    ...samplingOptions(request),
+    ...samplingOptions(request, extras),
+    ...(extras.logitBias.length > 0 ? { tokenBias: tokenBiasOf(loaded, extras.logitBias) } : {}),
     maxTokens,
     signal,
     stopOnAbortSignal: false,
@@ -613,21 +634,38 @@ async function grammarFor(loaded: Loaded, format: ResponseFormat | undefined): P
   return format === undefined ? {} : { grammar: await loaded.grammars.get(format) };
 }
 
-/** OpenAI's defaults (temperature 1, top_p 1, no top-k, no repeat penalty) rather than node-llama-cpp's. */
-function samplingOptions(request: GenerationParams): Pick<LlamaCompletionGenerationOptions, SamplingKey> {
+/** OpenAI's defaults (temperature 1, top_p 1, no top-k, no repeat penalty) rather than node-llama-cpp's, plus the extras. */
+function samplingOptions(request: GenerationParams, extras: SamplingExtras): Pick<LlamaCompletionGenerationOptions, SamplingKey> {
   const temperature = request.temperature ?? 1;
   const presencePenalty = request.presencePenalty ?? 0;
   const frequencyPenalty = request.frequencyPenalty ?? 0;
+  const penalty = extras.repetitionPenalty;
   return {
     temperature,
     topP: request.topP ?? 1,
-    topK: 0,
-    minP: 0,
+    topK: extras.topK,
+    minP: extras.minP,
     // Without a seed node-llama-cpp uses the current second: two requests in the same second would match.
     seed: request.seed === undefined ? randomInt(0, 2 ** 31) : toUint32(request.seed),
     repeatPenalty:
-      presencePenalty === 0 && frequencyPenalty === 0 ? false : { penalty: 1, presencePenalty, frequencyPenalty, lastTokens: 64 },
+      presencePenalty === 0 && frequencyPenalty === 0 && penalty === 1 ? false : { penalty, presencePenalty, frequencyPenalty, lastTokens: 64 },
   };
+}
+
+/** OpenAI's logit_bias as node-llama-cpp's TokenBias: the bias is added to the logit; -100 bans the token. */
+function tokenBiasOf(loaded: Loaded, logitBias: SamplingExtras['logitBias']): TokenBias {
+  const bias = new loaded.lib.TokenBias(loaded.model.tokenizer);
+  for (const [token, value] of logitBias) bias.set(token as Token, value <= -100 ? 'never' : { logit: value });
+  return bias;
+}
+
+/** The vocabulary size the GGUF metadata states (its token list, or `<arch>.vocab_size`). */
+function vocabularySizeOf(model: LlamaModel): number | undefined {
+  const metadata = model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } };
+  const fromTokens = metadata.tokenizer?.ggml?.tokens?.length;
+  if (typeof fromTokens === 'number' && fromTokens > 0) return fromTokens;
+  const fromArchitecture = (model.fileInfo.architectureMetadata as { vocab_size?: unknown } | undefined)?.vocab_size;
+  return typeof fromArchitecture === 'number' && fromArchitecture > 0 ? fromArchitecture : undefined;
 }
 
 function toUint32(value: number): number {
