@@ -19,7 +19,9 @@ describe('errors', () => {
       // `plain`: an upstream declared without tool calling.
       modelsYaml:
         fakeModelsYaml(upstream.url, 'm', { timeoutMs: 1500 }) +
-        `  - name: plain\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: fake\n        supportsTools: false\n        supportsEmbeddings: false\n`,
+        `  - name: plain\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: fake\n        supportsTools: false\n        supportsEmbeddings: false\n` +
+        // `busy`: the built-in model with one sequence and no queue.
+        `  - name: busy\n    deployments:\n      - provider: llama-cpp\n        modelPath: builtin:tiny-llama\n        sequences: 1\n        maxQueue: 0\n`,
     });
   });
 
@@ -145,6 +147,21 @@ describe('errors', () => {
     expect(upstream.requestCount).toBe(before + 1);
     // The upstream gets floats (the API encodes base64 itself) and the pass-through fields.
     expect(upstream.requests.at(-1)?.body).toEqual({ model: 'fake', input: ['x'], encoding_format: 'float', user: 'u1' });
+  });
+
+  it('429 rate_limit_error when an in-process model is saturated (sequences busy, queue full), not an unbounded wait', async () => {
+    const body = JSON.stringify({ model: 'busy', prompt: 'Once upon a time', max_tokens: 200, temperature: 0 });
+    const send = () => fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const responses = await Promise.all([send(), send(), send()]);
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 429, 429]);
+    for (const res of responses.filter((r) => r.status === 429)) {
+      const error = ((await res.json()) as ErrorBody).error;
+      expect(error).toMatchObject({ type: 'rate_limit_error' });
+      expect(error.message).toMatch(/overloaded/);
+    }
+    // Once the running request is done the model serves again.
+    expect((await send()).status).toBe(200);
   });
 
   it('400 for malformed JSON', async () => {

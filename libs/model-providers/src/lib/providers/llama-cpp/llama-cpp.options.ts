@@ -38,6 +38,12 @@ export interface LlamaCppProviderOptions {
   readonly contextSize?: number;
   /** Parallel sequences, i.e. requests generated at once in one batched context (default 4). Others queue (FIFO). */
   readonly sequences?: number;
+  /**
+   * Requests that may wait for a sequence (default 256). Beyond it a request fails at once with a
+   * retryable 'rate_limited' (429; the router tries another deployment first) instead of queueing
+   * without bound. 0: never queue.
+   */
+  readonly maxQueue?: number;
   /** Tokens evaluated per batch (default: node-llama-cpp's, min(512, contextSize × sequences)). */
   readonly batchSize?: number;
   /** maxTokens when a request gives none (default 256). Always capped by the room left in the context. */
@@ -60,6 +66,7 @@ export const LLAMA_CPP_DEFAULTS = {
   threads: 1,
   maxContextSize: 2048,
   sequences: 4,
+  maxQueue: 256,
   maxTokens: 256,
   gpu: false,
 } as const;
@@ -73,6 +80,7 @@ export const llamaCppOptionsSchema: OptionsSchema = {
     threads: { type: 'integer', minimum: 1, maximum: 256, default: LLAMA_CPP_DEFAULTS.threads },
     contextSize: { type: 'integer', minimum: 16, maximum: 1_048_576 },
     sequences: { type: 'integer', minimum: 1, maximum: 256, default: LLAMA_CPP_DEFAULTS.sequences },
+    maxQueue: { type: 'integer', minimum: 0, default: LLAMA_CPP_DEFAULTS.maxQueue },
     batchSize: { type: 'integer', minimum: 1, maximum: 65_536 },
     maxTokens: { type: 'integer', minimum: 1, default: LLAMA_CPP_DEFAULTS.maxTokens },
     systemPrompt: { type: 'string' },

@@ -420,6 +420,21 @@ describe('llama-cpp provider: abort', () => {
     expect(performance.now() - started).toBeLessThan(300);
   });
 
+  it("beyond maxQueue waiting requests, a request fails at once with a retryable 'rate_limited'", async () => {
+    const bounded = await provider({ sequences: 1, maxQueue: 1 });
+    const long = { prompt: 'Busy', maxTokens: 100, temperature: 0 };
+    const running = bounded.complete(long);
+    const queued = bounded.complete(long);
+    await new Promise((r) => setTimeout(r, 5));
+    const started = performance.now();
+    const refused = await rejection(bounded.complete(long));
+    expect(performance.now() - started).toBeLessThan(50);
+    expect(refused).toMatchObject({ code: 'rate_limited', isRetryable: true });
+    expect(refused.message).toMatch(/overloaded: all 1 sequences are busy and 1 requests are waiting \(maxQueue\)/);
+    await Promise.all([running, queued]);
+    await expect(bounded.complete({ ...long, maxTokens: 2 })).resolves.toMatchObject({ finishReason: 'length' });
+  });
+
   it('a queued request whose signal aborts leaves the queue; the others are served in FIFO order', async () => {
     const order: number[] = [];
     const run = (i: number, signal?: AbortSignal) =>

@@ -73,6 +73,7 @@ interface ResolvedOptions {
   readonly threads: number;
   readonly contextSize: number | undefined;
   readonly sequences: number;
+  readonly maxQueue: number;
   readonly batchSize: number | undefined;
   readonly maxTokens: number;
   readonly systemPrompt: string | undefined;
@@ -238,7 +239,16 @@ export class LlamaCppProvider implements ModelProvider {
             'could not install the logits-reorder guard (node-llama-cpp internals changed): parallel sequences may swap tokens',
           );
         }
-        const pool = new SequencePool(Array.from({ length: sequences }, () => context.getSequence()));
+        const { maxQueue } = this.options;
+        const pool = new SequencePool(
+          Array.from({ length: sequences }, () => context.getSequence()),
+          maxQueue,
+          () =>
+            new ModelProviderError(
+              `${this.label} is overloaded: all ${sequences} sequences are busy and ${maxQueue} requests are waiting (maxQueue). Retry later.`,
+              { code: 'rate_limited', isRetryable: true },
+            ),
+        );
         const chatWrapper =
           this.options.chatWrapper === 'auto' ? lib.resolveChatWrapper(model) : lib.resolveChatWrapper(model, { type: this.options.chatWrapper });
         const loaded: Loaded = {
@@ -569,6 +579,7 @@ function resolveOptions(options: LlamaCppProviderOptions, context: ProviderConte
     threads: options.threads ?? LLAMA_CPP_DEFAULTS.threads,
     contextSize: options.contextSize,
     sequences: options.sequences ?? LLAMA_CPP_DEFAULTS.sequences,
+    maxQueue: options.maxQueue ?? LLAMA_CPP_DEFAULTS.maxQueue,
     batchSize: options.batchSize,
     maxTokens: options.maxTokens ?? LLAMA_CPP_DEFAULTS.maxTokens,
     systemPrompt: options.systemPrompt,

@@ -36,6 +36,22 @@ describe('SequencePool', () => {
     await expect(pool.acquire(AbortSignal.abort())).rejects.toBeInstanceOf(ModelProviderError);
   });
 
+  it('beyond maxWaiting queued callers, acquire rejects at once with the overloaded error', async () => {
+    const pool = new SequencePool(['only'], 1, () => new Error('full'));
+    const item = await pool.acquire();
+    const queued = pool.acquire();
+    await expect(pool.acquire()).rejects.toThrow('full');
+    expect(pool.waiting).toBe(1);
+    pool.release(item);
+    expect(await queued).toBe('only');
+    // A free item is handed out whatever the queue bound: maxWaiting 0 never queues.
+    const none = new SequencePool(['x'], 0, () => new Error('busy'));
+    const x = await none.acquire();
+    await expect(none.acquire()).rejects.toThrow('busy');
+    none.release(x);
+    expect(await none.acquire()).toBe('x');
+  });
+
   it('close() rejects waiters and later acquires with the given error', async () => {
     const pool = new SequencePool([1]);
     await pool.acquire();

@@ -8,8 +8,9 @@ interface Waiter<T> {
 
 /**
  * A fixed set of reusable items (llama.cpp context sequences) handed out one request at a time.
- * When all are busy, callers wait in a FIFO queue; a waiter whose signal aborts leaves the queue
- * at once (rejecting with `abortedError()`), so it never takes an item nobody will use.
+ * When all are busy, callers wait in a FIFO queue of at most `maxWaiting` (beyond it `acquire`
+ * rejects at once with `overloaded()`); a waiter whose signal aborts leaves the queue at once
+ * (rejecting with `abortedError()`), so it never takes an item nobody will use.
  */
 export class SequencePool<T> {
   private readonly idle: T[];
@@ -19,7 +20,11 @@ export class SequencePool<T> {
   /** Number of items the pool was created with. */
   readonly size: number;
 
-  constructor(items: readonly T[]) {
+  constructor(
+    items: readonly T[],
+    private readonly maxWaiting = Number.POSITIVE_INFINITY,
+    private readonly overloaded: () => unknown = () => new Error('the queue is full'),
+  ) {
     this.idle = [...items];
     this.size = items.length;
   }
@@ -39,6 +44,7 @@ export class SequencePool<T> {
     if (signal?.aborted) return Promise.reject(abortedError(signal.reason));
     const item = this.idle.pop();
     if (item !== undefined) return Promise.resolve(item);
+    if (this.waiters.length >= this.maxWaiting) return Promise.reject(this.overloaded());
 
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
