@@ -277,6 +277,27 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     expect((bad as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'logit_bias.100000', type: 'invalid_request_error' });
   });
 
+  if (!target.tools) it('reports prompt tokens reused from the prompt cache (usage.prompt_tokens_details.cached_tokens)', async () => {
+    const system = 'You are a patient assistant for a lighthouse museum; answer in one sentence. '.repeat(3);
+    const ask = (question: string) => ({
+      model: target.model,
+      messages: [
+        { role: 'system' as const, content: system },
+        { role: 'user' as const, content: question },
+      ],
+      max_tokens: 4,
+      temperature: 0,
+    });
+    await client.chat.completions.create(ask('When was it built?'));
+    const second = await client.chat.completions.create(ask('Who lived there?'));
+    expect(second.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(system.length);
+    expect(second.usage!.prompt_tokens_details!.cached_tokens).toBeLessThan(second.usage!.prompt_tokens);
+    const stream = await client.chat.completions.create({ ...ask('Is it open?'), stream: true, stream_options: { include_usage: true } });
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) usage ??= chunk.usage ?? undefined;
+    expect(usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(system.length);
+  });
+
   it('creates embeddings: unit vectors, the same for the same text, as floats or base64', async () => {
     const inputs = ['The food was delicious', 'The service was slow', 'The food was delicious'];
     // The SDK asks for base64 by default and decodes it.

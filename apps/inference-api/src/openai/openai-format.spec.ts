@@ -32,6 +32,9 @@ describe('openai-format', () => {
     expect(body.choices[0]).toMatchObject({ message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' });
     expect(body.usage.total_tokens).toBe(3);
     expect(Object.keys(body.choices[0]!.message)).toEqual(['role', 'content', 'refusal']);
+    expect(Object.keys(body.usage)).toEqual(['prompt_tokens', 'completion_tokens', 'total_tokens']);
+    const cached = chatCompletionBody('id', 1, 'm', { text: 'hi', finishReason: 'stop', usage: { promptTokens: 10, completionTokens: 2, cachedPromptTokens: 8 } });
+    expect(cached.usage).toEqual({ prompt_tokens: 10, completion_tokens: 2, total_tokens: 12, prompt_tokens_details: { cached_tokens: 8 } });
   });
 
   it('puts tool calls in the message, with content null when there is no text', () => {

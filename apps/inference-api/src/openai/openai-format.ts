@@ -25,11 +25,19 @@ export function completionId(prefix: 'chatcmpl' | 'cmpl'): string {
 }
 
 export function usageBody(usage: TokenUsage) {
-  return {
-    prompt_tokens: usage.promptTokens,
-    completion_tokens: usage.completionTokens,
-    total_tokens: usage.promptTokens + usage.completionTokens,
-  };
+  const cached = usage.cachedPromptTokens;
+  return cached === undefined
+    ? {
+        prompt_tokens: usage.promptTokens,
+        completion_tokens: usage.completionTokens,
+        total_tokens: usage.promptTokens + usage.completionTokens,
+      }
+    : {
+        prompt_tokens: usage.promptTokens,
+        completion_tokens: usage.completionTokens,
+        total_tokens: usage.promptTokens + usage.completionTokens,
+        prompt_tokens_details: { cached_tokens: cached },
+      };
 }
 
 export function toolCallsBody(calls: readonly ToolCall[]) {

@@ -190,6 +190,11 @@ const usage = {
     prompt_tokens: { type: 'integer' },
     completion_tokens: { type: 'integer' },
     total_tokens: { type: 'integer' },
+    prompt_tokens_details: {
+      type: 'object',
+      description: 'When the provider reports it: `cached_tokens`, the prompt tokens served from a prompt (prefix) cache.',
+      properties: { cached_tokens: { type: 'integer' } },
+    },
   },
 } as const;
 

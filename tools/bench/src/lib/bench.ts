@@ -699,7 +699,10 @@ async function measureLlama(
       .map(
         (m, i) =>
           `  - name: ${m.name}\n    deployments:\n      - provider: llama-cpp\n        modelPath: ${files[i]}\n` +
-          `        threads: ${LLAMA.threads}\n        sequences: ${LLAMA.sequences}\n        contextSize: ${LLAMA.contextSize}\n`,
+          `        threads: ${LLAMA.threads}\n        sequences: ${LLAMA.sequences}\n        contextSize: ${LLAMA.contextSize}\n` +
+          // The raw runner evaluates the prompt afresh every time (it clears its sequence): so does the API,
+          // so the comparison measures serving, not the prompt cache.
+          `        promptCache: false\n`,
       )
       .join('');
   log('llama.cpp: starting the API (model node) and the raw node-llama-cpp runner');

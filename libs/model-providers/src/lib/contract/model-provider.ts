@@ -89,6 +89,11 @@ export type FinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls';
 export interface TokenUsage {
   readonly promptTokens: number;
   readonly completionTokens: number;
+  /**
+   * Of `promptTokens`, how many were served from a prompt (prefix) cache instead of being evaluated
+   * (OpenAI's `usage.prompt_tokens_details.cached_tokens`). Absent when the provider does not know.
+   */
+  readonly cachedPromptTokens?: number;
 }
 
 export interface GenerationResult {

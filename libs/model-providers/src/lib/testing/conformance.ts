@@ -135,6 +135,10 @@ export function expectValidUsage(usage: TokenUsage): void {
     expect(Number.isInteger(value), `usage.${key} (${String(value)}) is an integer`).toBe(true);
     expect(value, `usage.${key}`).toBeGreaterThanOrEqual(0);
   }
+  const cached = usage.cachedPromptTokens;
+  if (cached !== undefined) {
+    expect(Number.isInteger(cached) && cached >= 0 && cached <= usage.promptTokens, `usage.cachedPromptTokens (${cached}) is within 0..promptTokens`).toBe(true);
+  }
 }
 
 /** Asserts the shape of a non-stream result: non-empty text, a known finish reason, valid usage. */

@@ -44,6 +44,13 @@ export interface LlamaCppProviderOptions {
    * without bound. 0: never queue.
    */
   readonly maxQueue?: number;
+  /**
+   * Keep each sequence's evaluated tokens after a request, and give a new request the free sequence
+   * whose tokens share the longest prefix with its prompt: only the rest of the prompt is evaluated
+   * (llama.cpp server's `cache_prompt`). Default true. As there, logits of a cached prefix are not
+   * guaranteed bit-for-bit equal to a cold evaluation in one batch.
+   */
+  readonly promptCache?: boolean;
   /** Tokens evaluated per batch (default: node-llama-cpp's, min(512, contextSize × sequences)). */
   readonly batchSize?: number;
   /** maxTokens when a request gives none (default 256). Always capped by the room left in the context. */
@@ -67,6 +74,7 @@ export const LLAMA_CPP_DEFAULTS = {
   maxContextSize: 2048,
   sequences: 4,
   maxQueue: 256,
+  promptCache: true,
   maxTokens: 256,
   gpu: false,
 } as const;
@@ -81,6 +89,7 @@ export const llamaCppOptionsSchema: OptionsSchema = {
     contextSize: { type: 'integer', minimum: 16, maximum: 1_048_576 },
     sequences: { type: 'integer', minimum: 1, maximum: 256, default: LLAMA_CPP_DEFAULTS.sequences },
     maxQueue: { type: 'integer', minimum: 0, default: LLAMA_CPP_DEFAULTS.maxQueue },
+    promptCache: { type: 'boolean', default: LLAMA_CPP_DEFAULTS.promptCache },
     batchSize: { type: 'integer', minimum: 1, maximum: 65_536 },
     maxTokens: { type: 'integer', minimum: 1, default: LLAMA_CPP_DEFAULTS.maxTokens },
     systemPrompt: { type: 'string' },

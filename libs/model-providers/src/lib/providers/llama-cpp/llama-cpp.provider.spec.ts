@@ -91,7 +91,8 @@ describe('llama-cpp provider: generation', () => {
     expect(streamed.text).toBe(whole.text);
     expect(streamed.deltas).toBeGreaterThan(1);
     expect(streamed.finish.finishReason).toBe(whole.finishReason);
-    expect(streamed.finish.usage).toEqual(whole.usage);
+    // (The second call reuses the first one's prompt: only cachedPromptTokens differs.)
+    expect(streamed.finish.usage).toMatchObject({ promptTokens: whole.usage.promptTokens, completionTokens: whole.usage.completionTokens });
     // The template renders `<|system|>\n…</s>\n<|user|>\n…</s>\n<|assistant|>\n` (byte tokens, BOS, and one
     // SentencePiece space prefix per text piece): more tokens than characters of content, fewer than 2×.
     const content = messages.reduce((n, m) => n + m.content.length, 0);
@@ -103,8 +104,8 @@ describe('llama-cpp provider: generation', () => {
     const whole = await p.complete({ prompt: 'abc', maxTokens: 30, temperature: 0 });
     const streamed = await collect(p.streamComplete({ prompt: 'abc', maxTokens: 30, temperature: 0 }));
     expect(streamed.text).toBe(whole.text);
-    expect(whole.usage).toEqual({ promptTokens: 4, completionTokens: 30 });
-    expect(streamed.finish).toEqual({ type: 'finish', finishReason: 'length', usage: whole.usage });
+    expect(whole.usage).toMatchObject({ promptTokens: 4, completionTokens: 30 });
+    expect(streamed.finish).toMatchObject({ type: 'finish', finishReason: 'length', usage: { promptTokens: 4, completionTokens: 30 } });
     expect((await p.complete({ prompt: 'héllo wörld', maxTokens: 1, temperature: 0 })).usage.promptTokens).toBe(1 + 13);
   });
 
@@ -298,6 +299,69 @@ describe('llama-cpp provider: logit_bias, top_k, min_p, repetition_penalty (from
       expect(await rejection(complete(extra)), JSON.stringify(extra)).toMatchObject({ code: 'invalid_request', param });
       expect(await rejection(p.chat({ messages, extra })), JSON.stringify(extra)).toMatchObject({ code: 'invalid_request', param });
     }
+  });
+});
+
+describe('llama-cpp provider: prompt cache', () => {
+  const system = 'You are a careful assistant who answers in one short sentence. '.repeat(4);
+  const chatWith = (user: string, systemText = system) => ({
+    messages: [
+      { role: 'system' as const, content: systemText },
+      { role: 'user' as const, content: user },
+    ],
+    maxTokens: 6,
+    temperature: 0,
+  });
+
+  it('a request sharing a prefix with an earlier one reuses it (usage.cachedPromptTokens), with the same output as a cold run', async () => {
+    const warm = await provider({ sequences: 2 });
+    const cold = await provider({ sequences: 2, promptCache: false });
+    const first = await warm.chat(chatWith('First question?'));
+    expect(first.usage.cachedPromptTokens).toBe(0);
+    const second = await warm.chat(chatWith('Second question?'));
+    // The system prompt and the template around it (~260 tokens) were not evaluated again.
+    expect(second.usage.cachedPromptTokens).toBeGreaterThan(system.length);
+    expect(second.usage.cachedPromptTokens).toBeLessThan(second.usage.promptTokens);
+    const again = await warm.chat(chatWith('Second question?'));
+    expect(again.usage.cachedPromptTokens).toBe(again.usage.promptTokens - 1);
+    for (const request of [chatWith('Second question?'), chatWith('First question?')]) {
+      const coldResult = await cold.chat(request);
+      expect(coldResult.usage.cachedPromptTokens).toBe(0);
+      expect((await warm.chat(request)).text).toBe(coldResult.text);
+    }
+    // Completions too.
+    await warm.complete({ prompt: `${system} Once upon a time`, maxTokens: 4, temperature: 0 });
+    const completion = await warm.complete({ prompt: `${system} Once upon a time there`, maxTokens: 4, temperature: 0 });
+    expect(completion.usage.cachedPromptTokens).toBeGreaterThan(system.length);
+    expect(completion.text).toBe((await cold.complete({ prompt: `${system} Once upon a time there`, maxTokens: 4, temperature: 0 })).text);
+  });
+
+  it('two conversations on two sequences each get the sequence holding their own prefix', async () => {
+    const p = await provider({ sequences: 2 });
+    const other = 'Translate everything the user says into French, word by word. '.repeat(4);
+    await Promise.all([p.chat(chatWith('A1')), p.chat(chatWith('B1', other))]);
+    for (const turn of ['2', '3']) {
+      const [a, b] = [await p.chat(chatWith(`A${turn}`)), await p.chat(chatWith(`B${turn}`, other))];
+      expect(a.usage.cachedPromptTokens).toBeGreaterThan(system.length);
+      expect(b.usage.cachedPromptTokens).toBeGreaterThan(other.length);
+    }
+  });
+
+  it('an aborted request leaves its sequence cleared; promptCache: false never reuses', async () => {
+    const p = await provider({ sequences: 1 });
+    await p.chat(chatWith('Warm up'));
+    expect((await p.chat(chatWith('Warm up'))).usage.cachedPromptTokens).toBeGreaterThan(system.length);
+    const controller = new AbortController();
+    const aborted = (async () => {
+      for await (const part of p.streamChat({ ...chatWith('Warm up'), maxTokens: 200 }, { signal: controller.signal })) {
+        if (part.type === 'delta') controller.abort();
+      }
+    })();
+    expect(await rejection(aborted)).toMatchObject({ code: 'aborted' });
+    expect((await p.chat(chatWith('Warm up'))).usage.cachedPromptTokens).toBe(0);
+    const off = await provider({ sequences: 1, promptCache: false });
+    await off.chat(chatWith('Warm up'));
+    expect((await off.chat(chatWith('Warm up'))).usage.cachedPromptTokens).toBe(0);
   });
 });
 

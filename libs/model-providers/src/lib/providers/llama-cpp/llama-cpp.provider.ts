@@ -3,7 +3,10 @@
  *
  * - One model and one context per provider; the context has `sequences` parallel sequences that
  *   llama.cpp decodes together in one batch. Each request takes a sequence from a FIFO pool
- *   (waiting when all are busy), and gives it back cleared. There is no global lock.
+ *   (waiting when all are busy, up to `maxQueue`), and gives it back. There is no global lock.
+ * - Prompt cache (`promptCache`, default on): a sequence keeps its evaluated tokens after a request
+ *   that succeeded, a new request gets the free sequence sharing the longest prefix with its prompt,
+ *   and node-llama-cpp evaluates only the rest. A failed or aborted request's sequence is cleared.
  * - Chat goes through LlamaChat with the chat wrapper resolved from the model's own template
  *   (`tokenizer.chat_template`); completion through LlamaCompletion.
  * - Parallel sequences are guarded against a logits race in node-llama-cpp (see logits-race-guard.ts).
@@ -74,6 +77,7 @@ interface ResolvedOptions {
   readonly contextSize: number | undefined;
   readonly sequences: number;
   readonly maxQueue: number;
+  readonly promptCache: boolean;
   readonly batchSize: number | undefined;
   readonly maxTokens: number;
   readonly systemPrompt: string | undefined;
@@ -101,6 +105,8 @@ type Kind = 'chat' | 'completion';
 /** A request measured and ready to run on a sequence. */
 interface Prepared {
   readonly promptTokens: number;
+  /** The prompt's tokens (for a chat, as the chat wrapper renders the history): what the prompt cache matches. */
+  readonly tokens: readonly Token[];
   readonly maxTokens: number;
   readonly run: (
     sequence: LlamaContextSequence,
@@ -421,16 +427,24 @@ export class LlamaCppProvider implements ModelProvider {
   ): Promise<GenerationResult> {
     const loaded = await this.ensureLoaded();
     const prepared = kind === 'chat' ? this.prepareChat(loaded, request as ChatRequest) : this.prepareCompletion(loaded, request as CompletionRequest);
-    const sequence = await loaded.pool.acquire(signal);
+    const tokens = prepared.tokens as Token[];
+    const sequence = await loaded.pool.acquire(
+      signal,
+      this.options.promptCache ? (candidate) => candidate.compareContextTokens(tokens).firstDifferentIndex : undefined,
+    );
     this.busy += 1;
     const outputBefore = sequence.tokenMeter.usedOutputTokens;
+    // The prefix node-llama-cpp will reuse (it always evaluates the prompt's last token again).
+    const cachedPromptTokens = Math.min(sequence.compareContextTokens(tokens).firstDifferentIndex, Math.max(0, prepared.promptTokens - 1));
+    let completed = false;
     try {
       const { text, stopReason } = await prepared.run(sequence, signal, onText);
       if (stopReason === 'abort') throw abortedError();
+      completed = true;
       return {
         text,
         finishReason: toFinishReason(stopReason),
-        usage: { promptTokens: prepared.promptTokens, completionTokens: sequence.tokenMeter.usedOutputTokens - outputBefore },
+        usage: { promptTokens: prepared.promptTokens, completionTokens: sequence.tokenMeter.usedOutputTokens - outputBefore, cachedPromptTokens },
       };
     } catch (error) {
       if (signal.aborted) throw ModelProviderError.isInstance(signal.reason) ? signal.reason : abortedError(error);
@@ -438,14 +452,17 @@ export class LlamaCppProvider implements ModelProvider {
       throw new ModelProviderError(`llama.cpp generation failed: ${errorMessage(error)}`, { code: 'internal', cause: error });
     } finally {
       this.busy -= 1;
-      await this.recycle(loaded, sequence);
+      await this.recycle(loaded, sequence, completed && this.options.promptCache);
     }
   }
 
-  /** Clears a used sequence and returns it to the pool (a fresh one replaces it if clearing fails). */
-  private async recycle(loaded: Loaded, sequence: LlamaContextSequence): Promise<void> {
+  /**
+   * Returns a used sequence to the pool: with its tokens kept for the prompt cache, or cleared (a
+   * fresh one replaces it if clearing fails).
+   */
+  private async recycle(loaded: Loaded, sequence: LlamaContextSequence, keep: boolean): Promise<void> {
     try {
-      await sequence.clearHistory();
+      if (!keep) await sequence.clearHistory();
       loaded.pool.release(sequence);
     } catch (error) {
       if (this.closed || loaded.context.disposed) return;
@@ -460,10 +477,10 @@ export class LlamaCppProvider implements ModelProvider {
       throw new ModelProviderError('messages must contain at least one message', { code: 'invalid_request', param: 'messages' });
     }
     const history = toChatHistory(request.messages, this.options.systemPrompt);
-    let promptTokens: number;
+    let tokens: Token[];
     try {
       const { contextText } = loaded.chatWrapper.generateContextState({ chatHistory: history });
-      promptTokens = contextText.tokenize(loaded.model.tokenizer).length;
+      tokens = contextText.tokenize(loaded.model.tokenizer);
     } catch (error) {
       throw new ModelProviderError(`The model's chat template cannot render these messages: ${errorMessage(error)}`, {
         code: 'invalid_request',
@@ -471,11 +488,13 @@ export class LlamaCppProvider implements ModelProvider {
         cause: error,
       });
     }
+    const promptTokens = tokens.length;
     const maxTokens = this.budget(loaded, promptTokens, request, 'messages');
     const format = responseFormatOf(request.extra);
     const extras = samplingExtrasOf(request.extra, loaded.vocabularySize);
     return {
       promptTokens,
+      tokens,
       maxTokens,
       run: async (sequence, signal, onText) => {
         const grammar = await grammarFor(loaded, format);
@@ -494,7 +513,8 @@ export class LlamaCppProvider implements ModelProvider {
   private prepareCompletion(loaded: Loaded, request: CompletionRequest): Prepared {
     const { model } = loaded;
     const tokens: Token[] = model.tokenize(request.prompt, false, 'trimLeadingSpace');
-    const promptTokens = tokens.length + (beginningTokenPrepended(loaded) ? 1 : 0);
+    const bos = beginningTokenPrepended(loaded) ? model.tokens.bos : null;
+    const promptTokens = tokens.length + (bos === null ? 0 : 1);
     if (promptTokens === 0) {
       throw new ModelProviderError('The prompt is empty and the model has no BOS token to start from', { code: 'invalid_request', param: 'prompt' });
     }
@@ -503,6 +523,7 @@ export class LlamaCppProvider implements ModelProvider {
     const extras = samplingExtrasOf(request.extra, loaded.vocabularySize);
     return {
       promptTokens,
+      tokens: bos === null ? tokens : [bos, ...tokens],
       maxTokens,
       run: async (sequence, signal, onText) => {
         const grammar = await grammarFor(loaded, format);
@@ -580,6 +601,7 @@ function resolveOptions(options: LlamaCppProviderOptions, context: ProviderConte
     contextSize: options.contextSize,
     sequences: options.sequences ?? LLAMA_CPP_DEFAULTS.sequences,
     maxQueue: options.maxQueue ?? LLAMA_CPP_DEFAULTS.maxQueue,
+    promptCache: options.promptCache ?? LLAMA_CPP_DEFAULTS.promptCache,
     batchSize: options.batchSize,
     maxTokens: options.maxTokens ?? LLAMA_CPP_DEFAULTS.maxTokens,
     systemPrompt: options.systemPrompt,

@@ -52,6 +52,15 @@ describe('SequencePool', () => {
     expect(await none.acquire()).toBe('x');
   });
 
+  it('with a score, hands out the idle item scoring highest (ties: the most recently released)', async () => {
+    const pool = new SequencePool(['a', 'bb', 'ccc', 'dd']);
+    expect(await pool.acquire(undefined, (item) => item.length)).toBe('ccc');
+    expect(await pool.acquire(undefined, (item) => item.length)).toBe('dd');
+    expect(await pool.acquire(undefined, () => 0)).toBe('bb');
+    pool.release('ccc');
+    expect(await pool.acquire(undefined, (item) => -item.length)).toBe('a');
+  });
+
   it('close() rejects waiters and later acquires with the given error', async () => {
     const pool = new SequencePool([1]);
     await pool.acquire();

@@ -39,10 +39,14 @@ export class SequencePool<T> {
     return this.waiters.length;
   }
 
-  acquire(signal?: AbortSignal): Promise<T> {
+  /**
+   * An idle item (with `score`: the one scoring highest, e.g. the longest shared prompt prefix), or
+   * a place in the queue. Released items go to the longest-waiting caller whatever they score.
+   */
+  acquire(signal?: AbortSignal, score?: (item: T) => number): Promise<T> {
     if (this.closed) return Promise.reject(this.closedWith);
     if (signal?.aborted) return Promise.reject(abortedError(signal.reason));
-    const item = this.idle.pop();
+    const item = score === undefined || this.idle.length <= 1 ? this.idle.pop() : this.takeBest(score);
     if (item !== undefined) return Promise.resolve(item);
     if (this.waiters.length >= this.maxWaiting) return Promise.reject(this.overloaded());
 
@@ -60,6 +64,20 @@ export class SequencePool<T> {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
     });
+  }
+
+  private takeBest(score: (item: T) => number): T | undefined {
+    let best = this.idle.length - 1;
+    let bestScore = Number.NEGATIVE_INFINITY;
+    // From the most recently released: on ties it wins, as with pop().
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const value = score(this.idle[i] as T);
+      if (value > bestScore) {
+        bestScore = value;
+        best = i;
+      }
+    }
+    return this.idle.splice(best, 1)[0];
   }
 
   /** Returns an item (or its replacement): the longest-waiting caller gets it, else it goes back to the idle set. */

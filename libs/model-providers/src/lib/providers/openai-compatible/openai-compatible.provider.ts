@@ -563,5 +563,10 @@ function mapUsage(value: unknown): TokenUsage | undefined {
   const completion = usage['completion_tokens'];
   if (typeof prompt !== 'number' && typeof completion !== 'number') return undefined;
   const count = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
-  return { promptTokens: count(prompt), completionTokens: count(completion) };
+  // vLLM (with prefix caching) and OpenAI report the prompt tokens served from their cache.
+  const details = usage['prompt_tokens_details'];
+  const cached = details !== null && typeof details === 'object' ? (details as JsonObject)['cached_tokens'] : undefined;
+  return typeof cached === 'number'
+    ? { promptTokens: count(prompt), completionTokens: count(completion), cachedPromptTokens: Math.min(count(cached), count(prompt)) }
+    : { promptTokens: count(prompt), completionTokens: count(completion) };
 }

@@ -202,6 +202,25 @@ describe('OpenAICompatibleProvider: tool calling', () => {
   });
 });
 
+describe('OpenAICompatibleProvider: usage details', () => {
+  it("reads the upstream's cached prompt tokens (usage.prompt_tokens_details.cached_tokens)", async () => {
+    const raw = await rawUpstream(
+      JSON.stringify({
+        choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 120, completion_tokens: 2, prompt_tokens_details: { cached_tokens: 96 } },
+      }),
+      'application/json',
+    );
+    try {
+      expect((await provider(raw.url).chat(ASK)).usage).toEqual({ promptTokens: 120, completionTokens: 2, cachedPromptTokens: 96 });
+    } finally {
+      raw.close();
+    }
+    // Without details: no claim either way.
+    expect(Object.keys((await provider().chat({ messages: ASK.messages })).usage)).toEqual(['promptTokens', 'completionTokens']);
+  });
+});
+
 describe('ToolCallStream', () => {
   it('numbers calls in the order they start, whatever the upstream indexes, and generates missing ids', () => {
     const s = new ToolCallStream();
