@@ -64,6 +64,22 @@ describe('response cache on Redis, two app processes', () => {
     expect(upstream.requestCount).toBe(1);
   });
 
+  it('a tool-call answer stored by one process is served with the same calls by the other', async () => {
+    const prompt = uniquePrompt('tools');
+    const body = { tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { q: { type: 'string' } } } } }] };
+    const calls = (response: Awaited<ReturnType<typeof chat>>) =>
+      (response.json?.['choices'] as Array<{ message: { tool_calls?: unknown[] }; finish_reason: string }>)[0];
+    const first = await chat(a, prompt, { body });
+    expect(first.xCache).toBe('MISS');
+    expect(calls(first)?.finish_reason).toBe('tool_calls');
+    expect(calls(first)?.message.tool_calls).toHaveLength(1);
+    await theEntryKey();
+    const second = await chat(b, prompt, { body });
+    expect(second.xCache).toBe('HIT');
+    expect(calls(second)).toEqual(calls(first));
+    expect(upstream.requestCount).toBe(1);
+  });
+
   for (const stream of [false, true]) {
     it(`50 identical concurrent ${stream ? 'streamed' : 'JSON'} requests over 2 processes: exactly 1 upstream call, 50 identical correct answers`, async () => {
       upstream.configure({ latencyMs: 400, interTokenDelayMs: stream ? 10 : 0 });

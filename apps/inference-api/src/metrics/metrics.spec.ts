@@ -67,9 +67,11 @@ describe('metrics', () => {
     usage.record('m', { promptTokens: 10, completionTokens: 5 }, false);
     usage.record('m', { promptTokens: 10, completionTokens: 5 }, true);
     usage.record('m', { promptTokens: 3, completionTokens: 7 }, false);
+    usage.record('m', { promptTokens: 40, completionTokens: 1, cachedPromptTokens: 32 }, false);
     const text = await registry.metrics();
-    expect(value(text, 'infer_tokens_total{model="m",kind="prompt",source="upstream",instance="h"}')).toBe(13);
-    expect(value(text, 'infer_tokens_total{model="m",kind="completion",source="upstream",instance="h"}')).toBe(12);
+    expect(value(text, 'infer_tokens_total{model="m",kind="prompt_cached",source="upstream",instance="h"}')).toBe(32);
+    expect(value(text, 'infer_tokens_total{model="m",kind="prompt",source="upstream",instance="h"}')).toBe(53);
+    expect(value(text, 'infer_tokens_total{model="m",kind="completion",source="upstream",instance="h"}')).toBe(13);
     expect(value(text, 'infer_tokens_total{model="m",kind="completion",source="cache",instance="h"}')).toBe(5);
   });
 

@@ -102,13 +102,14 @@ export function recordHttpMetrics(fastify: FastifyInstance, registry: Registry):
 }
 
 /**
- * Tokens of the completions the API answered, by model, kind (prompt, completion) and source
+ * Tokens of the completions the API answered, by model, kind (prompt, completion, and
+ * prompt_cached: the part of `prompt` a provider reused from its prompt cache) and source
  * (upstream: generated for this request; cache: served from the response cache).
  */
 export function createUsageRecorder(registry: Registry): UsageRecorder {
   const tokens = new Counter({
     name: 'infer_tokens_total',
-    help: 'Tokens of the completions answered, by model, kind (prompt or completion) and source (upstream or cache).',
+    help: 'Tokens of the completions answered, by model, kind (prompt, completion, or prompt_cached: prompt tokens a provider reused) and source (upstream or cache).',
     labelNames: ['model', 'kind', 'source'],
     registers: [registry],
   });
@@ -117,6 +118,7 @@ export function createUsageRecorder(registry: Registry): UsageRecorder {
       const source = fromCache ? 'cache' : 'upstream';
       tokens.inc({ model, kind: 'prompt', source }, usage.promptTokens);
       tokens.inc({ model, kind: 'completion', source }, usage.completionTokens);
+      if (usage.cachedPromptTokens !== undefined) tokens.inc({ model, kind: 'prompt_cached', source }, usage.cachedPromptTokens);
     },
   };
 }
