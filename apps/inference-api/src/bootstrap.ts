@@ -5,7 +5,10 @@ import { Logger } from 'nestjs-pino';
 import { LogController } from 'fastify';
 import { pino, type Logger as PinoLogger } from 'pino';
 import { AppModule } from './app.module.js';
+import { REDIS_CONNECTION } from './cache/response-cache.module.js';
+import type { RedisConnection } from './cache/redis-connection.js';
 import { registerApiKeyHook } from './common/api-keys.js';
+import { RateLimiter, registerRateLimitHook } from './common/rate-limit.js';
 import { LazyRequestLogger } from './common/lazy-request-logger.js';
 import type { AppConfig } from './config/app-config.js';
 import { registerOpenApiRoutes } from './openapi.js';
@@ -85,11 +88,25 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
     app.enableCors({
       origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins],
       methods: ['GET', 'POST', 'OPTIONS'],
-      exposedHeaders: ['x-request-id', 'x-served-by', 'x-cache', 'age'],
+      exposedHeaders: [
+        'x-request-id',
+        'x-served-by',
+        'x-cache',
+        'age',
+        'retry-after',
+        'x-ratelimit-limit-requests',
+        'x-ratelimit-remaining-requests',
+        'x-ratelimit-reset-requests',
+      ],
       maxAge: 600,
     });
   }
   if (config.apiKeys.length > 0) registerApiKeyHook(fastify, config.apiKeys);
+  if (config.rateLimitRpm > 0) {
+    // After the API-key hook: a request without a valid key is refused before it is counted.
+    const redis = app.get<symbol, RedisConnection | null>(REDIS_CONNECTION, { strict: false });
+    registerRateLimitHook(fastify, new RateLimiter(config.rateLimitRpm, redis ?? undefined), config.apiKeys.length > 0);
+  }
   registerOpenApiRoutes(app, { apiKeys: config.apiKeys.length > 0 });
   await app.init();
   return app;

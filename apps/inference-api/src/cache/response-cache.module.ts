@@ -18,7 +18,8 @@ import { createCacheBackend } from './cache-backend.js';
 import type { RedisConnection } from './redis-connection.js';
 import { ResponseCacheService } from './response-cache.service.js';
 
-const REDIS_CONNECTION = Symbol.for('inference-api:cache-redis-connection');
+/** The cache's Redis connection (RedisConnection), or null without Redis: also used by the rate limiter. */
+export const REDIS_CONNECTION = Symbol.for('inference-api:cache-redis-connection');
 const CACHE_DESCRIPTION = Symbol.for('inference-api:cache-description');
 
 /**

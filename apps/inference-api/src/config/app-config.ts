@@ -40,6 +40,7 @@ const envSchema = {
     NODE_APP_INSTANCE: { type: 'string' },
     CORS_ORIGINS: { type: 'string', pattern: '^(\\*|https?://[^\\s,]+(\\s*,\\s*https?://[^\\s,]+)*)$' },
     API_KEYS: { type: 'string', pattern: '^[^\\s,]+(\\s*,\\s*[^\\s,]+)*\\s*,?$' },
+    RATE_LIMIT_RPM: { type: 'integer', minimum: 0, default: 0 },
   },
 } as const;
 
@@ -70,6 +71,8 @@ export interface AppConfig {
   readonly corsOrigins: '*' | readonly string[] | undefined;
   /** Keys accepted on /v1 and /predict (API_KEYS, comma-separated); empty: no authentication. */
   readonly apiKeys: readonly string[];
+  /** Requests per minute per client (API key, else address) on the inference routes; 0: no limit. */
+  readonly rateLimitRpm: number;
   readonly redis: { readonly url: string; readonly timeoutMs: number; readonly required: boolean } | undefined;
   readonly cache: {
     readonly enabled: boolean;
@@ -125,6 +128,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
     shutdownTimeoutMs: v['SHUTDOWN_TIMEOUT_MS'],
     metrics,
     corsOrigins: parseCorsOrigins(v['CORS_ORIGINS']),
+    rateLimitRpm: v['RATE_LIMIT_RPM'],
     apiKeys: v['API_KEYS'] === undefined ? [] : [...new Set((v['API_KEYS'] as string).split(',').map((k) => k.trim()).filter((k) => k.length > 0))],
     redis: redisUrl ? { url: redisUrl, timeoutMs: v['REDIS_TIMEOUT_MS'], required: v['REDIS_REQUIRED'] } : undefined,
     cache: {
