@@ -6,6 +6,7 @@
  * - startFakeUpstream: a fast, deterministic, instrumented fake OpenAI-compatible server
  *   (also the benchmark upstream; CLI: dist/lib/testing/fake-upstream.cli.js).
  * - ScriptedProvider: an in-memory deterministic provider (no I/O) for router and API unit tests.
+ * - startRawUpstream / startJsonUpstream: a server answering fixed bytes (odd upstream answers).
  *
  * This entry point imports `vitest`: use it from test code only.
  */
@@ -35,5 +36,7 @@ export type {
   FakeUpstreamRuntimeOptions,
   RecordedRequest,
 } from './lib/testing/fake-upstream.js';
+export { startJsonUpstream, startRawUpstream } from './lib/testing/raw-upstream.js';
+export type { RawUpstream, RawUpstreamOptions } from './lib/testing/raw-upstream.js';
 export { ScriptedProvider } from './lib/testing/scripted-provider.js';
 export type { ScriptedProviderBug, ScriptedProviderOptions } from './lib/testing/scripted-provider.js';

@@ -479,7 +479,8 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
   // ---------------------------------------------------------------------------------------------
   // Inference
 
-  private inference(req: IncomingMessage, res: ServerResponse, path: string, text: string): void {
+  /** Counts and records an inference call; returns its body when it is a JSON object. */
+  private received(req: IncomingMessage, path: string, text: string): Record<string, unknown> | undefined {
     this.requestCount += 1;
     let body: Record<string, unknown> | undefined;
     try {
@@ -489,6 +490,11 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
       body = undefined;
     }
     this.record(req, path, body);
+    return body;
+  }
+
+  private inference(req: IncomingMessage, res: ServerResponse, path: string, text: string): void {
+    const body = this.received(req, path, text);
     const chat = path === CHAT_PATH;
     const stream = body?.['stream'] === true;
 
@@ -545,15 +551,7 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
   }
 
   private embeddings(req: IncomingMessage, res: ServerResponse, path: string, text: string): void {
-    this.requestCount += 1;
-    let body: Record<string, unknown> | undefined;
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
-    } catch {
-      body = undefined;
-    }
-    this.record(req, path, body);
+    const body = this.received(req, path, text);
     const raw = body?.['input'];
     const inputs = typeof raw === 'string' ? [raw] : Array.isArray(raw) && raw.length > 0 && raw.every((x) => typeof x === 'string') ? (raw as string[]) : undefined;
     if (!body || !inputs || inputs.some((input) => input.length === 0)) {

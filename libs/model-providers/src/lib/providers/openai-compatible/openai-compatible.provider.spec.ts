@@ -1,20 +1,29 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ModelProviderError, ProviderConfigError } from '../../contract/errors.js';
-import type { ChatRequest, StreamPart } from '../../contract/model-provider.js';
+import type { ChatRequest, StreamPart, ToolCallPart } from '../../contract/model-provider.js';
 import { ModelProviderRegistry } from '../../registry/provider-registry.js';
 import { silentLogger } from '../../registry/provider-definition.js';
 import { captureError, collectStream } from '../../testing/conformance.js';
-import { fakeReplyText, startFakeUpstream } from '../../testing/fake-upstream.js';
+import { fakeEmbedding, fakeReplyHash, fakeReplyText, startFakeUpstream } from '../../testing/fake-upstream.js';
+import { startJsonUpstream, startRawUpstream } from '../../testing/raw-upstream.js';
+import { encodeBase64Floats } from './embeddings.js';
 import type { FakeUpstream, RecordedRequest } from '../../testing/fake-upstream.js';
 import { openAICompatibleProviderDefinition } from './index.js';
 import { OpenAICompatibleProvider } from './openai-compatible.provider.js';
 import type { OpenAICompatibleProviderOptions } from './openai-compatible.options.js';
 
 const CHAT: ChatRequest = { messages: [{ role: 'user', content: 'Hello there' }], maxTokens: 8 };
+
+const WEATHER = {
+  name: 'get_weather',
+  description: 'Current weather of a city',
+  parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string' } }, required: ['city'] },
+};
+const TIME = { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string' } } } };
+const ASK: ChatRequest = { messages: [{ role: 'user', content: 'Weather in Oslo?' }], tools: [WEATHER, TIME], temperature: 0 };
 
 let upstream: FakeUpstream;
 const providers: OpenAICompatibleProvider[] = [];
@@ -37,31 +46,8 @@ async function providerError(operation: () => unknown): Promise<ModelProviderErr
   return error as ModelProviderError;
 }
 
-/** A raw upstream that answers every request with `chunks`, written `gapMs` apart. */
-async function rawUpstream(
-  chunks: readonly string[],
-  contentType = 'text/event-stream',
-  gapMs = 2,
-): Promise<{ url: string; server: Server }> {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    res.writeHead(200, { 'content-type': contentType });
-    let i = 0;
-    const next = (): void => {
-      if (i === chunks.length) {
-        res.end();
-        return;
-      }
-      res.write(chunks[i]);
-      i += 1;
-      setTimeout(next, gapMs);
-    };
-    next();
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, server };
-}
+/** A raw upstream that answers every request with `chunks`, written 2 ms apart. */
+const rawUpstream = (chunks: readonly string[], contentType = 'text/event-stream') => startRawUpstream(chunks, { contentType });
 
 beforeAll(async () => {
   upstream = await startFakeUpstream();
@@ -186,7 +172,7 @@ describe('OpenAICompatibleProvider: responses', () => {
     const streamed = await collectStream(p.streamChat({ messages: [{ role: 'user', content: 'x'.repeat(41) }] }));
     expect(streamed.finish).toEqual({ type: 'finish', finishReason: 'stop', usage: { promptTokens: 11, completionTokens: 6 } });
 
-    const { url, server } = await rawUpstream(
+    const { url, close } = await rawUpstream(
       ['{"choices":[{"index":0,"message":{"role":"assistant","content":"12345678"},"finish_reason":"eos"}]}'],
       'application/json',
     );
@@ -198,7 +184,7 @@ describe('OpenAICompatibleProvider: responses', () => {
         usage: { promptTokens: 2, completionTokens: 2 },
       });
     } finally {
-      server.close();
+      await close();
     }
   });
 
@@ -252,7 +238,7 @@ describe('OpenAICompatibleProvider: responses', () => {
   });
 
   it('accepts a stream that ends without [DONE] once a finish reason was sent', async () => {
-    const { url, server } = await rawUpstream([
+    const { url, close } = await rawUpstream([
       'data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n',
       'data: {"choices":[{"index":0,"text":"b","finish_reason":"stop"}]}',
     ]);
@@ -261,12 +247,12 @@ describe('OpenAICompatibleProvider: responses', () => {
       expect(streamed.text).toBe('ab');
       expect(streamed.finish?.finishReason).toBe('stop');
     } finally {
-      server.close();
+      await close();
     }
   });
 
   it('replays a JSON answer to a stream request (an upstream that ignores stream: true) as a stream', async () => {
-    const { url, server } = await rawUpstream(
+    const { url, close } = await rawUpstream(
       ['{"choices":[{"index":0,"text":"whole reply","finish_reason":"length"}],"usage":{"prompt_tokens":4,"completion_tokens":2}}'],
       'application/json; charset=utf-8',
     );
@@ -277,18 +263,18 @@ describe('OpenAICompatibleProvider: responses', () => {
         { type: 'finish', finishReason: 'length', usage: { promptTokens: 4, completionTokens: 2 } },
       ]);
     } finally {
-      server.close();
+      await close();
     }
   });
 
   it('fails a stream that ends before any finish reason or [DONE]', async () => {
-    const { url, server } = await rawUpstream(['data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n']);
+    const { url, close } = await rawUpstream(['data: {"choices":[{"index":0,"text":"a","finish_reason":null}]}\n\n']);
     try {
       const error = await providerError(() => collectStream(provider({ baseUrl: url }).streamComplete({ prompt: 'p' })));
       expect(error).toMatchObject({ code: 'upstream_error', isRetryable: true });
       expect(error.message).toContain('ended before it finished');
     } finally {
-      server.close();
+      await close();
     }
   });
 });
@@ -488,6 +474,227 @@ describe('OpenAICompatibleProvider: aborts', () => {
     for (let i = 0; i < 5; i += 1) await collectStream(p.streamChat(CHAT));
     expect(upstream.abortedRequests).toBe(0);
     expect(upstream.totalConnections).toBe(1);
+  });
+});
+
+describe('OpenAICompatibleProvider: tool calling', () => {
+  it('declares the capability, and supportsTools: false turns it off', async () => {
+    expect(provider().capabilities.tools).toBe(true);
+    const off = provider({ supportsTools: false });
+    expect(off.capabilities.tools).toBe(false);
+  });
+
+  it('sends tools, tool_choice and parallel_tool_calls in OpenAI form', async () => {
+    await provider().chat({ ...ASK, toolChoice: { name: 'get_time' }, parallelToolCalls: false });
+    const body = (lastInference().body as Record<string, unknown>);
+    expect(body['tools']).toEqual([
+      { type: 'function', function: WEATHER },
+      { type: 'function', function: TIME },
+    ]);
+    expect(body['tool_choice']).toEqual({ type: 'function', function: { name: 'get_time' } });
+    expect(body['parallel_tool_calls']).toBe(false);
+    await provider().chat({ ...ASK, toolChoice: 'required' });
+    expect((lastInference().body as Record<string, unknown>)['tool_choice']).toBe('required');
+    await provider().chat({ messages: ASK.messages });
+    expect(Object.keys((lastInference().body as Record<string, unknown>))).not.toContain('tools');
+  });
+
+  it('returns the calls of a non-stream answer, with finish reason tool_calls', async () => {
+    const result = await provider().chat(ASK);
+    const hash = fakeReplyHash('Weather in Oslo?');
+    expect(result.finishReason).toBe('tool_calls');
+    expect(result.text).toBe('');
+    expect(result.toolCalls).toEqual([
+      { id: `call_${hash}_0`, name: 'get_weather', arguments: JSON.stringify({ city: hash, unit: hash }) },
+      { id: `call_${hash}_1`, name: 'get_time', arguments: JSON.stringify({ zone: hash }) },
+    ]);
+    expect(result.usage).toEqual({ promptTokens: expect.any(Number), completionTokens: 8 });
+  });
+
+  it('streams the calls as tool_call parts: id and name first, then argument pieces; joined they equal the non-stream calls', async () => {
+    const p = provider();
+    const whole = await p.chat(ASK);
+    const streamed = await collectStream(p.streamChat(ASK));
+    const toolParts = streamed.parts.filter((part): part is ToolCallPart => part.type === 'tool_call');
+    expect(toolParts.length).toBeGreaterThan(2);
+    expect(toolParts[0]).toMatchObject({ index: 0, id: expect.any(String), name: 'get_weather', arguments: '' });
+    for (const part of toolParts.filter((x) => x.id === undefined)) expect(part.name).toBeUndefined();
+    expect(streamed.toolCalls).toEqual(whole.toolCalls);
+    expect(streamed.text).toBe('');
+    expect(streamed.finish?.finishReason).toBe('tool_calls');
+    expect(streamed.parts.at(-1)?.type).toBe('finish');
+  });
+
+  it('sends tool-call history in OpenAI form and gets text back after a tool result', async () => {
+    const first = await provider().chat(ASK);
+    const calls = first.toolCalls ?? [];
+    const followUp: ChatRequest = {
+      ...ASK,
+      messages: [
+        ...ASK.messages,
+        { role: 'assistant', content: '', toolCalls: calls },
+        ...calls.map((call) => ({ role: 'tool' as const, content: `result of ${call.name}`, toolCallId: call.id })),
+      ],
+    };
+    const result = await provider().chat(followUp);
+    expect(result.finishReason).toBe('stop');
+    expect(result.toolCalls).toBeUndefined();
+    expect(result.text.length).toBeGreaterThan(0);
+    const messages = (lastInference().body as Record<string, unknown>)['messages'] as unknown[];
+    expect(messages[1]).toEqual({
+      role: 'assistant',
+      content: null,
+      tool_calls: calls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })),
+    });
+    expect(messages[2]).toEqual({ role: 'tool', content: 'result of get_weather', tool_call_id: calls[0]?.id });
+  });
+
+  it('tool_choice none gets text', async () => {
+    const result = await provider().chat({ ...ASK, toolChoice: 'none' });
+    expect(result.finishReason).toBe('stop');
+    expect(result.toolCalls).toBeUndefined();
+  });
+
+  it('accepts lenient upstream forms: missing ids, object arguments, the legacy function_call', async () => {
+    const body = JSON.stringify({
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'f', arguments: { a: 1 } } }] },
+          finish_reason: 'tool_calls',
+        },
+      ],
+    });
+    const raw = await startRawUpstream([body], { contentType: 'application/json' });
+    try {
+      const result = await provider({ baseUrl: raw.url }).chat(ASK);
+      expect(result.toolCalls).toEqual([{ id: expect.stringMatching(/^call_[\w-]{24}$/), name: 'f', arguments: '{"a":1}' }]);
+    } finally {
+      await raw.close();
+    }
+    const legacy = await startJsonUpstream(
+      { choices: [{ index: 0, message: { role: 'assistant', content: null, function_call: { name: 'g', arguments: '{}' } }, finish_reason: 'function_call' }] },
+    );
+    try {
+      const result = await provider({ baseUrl: legacy.url }).chat(ASK);
+      expect(result.finishReason).toBe('tool_calls');
+      expect(result.toolCalls).toEqual([{ id: expect.stringMatching(/^call_/), name: 'g', arguments: '{}' }]);
+    } finally {
+      await legacy.close();
+    }
+  });
+
+  it('replays the calls of a JSON answer to a stream request as parts', async () => {
+    const raw = await startJsonUpstream(
+      { choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"x":2}' } }] }, finish_reason: 'tool_calls' }] },
+    );
+    try {
+      const streamed = await collectStream(provider({ baseUrl: raw.url }).streamChat(ASK));
+      expect(streamed.parts).toEqual([
+        { type: 'tool_call', index: 0, id: 'c1', name: 'f', arguments: '{"x":2}' },
+        { type: 'finish', finishReason: 'tool_calls', usage: expect.any(Object) },
+      ]);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('a tool call without a name is a malformed upstream answer', async () => {
+    const raw = await startJsonUpstream(
+      { choices: [{ index: 0, message: { role: 'assistant', tool_calls: [{ id: 'c1', function: { arguments: '{}' } }] }, finish_reason: 'tool_calls' }] },
+    );
+    try {
+      const error = await captureError(() => provider({ baseUrl: raw.url }).chat(ASK));
+      expect(error).toBeInstanceOf(ModelProviderError);
+      expect((error as ModelProviderError).code).toBe('upstream_error');
+    } finally {
+      await raw.close();
+    }
+  });
+});
+
+describe('OpenAICompatibleProvider: usage details', () => {
+  it("reads the upstream's cached prompt tokens (usage.prompt_tokens_details.cached_tokens)", async () => {
+    const raw = await startJsonUpstream(
+      {
+        choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 120, completion_tokens: 2, prompt_tokens_details: { cached_tokens: 96 } },
+      },
+    );
+    try {
+      expect((await provider({ baseUrl: raw.url }).chat(ASK)).usage).toEqual({ promptTokens: 120, completionTokens: 2, cachedPromptTokens: 96 });
+    } finally {
+      await raw.close();
+    }
+    // Without details: no claim either way.
+    expect(Object.keys((await provider().chat({ messages: ASK.messages })).usage)).toEqual(['promptTokens', 'completionTokens']);
+  });
+});
+
+describe('OpenAICompatibleProvider: embeddings', () => {
+  it('POSTs {model, input, encoding_format: float, dimensions, extra} to /embeddings and returns the vectors in order', async () => {
+    const result = await provider().embed({ input: ['a', 'b c'], dimensions: 5, extra: { user: 'u1' } });
+    expect(upstream.requests.at(-1)).toMatchObject({
+      method: 'POST',
+      path: '/v1/embeddings',
+      body: { model: 'upstream-model', input: ['a', 'b c'], encoding_format: 'float', dimensions: 5, user: 'u1' },
+    });
+    expect(result.embeddings).toEqual([fakeEmbedding('a', 5), fakeEmbedding('b c', 5)]);
+    expect(result.usage.promptTokens).toBe(2);
+  });
+
+  it('reads base64 vectors, puts data in index order, and estimates usage when the upstream reports none', async () => {
+    const raw = await startJsonUpstream({
+      data: [
+        { index: 1, embedding: encodeBase64Floats([0.5, -0.25]) },
+        { index: 0, embedding: [1, 0] },
+      ],
+    });
+    try {
+      const result = await provider({ baseUrl: raw.url }).embed({ input: ['first', 'second!!'] });
+      expect(result.embeddings).toEqual([
+        [1, 0],
+        [0.5, -0.25],
+      ]);
+      expect(result.usage.promptTokens).toBe(Math.ceil(13 / 4));
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('rejects answers that do not fit the inputs as malformed upstream answers', async () => {
+    const bodies = [
+      {},
+      { data: [{ index: 0, embedding: [1, 2] }] },
+      { data: [{ index: 0, embedding: [1, 2] }, { index: 0, embedding: [1, 2] }] },
+      { data: [{ index: 0, embedding: [1, 2] }, { index: 1, embedding: [1] }] },
+      { data: [{ index: 0, embedding: [1, 2] }, { index: 1, embedding: ['x', 2] }] },
+      { data: [{ index: 0, embedding: [] }, { index: 1, embedding: [] }] },
+    ];
+    for (const body of bodies) {
+      const raw = await startJsonUpstream(body);
+      try {
+        const error = await captureError(() => provider({ baseUrl: raw.url }).embed({ input: ['a', 'b'] }));
+        expect(error, JSON.stringify(body)).toBeInstanceOf(ModelProviderError);
+        expect((error as ModelProviderError).code, JSON.stringify(body)).toBe('upstream_error');
+      } finally {
+        await raw.close();
+      }
+    }
+  });
+
+  it('maps upstream errors like other calls, and supportsEmbeddings: false is not_supported without a request', async () => {
+    const raw = await startJsonUpstream({ error: { message: 'This model does not support embeddings', type: 'invalid_request_error' } }, 400);
+    try {
+      const error = await captureError(() => provider({ baseUrl: raw.url }).embed({ input: ['a'] }));
+      expect(error).toMatchObject({ code: 'invalid_request', message: expect.stringMatching(/does not support embeddings/) });
+    } finally {
+      await raw.close();
+    }
+    const off = provider({ supportsEmbeddings: false });
+    expect(off.capabilities.embeddings).toBe(false);
+    expect(await captureError(() => off.embed({ input: ['a'] }))).toMatchObject({ code: 'not_supported', isRetryable: false });
+    expect(upstream.requestCount).toBe(0);
   });
 });
 
