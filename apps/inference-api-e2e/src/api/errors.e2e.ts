@@ -112,11 +112,14 @@ describe('errors', () => {
     for (const body of [
       { model: 'plain', messages, tools: [] },
       { model: 'plain', messages, tool_choice: 'none' },
+      // tool_choice "none" asks for text, which a model without tool calling gives: its tools are dropped.
+      { model: 'plain', messages, tools: [tool], tool_choice: 'none' },
     ]) {
       const ok = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
       expect(ok.status, JSON.stringify(body)).toBe(200);
     }
     expect(Object.keys((upstream.requests.at(-1)?.body ?? {}) as object)).not.toContain('tool_choice');
+    expect(Object.keys((upstream.requests.at(-1)?.body ?? {}) as object)).not.toContain('tools');
   });
 
   it('400 for malformed embeddings requests and for a model without embeddings, without calling the upstream', async () => {

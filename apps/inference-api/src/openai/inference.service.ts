@@ -73,9 +73,11 @@ export class InferenceService {
     }
     const request = params(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, CHAT_KNOWN) as Mutable<ChatRequest>;
     request.messages = messages;
-    const tools = body.tools;
-    if ((tools !== undefined && tools !== null && tools.length > 0) || toolHistory) this.assertTools(body.model, tools ?? []);
-    if (tools !== undefined && tools !== null && tools.length > 0) request.tools = toolDefinitions(tools);
+    let tools = body.tools !== undefined && body.tools !== null && body.tools.length > 0 ? body.tools : undefined;
+    // tool_choice "none" asks for a text answer: a model without tool calling gives one, tools dropped.
+    if (tools !== undefined && body.tool_choice === 'none' && this.router.capabilitiesOf(body.model)?.tools !== true) tools = undefined;
+    if (tools !== undefined || toolHistory) this.assertTools(body.model, tools ?? []);
+    if (tools !== undefined) request.tools = toolDefinitions(tools);
     if (body.tool_choice !== undefined) {
       const choice = toolChoice(body.tool_choice, request.tools);
       if (choice !== undefined) request.toolChoice = choice;
