@@ -117,6 +117,19 @@ describe('ResponseCacheService (memory store)', () => {
     expect(service.inFlight).toBe(0);
   });
 
+  it("the MISS answers the upstream's own usage (cached prompt tokens included); entries, and so HITs, keep only what any request may be told", async () => {
+    const { service } = makeService();
+    const withDetails: Upstream = {
+      generate: async () => ({ text: 'hi', finishReason: 'stop', usage: { promptTokens: 40, completionTokens: 1, cachedPromptTokens: 32 } }),
+      stream: () => upstream.stream(new AbortController().signal),
+    };
+    const miss = await service.generate(job('details'), {}, withDetails, client());
+    expect(miss.result.usage).toEqual({ promptTokens: 40, completionTokens: 1, cachedPromptTokens: 32 });
+    const hit = await service.generate(job('details'), {}, withDetails, client());
+    expect(hit.headers?.['x-cache']).toBe('HIT');
+    expect(hit.result.usage).toEqual({ promptTokens: 40, completionTokens: 1 });
+  });
+
   it('BYPASS for non-reproducible requests and no-store; off when disabled', async () => {
     const { service } = makeService();
     for (let i = 0; i < 2; i += 1) {

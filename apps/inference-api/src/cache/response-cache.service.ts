@@ -69,6 +69,12 @@ class Flight {
   settled = false;
   entry: CacheEntry | undefined;
   origin: Origin | undefined;
+  /**
+   * The upstream's own result of a non-stream flight: what its leader answers. The entry keeps
+   * only what any later request may be told (its usage without `cachedPromptTokens`, which is
+   * about this one evaluation).
+   */
+  result: GenerationResult | undefined;
   private error: unknown;
   private consumers = 0;
   /** Created when a request joins (most flights have none): see `done`. */
@@ -212,7 +218,8 @@ export class ResponseCacheService {
     const source = await this.source(plan, upstream, false, client);
     if ('entry' in source) return { result: resultOf(source.entry), headers: hitHeaders(source.entry) };
     const entry = source.run ? await this.awaitRun(source.run, client, source.detach) : await this.awaitFlight(source.flight, client, source.detach);
-    return { result: resultOf(entry), headers: this.flightHeaders(source.flight, source.leader) };
+    const own = source.leader ? source.flight.result : undefined;
+    return { result: own ?? resultOf(entry), headers: this.flightHeaders(source.flight, source.leader) };
   }
 
   /** A streamed result: a replay of an entry, the live stream of a generation in flight, or a new one. */
@@ -308,7 +315,14 @@ export class ResponseCacheService {
         }
       }
       if (flight.signal.aborted) throw abortedError();
-      const entry = flight.live ? await this.pump(flight, upstream) : entryFromResult(await upstream.generate(flight.signal));
+      let entry: CacheEntry;
+      if (flight.live) {
+        entry = await this.pump(flight, upstream);
+      } else {
+        const result = await upstream.generate(flight.signal);
+        flight.result = result;
+        entry = entryFromResult(result);
+      }
       flight.complete(entry, 'upstream', true);
       this.store(flight, entry, lock).catch((error: unknown) => this.logger.warn(`storing a response-cache entry failed: ${String(error)}`));
       return entry;
