@@ -20,6 +20,9 @@ export interface BufferedCallOptions {
   readonly signal: AbortSignal | undefined;
   /** Longest error body kept; the connection is closed after it (what is left is not read). */
   readonly errorBodyLimit: number;
+  /** Longest successful body read; beyond it the connection is closed and the call rejects with `tooLarge()`. */
+  readonly bodyLimit: number;
+  readonly tooLarge: () => Error;
 }
 
 /**
@@ -30,7 +33,7 @@ export function bufferedPost(dispatcher: Dispatcher, options: BufferedCallOption
   return new Promise<BufferedResponse>((resolve, reject) => {
     dispatcher.dispatch(
       { method: 'POST', path: options.path, headers: options.headers, body: options.body },
-      new BufferedCall(options.signal, options.errorBodyLimit, resolve, reject),
+      new BufferedCall(options, resolve, reject),
     );
   });
 }
@@ -43,15 +46,21 @@ class BufferedCall implements Dispatcher.DispatchHandler {
   private size = 0;
   /** Set when we cut an error body short ourselves: the resulting abort is not an error. */
   private truncated = false;
+  /** Set when a successful body went past `bodyLimit`. */
+  private oversized = false;
   private settled = false;
   private readonly onAbort: (() => void) | undefined;
+  private readonly signal: AbortSignal | undefined;
+  private readonly errorBodyLimit: number;
 
   constructor(
-    private readonly signal: AbortSignal | undefined,
-    private readonly errorBodyLimit: number,
+    private readonly options: BufferedCallOptions,
     private readonly resolve: (response: BufferedResponse) => void,
     private readonly reject: (error: unknown) => void,
   ) {
+    const signal = options.signal;
+    this.signal = signal;
+    this.errorBodyLimit = options.errorBodyLimit;
     if (signal) {
       this.onAbort = () => this.controller?.abort(signal.reason);
       signal.addEventListener('abort', this.onAbort);
@@ -76,6 +85,9 @@ class BufferedCall implements Dispatcher.DispatchHandler {
     if (this.statusCode >= 400 && this.size >= this.errorBodyLimit) {
       this.truncated = true;
       controller.abort(new Error('error body limit reached'));
+    } else if (this.statusCode < 400 && this.size > this.options.bodyLimit) {
+      this.oversized = true;
+      controller.abort(new Error('body limit reached'));
     }
   }
 
@@ -84,7 +96,7 @@ class BufferedCall implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.finish(this.truncated ? undefined : error);
+    this.finish(this.truncated ? undefined : this.oversized ? this.options.tooLarge() : error);
   }
 
   private finish(error: Error | undefined): void {

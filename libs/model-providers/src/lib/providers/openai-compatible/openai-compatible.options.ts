@@ -32,6 +32,12 @@ export interface OpenAICompatibleProviderOptions {
   readonly supportsTools?: boolean;
   /** Whether the upstream serves `/embeddings` (default true); false makes POST /v1/embeddings answer 400 for this model. */
   readonly supportsEmbeddings?: boolean;
+  /**
+   * Largest upstream answer read, bytes (default 64 MiB): a JSON body, or one line of a stream.
+   * Beyond it the call fails with 'upstream_error' and the connection is closed, instead of the
+   * process holding whatever a broken upstream sends.
+   */
+  readonly maxResponseBytes?: number;
   /** How long a health() result is reused, ms (default 5 000). */
   readonly healthCacheMs?: number;
   /** Timeout of the health() probe (GET {baseUrl}/models), ms (default 2 000). */
@@ -54,6 +60,7 @@ export interface ResolvedOpenAICompatibleOptions {
   readonly supportsCompletions: boolean;
   readonly supportsTools: boolean;
   readonly supportsEmbeddings: boolean;
+  readonly maxResponseBytes: number;
   readonly healthCacheMs: number;
   readonly healthTimeoutMs: number;
 }
@@ -91,6 +98,7 @@ export const openAICompatibleOptionsSchema: OptionsSchema = {
     supportsCompletions: { type: 'boolean', default: true, description: 'The upstream serves /completions' },
     supportsTools: { type: 'boolean', default: true, description: 'The upstream does tool (function) calling' },
     supportsEmbeddings: { type: 'boolean', default: true, description: 'The upstream serves /embeddings' },
+    maxResponseBytes: positiveInteger('Largest upstream answer read (a JSON body, or one stream line), bytes', 64 * 1024 * 1024),
     healthCacheMs: { type: 'integer', minimum: 0, default: 5_000, description: 'How long a health result is reused, ms' },
     healthTimeoutMs: positiveInteger('Timeout of the health probe, ms', 2_000),
   },
@@ -154,6 +162,7 @@ export function resolveOpenAICompatibleOptions(
     supportsCompletions: options.supportsCompletions ?? true,
     supportsTools: options.supportsTools ?? true,
     supportsEmbeddings: options.supportsEmbeddings ?? true,
+    maxResponseBytes: integer('maxResponseBytes', options.maxResponseBytes, 64 * 1024 * 1024),
     healthCacheMs: integer('healthCacheMs', options.healthCacheMs, 5_000, 0),
     healthTimeoutMs: integer('healthTimeoutMs', options.healthTimeoutMs, 2_000),
   };

@@ -16,6 +16,7 @@ import { OpenAICompatibleProvider } from './openai-compatible.provider.js';
 import type { OpenAICompatibleProviderOptions } from './openai-compatible.options.js';
 
 const CHAT: ChatRequest = { messages: [{ role: 'user', content: 'Hello there' }], maxTokens: 8 };
+const CHAT_LONG: ChatRequest = { messages: [{ role: 'user', content: 'Hello there' }] };
 
 const WEATHER = {
   name: 'get_weather',
@@ -330,6 +331,32 @@ describe('OpenAICompatibleProvider: errors', () => {
       },
     });
     expect(await providerError(() => p.chat(CHAT))).toMatchObject({ code: 'context_length_exceeded', isRetryable: false });
+  });
+
+  it('an answer past maxResponseBytes is an upstream_error and its connection is closed; the provider goes on', async () => {
+    const p = provider({ maxResponseBytes: 2_000, connections: 1 });
+    upstream.configure({ tokens: 400 });
+    const tooLarge = /larger than maxResponseBytes \(2000 bytes\)/;
+    expect(await providerError(() => p.chat(CHAT_LONG))).toMatchObject({ code: 'upstream_error', isRetryable: false, message: expect.stringMatching(tooLarge) });
+    // A stream of small events may be long; one event line may not.
+    await expect(collectStream(p.streamChat(CHAT_LONG))).resolves.toMatchObject({ finish: { finishReason: 'stop' } });
+    upstream.configure({ tokens: 8 });
+    expect((await p.chat(CHAT)).finishReason).toBe('stop');
+    const { url, close } = await rawUpstream([`data: {"choices":[{"index":0,"delta":{"content":"${'x'.repeat(3_000)}`]);
+    try {
+      const error = await providerError(() => collectStream(provider({ baseUrl: url, maxResponseBytes: 2_000 }).streamChat(CHAT)));
+      expect(error.code).toBe('upstream_error');
+    } finally {
+      await close();
+    }
+    // An upstream answering JSON to a stream request is bounded too.
+    const json = await startJsonUpstream({ choices: [{ index: 0, message: { role: 'assistant', content: 'y'.repeat(3_000) }, finish_reason: 'stop' }] });
+    try {
+      const error = await providerError(() => collectStream(provider({ baseUrl: json.url, maxResponseBytes: 2_000 }).streamChat(CHAT)));
+      expect(error.message).toMatch(tooLarge);
+    } finally {
+      await json.close();
+    }
   });
 
   it('maps malformed JSON to upstream_error', async () => {

@@ -91,6 +91,12 @@ export class OpenAICompatibleProvider implements ModelProvider {
   private readonly completionsPath: string;
   private readonly embeddingsPath: string;
   private healthCache: { readonly at: number; readonly value: ProviderHealth } | undefined;
+  /** The error of an answer past maxResponseBytes. */
+  private readonly tooLarge = (): ModelProviderError =>
+    new ModelProviderError(`${this.label}: the upstream's answer is larger than maxResponseBytes (${this.options.maxResponseBytes} bytes)`, {
+      code: 'upstream_error',
+      isRetryable: false,
+    });
   private healthPending: Promise<ProviderHealth> | undefined;
   private closed: Promise<void> | undefined;
 
@@ -292,6 +298,8 @@ export class OpenAICompatibleProvider implements ModelProvider {
         body,
         signal,
         errorBodyLimit: MAX_ERROR_BODY,
+        bodyLimit: this.options.maxResponseBytes,
+        tooLarge: this.tooLarge,
       });
     } catch (error) {
       throw mapTransportError(error, this.label, signal);
@@ -310,7 +318,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
   ): Promise<GenerationResult> {
     let text: string;
     try {
-      text = await response.body.text();
+      text = await readLimited(response.body, this.options.maxResponseBytes, this.tooLarge);
     } catch (error) {
       throw mapTransportError(error, this.label, signal);
     }
@@ -379,7 +387,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       return;
     }
     const body = response.body;
-    const parser = new SseParser();
+    const parser = new SseParser(this.options.maxResponseBytes);
     const state: StreamState = { done: false, finishReason: undefined, usage: undefined, contentChunks: 0, toolCalls: undefined, toolParts: undefined };
     try {
       // destroyOnReturn: false — leaving the loop at [DONE] must not destroy the body: Node would
@@ -507,13 +515,21 @@ export function createOpenAICompatibleProvider(
   return new OpenAICompatibleProvider(options, context);
 }
 
-async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
+/**
+ * Reads a body up to `limit` bytes. Past it the connection is closed and the text is cut there, or,
+ * with `tooLarge`, that error is thrown.
+ */
+async function readLimited(body: Dispatcher.ResponseData['body'], limit: number, tooLarge?: () => Error): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     chunks.push(chunk);
     size += chunk.length;
-    if (size >= limit) {
+    if (tooLarge && size > limit) {
+      body.destroy();
+      throw tooLarge();
+    }
+    if (!tooLarge && size >= limit) {
       body.destroy();
       break;
     }

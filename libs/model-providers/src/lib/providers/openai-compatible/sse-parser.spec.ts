@@ -62,3 +62,14 @@ describe('SseParser', () => {
     expect(parseAll(['data: a\n\n: trailing comment'])).toEqual([{ event: 'message', data: 'a' }]);
   });
 });
+
+describe('SseParser limits', () => {
+  it('throws when an unfinished line or one event grows past maxLineLength', () => {
+    expect(() => new SseParser(10).push('data: 0123456789')).toThrow(RangeError);
+    const parser = new SseParser(10);
+    parser.push('data: 01234\n');
+    expect(() => parser.push('data: 56789\n')).toThrow(/event's data is longer than 10/);
+    const fine = new SseParser(10);
+    expect(fine.push('data: 0123\n\ndata: 4567\n\n').map((e) => e.data)).toEqual(['0123', '4567']);
+  });
+});

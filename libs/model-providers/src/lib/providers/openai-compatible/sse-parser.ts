@@ -14,9 +14,13 @@ export interface SseEvent {
 }
 
 export class SseParser {
+  /** @param maxLineLength Longest line (or unfinished line) kept, in characters: beyond it `push` throws. */
+  constructor(private readonly maxLineLength = Number.POSITIVE_INFINITY) {}
+
   private readonly decoder = new TextDecoder('utf-8');
   private buffer = '';
   private dataLines: string[] = [];
+  private dataLength = 0;
   private eventName = '';
   private started = false;
 
@@ -52,6 +56,9 @@ export class SseParser {
       start = next;
     }
     this.buffer = start === 0 ? buf : buf.slice(start);
+    if (this.buffer.length > this.maxLineLength) {
+      throw new RangeError(`an event line is longer than ${this.maxLineLength} characters`);
+    }
     return events;
   }
 
@@ -76,6 +83,7 @@ export class SseParser {
         events.push({ event: this.eventName || 'message', data: this.dataLines.join('\n') });
       }
       this.dataLines = [];
+      this.dataLength = 0;
       this.eventName = '';
       return;
     }
@@ -84,7 +92,11 @@ export class SseParser {
     const field = colon === -1 ? line : line.slice(0, colon);
     let value = colon === -1 ? '' : line.slice(colon + 1);
     if (value.charCodeAt(0) === 32 /* ' ' */) value = value.slice(1);
-    if (field === 'data') this.dataLines.push(value);
+    if (field === 'data') {
+      this.dataLength += value.length + 1;
+      if (this.dataLength > this.maxLineLength) throw new RangeError(`an event's data is longer than ${this.maxLineLength} characters`);
+      this.dataLines.push(value);
+    }
     else if (field === 'event') this.eventName = value;
     // `id` and `retry` mean nothing for a one-shot HTTP response.
   }
