@@ -2,6 +2,7 @@
 // exported here; the conformance kit and the fake upstream live in '@infer/model-providers/testing'.
 export * from './lib/contract/model-provider.js';
 export * from './lib/contract/errors.js';
+export * from './lib/contract/tool-call-parts.js';
 export * from './lib/registry/provider-definition.js';
 export * from './lib/registry/provider-registry.js';
 export * from './lib/registry/registry.tokens.js';

@@ -1,5 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { abortedError, type GenerationResult, isAbortError, ModelProviderError, type StreamPart } from '@infer/model-providers';
+import {
+  abortedError,
+  addToolCallPart,
+  type GenerationResult,
+  isAbortError,
+  ModelProviderError,
+  type StreamPart,
+  type ToolCallDraft,
+} from '@infer/model-providers';
 import type { Cache } from 'cache-manager';
 import { abortControllers } from '../common/abort-pool.js';
 import { ApiError } from '../common/api-error.js';
@@ -384,16 +392,14 @@ export class ResponseCacheService {
     const chunks: number[] = [];
     let text = '';
     let finish: Extract<StreamPart, { type: 'finish' }> | undefined;
-    let toolCalls: Array<{ id: string; name: string; arguments: string }> | undefined;
+    let toolCalls: ToolCallDraft[] | undefined;
     for await (const part of upstream.stream(flight.signal)) {
       if (part.type === 'delta') {
         if (part.text.length === 0) continue;
         text += part.text;
         chunks.push(part.text.length);
       } else if (part.type === 'tool_call') {
-        const call = (toolCalls ??= [])[part.index];
-        if (call) call.arguments += part.arguments;
-        else toolCalls[part.index] = { id: part.id ?? '', name: part.name ?? '', arguments: part.arguments };
+        addToolCallPart((toolCalls ??= []), part);
       } else if (finish) {
         continue;
       } else {

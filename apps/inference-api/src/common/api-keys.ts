@@ -28,7 +28,8 @@ export function presentedKey(headers: IncomingHttpHeaders): string | undefined {
   return typeof apiKey === 'string' && apiKey.length > 0 ? apiKey : undefined;
 }
 
-const digest = (key: string) => createHash('sha256').update(key).digest('base64');
+/** SHA-256 of a key, base64: what is kept and compared instead of the key. */
+export const keyDigest = (key: string) => createHash('sha256').update(key).digest('base64');
 
 /**
  * Checks presented keys against the configured ones. Only SHA-256 digests are kept and compared, so
@@ -39,13 +40,13 @@ export class ApiKeys {
 
   constructor(keys: readonly string[]) {
     if (keys.length === 0) throw new RangeError('ApiKeys needs at least one key');
-    this.digests = new Set(keys.map(digest));
+    this.digests = new Set(keys.map(keyDigest));
   }
 
   check(headers: IncomingHttpHeaders): KeyCheck {
     const key = presentedKey(headers);
     if (key === undefined) return 'missing';
-    return this.digests.has(digest(key)) ? 'ok' : 'invalid';
+    return this.digests.has(keyDigest(key)) ? 'ok' : 'invalid';
   }
 }
 

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RedisConnection } from '../cache/redis-connection.js';
 import { ApiError } from './api-error.js';
-import { presentedKey } from './api-keys.js';
+import { keyDigest, presentedKey } from './api-keys.js';
 import { replyWithError } from './error-reply.js';
 
 /** The routes RATE_LIMIT_RPM counts: the ones that run a model (not /v1/models, health or docs). */
@@ -73,7 +72,7 @@ export class RateLimiter {
  */
 export function rateLimitClient(request: FastifyRequest, byKey: boolean): string {
   const key = byKey ? presentedKey(request.headers) : undefined;
-  return key === undefined ? `ip:${request.ip}` : `key:${createHash('sha256').update(key).digest('base64url').slice(0, 22)}`;
+  return key === undefined ? `ip:${request.ip}` : `key:${keyDigest(key)}`;
 }
 
 /**

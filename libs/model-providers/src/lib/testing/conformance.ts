@@ -27,6 +27,7 @@ import type {
   ToolDefinition,
 } from '../contract/model-provider.js';
 import { MODEL_PROVIDER_SPEC_VERSION } from '../contract/model-provider.js';
+import { addToolCallPart, type ToolCallDraft } from '../contract/tool-call-parts.js';
 
 /** The ids of the conformance cases, in the order they run. */
 export const MODEL_PROVIDER_CONFORMANCE_CASES = [
@@ -117,13 +118,8 @@ export async function collectStream(stream: AsyncIterable<StreamPart>): Promise<
   for await (const part of stream) parts.push(part);
   const deltas = parts.flatMap((part) => (part.type === 'delta' ? [part.text] : []));
   const finishes = parts.filter((part): part is Extract<StreamPart, { type: 'finish' }> => part.type === 'finish');
-  const toolCalls: Array<{ id: string; name: string; arguments: string }> = [];
-  for (const part of parts) {
-    if (part.type !== 'tool_call') continue;
-    const call = toolCalls[part.index];
-    if (call) call.arguments += part.arguments;
-    else toolCalls[part.index] = { id: part.id ?? '', name: part.name ?? '', arguments: part.arguments };
-  }
+  const toolCalls: ToolCallDraft[] = [];
+  for (const part of parts) if (part.type === 'tool_call') addToolCallPart(toolCalls, part);
   return { parts, deltas, text: deltas.join(''), finish: finishes.at(-1), toolCalls };
 }
 
