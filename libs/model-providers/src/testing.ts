@@ -16,6 +16,7 @@ export {
   collectStream,
   expectProviderError,
   expectValidGenerationResult,
+  expectValidLogprobs,
   expectValidStream,
   expectValidUsage,
   runModelProviderConformance,
@@ -26,7 +27,14 @@ export type {
   ModelProviderConformanceCase,
   ModelProviderConformanceOptions,
 } from './lib/testing/conformance.js';
-export { fakeReplyHash, fakeReplyText, fakeReplyTokens, startFakeUpstream } from './lib/testing/fake-upstream.js';
+export {
+  fakeReplyHash,
+  fakeReplyLogprobs,
+  fakeReplyText,
+  fakeReplyTokens,
+  fakeTokenLogprob,
+  startFakeUpstream,
+} from './lib/testing/fake-upstream.js';
 export type {
   FakeUpstream,
   FakeUpstreamAbortEvent,

@@ -61,6 +61,12 @@ export interface GenerationParams {
   readonly presencePenalty?: number;
   readonly frequencyPenalty?: number;
   /**
+   * Log probabilities wanted for the generated tokens: how many most likely alternatives per
+   * position (0 to 20; 0: the chosen token's own only). Undefined: none. Only sent to providers
+   * whose `capabilities.logprobs` is true (the API refuses such requests for other models).
+   */
+  readonly logprobs?: number;
+  /**
    * Parameters the API layer does not interpret but that an upstream might (OpenAI fields such as
    * `logit_bias`, `user`, `response_format`). Providers that speak the OpenAI protocol pass them on;
    * others ignore them.
@@ -103,6 +109,26 @@ export interface GenerationResult {
   readonly usage: TokenUsage;
   /** The tool calls of the answer (chat with `tools` only); absent or empty when there are none. */
   readonly toolCalls?: readonly ToolCall[];
+  /**
+   * One entry per generated token, in order, when the request asked for `logprobs` (absent
+   * otherwise, or when the model gave none).
+   */
+  readonly logprobs?: readonly TokenLogprob[];
+}
+
+/** A token and its log probability (one of OpenAI's `top_logprobs` entries). */
+export interface TopLogprob {
+  readonly token: string;
+  /** Natural log of the token's probability (<= 0); null where there is none (the first token of an echoed prompt). */
+  readonly logprob: number | null;
+  /** The token's UTF-8 bytes, when the provider gives them (a token can hold part of a character). */
+  readonly bytes?: readonly number[];
+}
+
+/** A generated token with its log probability and the most likely tokens at its position. */
+export interface TokenLogprob extends TopLogprob {
+  /** At most the requested number of alternatives, most likely first. */
+  readonly top: readonly TopLogprob[];
 }
 
 /**
@@ -123,7 +149,8 @@ export interface ToolCallPart {
  * then the iterator ends. Errors are thrown from the iterator (as ModelProviderError).
  */
 export type StreamPart =
-  | { readonly type: 'delta'; readonly text: string }
+  /** `logprobs`: the entries of the tokens in `text` (requests with `logprobs` only); `text` may then be '' (a token that is part of a character). */
+  | { readonly type: 'delta'; readonly text: string; readonly logprobs?: readonly TokenLogprob[] }
   | ToolCallPart
   | { readonly type: 'finish'; readonly finishReason: FinishReason; readonly usage: TokenUsage };
 
@@ -158,6 +185,8 @@ export interface ProviderCapabilities {
    * tool calls, and answers with `toolCalls` / `tool_call` parts. Absent means false.
    */
   readonly tools?: boolean;
+  /** Log probabilities: the provider honours `logprobs` and answers `logprobs` / delta `logprobs`. Absent means false. */
+  readonly logprobs?: boolean;
 }
 
 export interface ProviderHealth {

@@ -19,6 +19,7 @@ export const BROKEN_FIXTURE_VARIANTS: Readonly<Record<string, ScriptedProviderOp
   'wrong-not-supported': { bugs: ['wrong-not-supported'], capabilities: { completion: false } },
   'tool-call-without-id': { bugs: ['tool-call-without-id'] },
   'embeddings-one-short': { bugs: ['embeddings-one-short'] },
+  'logprobs-dropped-in-stream': { bugs: ['logprobs-dropped-in-stream'] },
 } satisfies Record<string, ScriptedProviderOptions & { bugs?: readonly ScriptedProviderBug[] }>;
 
 if (process.env['CONFORMANCE_BROKEN_FIXTURE'] === '1') {

@@ -98,6 +98,7 @@ describe('the kit catches providers that break the contract', () => {
       expect(failures('wrong-not-supported')).toEqual(['capabilities']);
       expect(failures('tool-call-without-id')).toEqual(['tools']);
       expect(failures('embeddings-one-short')).toEqual(['embeddings']);
+      expect(failures('logprobs-dropped-in-stream')).toEqual(['logprobs']);
       for (const variant of ['ignores-abort', 'no-finish', 'ignores-max-tokens', 'leaks-on-abort', 'stream-mismatch']) {
         expect(passed.get(variant), variant).toEqual(expect.any(Set));
         const unaffected = variant === 'ignores-max-tokens' ? ['metadata', 'pre-aborted'] : ['metadata', 'chat', 'completion'];

@@ -22,6 +22,7 @@ import type {
   GenerationResult,
   ModelProvider,
   StreamPart,
+  TokenLogprob,
   TokenUsage,
   ToolCall,
   ToolDefinition,
@@ -40,6 +41,7 @@ export const MODEL_PROVIDER_CONFORMANCE_CASES = [
   'stream-completion',
   'deterministic',
   'tools',
+  'logprobs',
   'embeddings',
   'pre-aborted',
   'abort-mid-stream',
@@ -110,6 +112,8 @@ export interface CollectedStream {
   readonly finish: Extract<StreamPart, { type: 'finish' }> | undefined;
   /** The tool call parts joined into calls, by index (what a client does with the deltas). */
   readonly toolCalls: readonly ToolCall[];
+  /** The logprobs of the delta parts, joined in order (empty when none carried any). */
+  readonly logprobs: readonly TokenLogprob[];
 }
 
 /** Consumes a provider stream to its end. Errors thrown by the stream propagate. */
@@ -120,7 +124,8 @@ export async function collectStream(stream: AsyncIterable<StreamPart>): Promise<
   const finishes = parts.filter((part): part is Extract<StreamPart, { type: 'finish' }> => part.type === 'finish');
   const toolCalls: ToolCallDraft[] = [];
   for (const part of parts) if (part.type === 'tool_call') addToolCallPart(toolCalls, part);
-  return { parts, deltas, text: deltas.join(''), finish: finishes.at(-1), toolCalls };
+  const logprobs = parts.flatMap((part) => (part.type === 'delta' && part.logprobs !== undefined ? part.logprobs : []));
+  return { parts, deltas, text: deltas.join(''), finish: finishes.at(-1), toolCalls, logprobs };
 }
 
 /** Asserts that `usage` holds non-negative integers. */
@@ -178,6 +183,31 @@ export function expectValidStream(collected: CollectedStream, options: { allowEm
     expectValidUsage(last.usage);
   }
   if (!options.allowEmptyText) expect(collected.text.length, 'the streamed text is not empty').toBeGreaterThan(0);
+}
+
+/**
+ * Asserts the shape of logprobs entries: a string token, a log probability that is null or a finite
+ * number <= 0 (its alternatives' too), bytes (when given) of 0..255, and at most `maxTop`
+ * alternatives, most likely first.
+ */
+export function expectValidLogprobs(entries: readonly TokenLogprob[], maxTop: number, what = 'logprobs'): void {
+  const valid = (logprob: number | null): boolean => logprob === null || (Number.isFinite(logprob) && logprob <= 0);
+  entries.forEach((entry, i) => {
+    expect(typeof entry.token, `${what}[${i}].token is a string`).toBe('string');
+    expect(valid(entry.logprob), `${what}[${i}].logprob (${String(entry.logprob)}) is null or a finite number <= 0`).toBe(true);
+    if (entry.bytes !== undefined) {
+      const bytes = entry.bytes.every((b) => Number.isInteger(b) && b >= 0 && b <= 255);
+      expect(bytes, `${what}[${i}].bytes are bytes`).toBe(true);
+    }
+    expect(Array.isArray(entry.top), `${what}[${i}].top is an array`).toBe(true);
+    expect(entry.top.length, `${what}[${i}].top has at most ${maxTop} entries`).toBeLessThanOrEqual(maxTop);
+    entry.top.forEach((alternative, j) => {
+      expect(typeof alternative.token, `${what}[${i}].top[${j}].token is a string`).toBe('string');
+      expect(valid(alternative.logprob), `${what}[${i}].top[${j}].logprob (${String(alternative.logprob)}) is null or a finite number <= 0`).toBe(true);
+      const before = j === 0 ? Infinity : (entry.top[j - 1]?.logprob ?? -Infinity);
+      expect((alternative.logprob ?? -Infinity) <= before, `${what}[${i}].top is sorted, most likely first (at ${j})`).toBe(true);
+    });
+  });
 }
 
 /** Runs `operation` and returns the error it throws (fails when it does not throw). */
@@ -513,6 +543,35 @@ export function runModelProviderConformance(options: ModelProviderConformanceOpt
         }),
       );
       expectValidGenerationResult(answer);
+    });
+
+    caseIt('logprobs', 'with logprobs, answers and stream deltas carry valid log probabilities, streamed alike; without, none', async () => {
+      if (current().capabilities.logprobs !== true) return;
+      for (const kind of generateKinds()) {
+        // Chat asks for 2 alternatives, completions for none (0: the chosen token's own logprob), for
+        // which OpenAI's legacy completions API gives up to one more than asked (the sampled token).
+        const top = kind === 'chat' ? 2 : 0;
+        const maxTop = kind === 'chat' ? top : top + 1;
+        const whole = await generate(kind, { logprobs: top });
+        expectValidUsage(whole.usage);
+        const entries = whole.logprobs ?? [];
+        if (whole.text.length > 0) expect(entries.length, `${kind}: an answer with text has logprobs`).toBeGreaterThan(0);
+        expectValidLogprobs(entries, maxTop, `${kind}: result.logprobs`);
+        expect((await generate(kind)).logprobs ?? [], `${kind}: a request without logprobs gets none`).toHaveLength(0);
+        if (!supportsStream(kind)) continue;
+        const streamed = await collectStream(stream(kind, { logprobs: top }));
+        expectValidStream(streamed, { allowEmptyText: true });
+        if (streamed.text.length > 0) {
+          expect(streamed.logprobs.length, `${kind} stream: a stream with text has delta logprobs`).toBeGreaterThan(0);
+        }
+        expectValidLogprobs(streamed.logprobs, maxTop, `${kind} stream: the deltas' logprobs`);
+        if (deterministic) {
+          const tokens = (list: readonly TokenLogprob[]) => list.map((entry) => entry.token);
+          expect(tokens(streamed.logprobs), `${kind}: the stream's logprob tokens are the non-stream answer's`).toEqual(tokens(entries));
+        }
+        const plain = await collectStream(stream(kind));
+        expect(plain.logprobs, `${kind} stream: without logprobs, no delta carries any`).toHaveLength(0);
+      }
     });
 
     caseIt('embeddings', 'embed() gives one finite, non-zero vector per input, all of one length; the same text gives the same vector', async () => {

@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { fakeReplyHash, fakeReplyText, startFakeUpstream } from './fake-upstream.js';
+import { fakeReplyHash, fakeReplyLogprobs, fakeReplyText, fakeReplyTokens, startFakeUpstream } from './fake-upstream.js';
 import type { FakeUpstream, FakeUpstreamAbortEvent } from './fake-upstream.js';
 
 let upstream: FakeUpstream;
@@ -189,6 +189,98 @@ describe('startFakeUpstream', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ requestCount: 2, inFlight: 0, abortedRequests: 0, abortedStreams: 0 });
     expect(upstream.requests).toHaveLength(logged);
+  });
+});
+
+describe('log probabilities', () => {
+  const logprobOf = (prompt: string, i: number): number => -(((Number.parseInt(fakeReplyHash(prompt), 16) + i) % 7) + 1) / 10;
+  const bytesOf = (text: string): number[] => [...Buffer.from(text, 'utf8')];
+
+  it('answers chat logprobs: true in OpenAI form, top_logprobs alternatives most likely first', async () => {
+    const body = (await (await post('/chat/completions', chatBody('Hello', { max_tokens: 3, logprobs: true, top_logprobs: 3 }))).json()) as {
+      choices: Array<{ logprobs: { content: unknown[] } }>;
+    };
+    const tokens = fakeReplyTokens('Hello', 3);
+    expect(body.choices[0]?.logprobs.content).toEqual(
+      tokens.map((token, i) => ({
+        token,
+        logprob: logprobOf('Hello', i),
+        bytes: bytesOf(token),
+        top_logprobs: [
+          { token, logprob: logprobOf('Hello', i), bytes: bytesOf(token) },
+          { token: 'alt1', logprob: logprobOf('Hello', i) - 3, bytes: bytesOf('alt1') },
+          { token: 'alt2', logprob: logprobOf('Hello', i) - 6, bytes: bytesOf('alt2') },
+        ].map((entry) => ({ ...entry, logprob: expect.closeTo(entry.logprob, 10) })),
+      })),
+    );
+    const entries = body.choices[0]?.logprobs.content as Array<{ logprob: number; top_logprobs: Array<{ logprob: number }> }>;
+    for (const entry of entries) {
+      const probabilities = entry.top_logprobs.reduce((sum, alternative) => sum + Math.exp(alternative.logprob), 0);
+      expect(probabilities).toBeLessThan(1);
+    }
+    // Without top_logprobs: the chosen tokens only.
+    const bare = (await (await post('/chat/completions', chatBody('Hello', { max_tokens: 2, logprobs: true }))).json()) as {
+      choices: Array<{ logprobs: { content: Array<{ top_logprobs: unknown[] }> } }>;
+    };
+    expect(bare.choices[0]?.logprobs.content.map((entry) => entry.top_logprobs)).toEqual([[], []]);
+    // logprobs: false, or a chat request with the legacy number, gets none.
+    for (const logprobs of [false, 2]) {
+      const none = (await (await post('/chat/completions', chatBody('Hello', { logprobs }))).json()) as { choices: Array<{ logprobs: unknown }> };
+      expect(none.choices[0]?.logprobs).toBeNull();
+    }
+  });
+
+  it('streams each chat chunk with the entry of its token', async () => {
+    upstream.configure({ tokens: 3 });
+    const { events } = sseData(await (await post('/chat/completions', chatBody('Hey', { stream: true, logprobs: true, top_logprobs: 1 }))).text());
+    const choices = events.map((e) => (e['choices'] as Array<{ delta: { content?: string }; logprobs: { content: unknown[] } | null }>)[0]);
+    expect(choices[0]?.logprobs).toBeNull();
+    expect(choices.at(-1)?.logprobs).toBeNull();
+    const contentChunks = choices.slice(1, -1);
+    expect(contentChunks.map((c) => c?.logprobs?.content)).toEqual(
+      fakeReplyTokens('Hey', 3).map((token, i) => [
+        { token, logprob: logprobOf('Hey', i), bytes: bytesOf(token), top_logprobs: [{ token, logprob: logprobOf('Hey', i), bytes: bytesOf(token) }] },
+      ]),
+    );
+  });
+
+  it('answers a numeric completions logprobs in the legacy form, with text offsets, stream and not', async () => {
+    const body = (await (await post('/completions', { model: 'm', prompt: 'Once', max_tokens: 3, logprobs: 2 })).json()) as {
+      choices: Array<{ text: string; logprobs: Record<string, unknown> }>;
+    };
+    const tokens = fakeReplyTokens('Once', 3);
+    const logprobs = tokens.map((_, i) => logprobOf('Once', i));
+    expect(body.choices[0]?.logprobs).toEqual({
+      tokens,
+      token_logprobs: logprobs,
+      top_logprobs: tokens.map((token, i) => ({ [token]: logprobs[i], alt1: expect.closeTo((logprobs[i] as number) - 3, 10) })),
+      text_offset: [0, 8, 13],
+    });
+    const text = body.choices[0]?.text ?? '';
+    expect(tokens.map((token, i) => text.slice([0, 8, 13][i]).startsWith(token))).toEqual([true, true, true]);
+
+    const { events } = sseData(await (await post('/completions', { model: 'm', prompt: 'Once', max_tokens: 3, logprobs: 0, stream: true })).text());
+    const chunks = events.map((e) => (e['choices'] as Array<{ logprobs: unknown }>)[0]?.logprobs);
+    expect(chunks).toEqual([
+      ...tokens.map((token, i) => ({ tokens: [token], token_logprobs: [logprobs[i]], top_logprobs: [{}], text_offset: [[0, 8, 13][i]] })),
+      null,
+    ]);
+    // The legacy form in chat, or `true` in completions, is not a request for logprobs.
+    const none = (await (await post('/completions', { model: 'm', prompt: 'Once', logprobs: true })).json()) as { choices: Array<{ logprobs: unknown }> };
+    expect(none.choices[0]?.logprobs).toBeNull();
+  });
+
+  it('agrees with fakeReplyLogprobs, and gives tool-call replies none', async () => {
+    const body = (await (await post('/chat/completions', chatBody('Hi', { max_tokens: 4, logprobs: true, top_logprobs: 2 }))).json()) as {
+      choices: Array<{ logprobs: { content: Array<{ token: string; logprob: number; bytes: number[]; top_logprobs: unknown[] }> } }>;
+    };
+    const asContract = body.choices[0]?.logprobs.content.map(({ top_logprobs, ...entry }) => ({ ...entry, top: top_logprobs }));
+    expect(asContract).toEqual(fakeReplyLogprobs('Hi', 4, 2));
+    const tools = [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { type: 'string' } } } } }];
+    const called = (await (await post('/chat/completions', chatBody('Hi', { tools, logprobs: true, top_logprobs: 2 }))).json()) as {
+      choices: Array<{ finish_reason: string; logprobs: unknown }>;
+    };
+    expect(called.choices[0]).toMatchObject({ finish_reason: 'tool_calls', logprobs: null });
   });
 });
 

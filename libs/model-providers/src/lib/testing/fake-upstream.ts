@@ -20,6 +20,17 @@
  * the prompt's hash; ids are `call_<hash>_<n>`. Streams send each call's id and name first, then
  * its arguments in three pieces. Once the last message is a tool result, the reply is text again.
  *
+ * Log probabilities: a chat request with `logprobs: true` (n = `top_logprobs`, default 0) or a
+ * completions request with a numeric `logprobs` (n = it; n is clamped to 0..20) gets them for every
+ * content token, non-stream and stream (each chunk: its token's entry), in OpenAI's form: chat
+ * `logprobs.content[]` = `{token, logprob, bytes, top_logprobs}`, completions the legacy `{tokens,
+ * token_logprobs, top_logprobs: [{token: logprob}], text_offset}` (offsets into the reply text, from
+ * 0). Token i of the reply to a prompt whose hash is h (as a number) has logprob -((h + i) % 7 + 1) / 10;
+ * its n alternatives are the token itself, then `alt1`, `alt2`, ... each 3 lower than the one before
+ * (so the probabilities sum to less than 1). `bytes` are the token's UTF-8 bytes. fakeTokenLogprob and
+ * fakeReplyLogprobs give the same values in the contract's form. Tool-call replies carry none;
+ * requests without logprobs cost nothing more.
+ *
  * Embeddings (`POST /v1/embeddings`): one unit-length vector per input, derived from the text (see
  * fakeEmbedding), of `dimensions` values when the request sets it, else `embeddingDimensions`;
  * `encoding_format: "base64"` is honoured. Counted as an inference call; failures are not injected.
@@ -28,6 +39,7 @@ import { EventEmitter, once } from 'node:events';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TokenLogprob, TopLogprob } from '../contract/model-provider.js';
 import { encodeBase64Floats } from '../providers/openai-compatible/embeddings.js';
 
 /** A failure to inject into the next inference calls (POST /v1/chat/completions and /v1/completions). */
@@ -203,6 +215,38 @@ export function fakeReplyTokens(promptText: string, count: number): string[] {
 /** The reply text for `promptText` with `count` tokens. */
 export function fakeReplyText(promptText: string, count: number): string {
   return fakeReplyTokens(promptText, count).join('');
+}
+
+/**
+ * The fake upstream's log probability of token `index` (`token`) of the reply to `promptText`, with
+ * `top` alternatives, in the contract's form (what a provider makes of the wire form). `bytes`:
+ * whether the entries carry their UTF-8 bytes (chat answers do, legacy completions do not).
+ */
+export function fakeTokenLogprob(promptText: string, token: string, index: number, top: number, bytes = true): TokenLogprob {
+  const seed = Number.parseInt(fakeReplyHash(promptText), 16);
+  const entry = (text: string, logprob: number): TopLogprob => (bytes ? { token: text, logprob, bytes: utf8Bytes(text) } : { token: text, logprob });
+  const alternatives: TopLogprob[] = [];
+  for (let k = 0; k < top; k += 1) alternatives.push(entry(k === 0 ? token : `alt${k}`, alternativeLogprob(seed, index, k)));
+  return { ...entry(token, tokenLogprob(seed, index)), top: alternatives };
+}
+
+/** fakeTokenLogprob for every token of the reply to `promptText` with `count` tokens. */
+export function fakeReplyLogprobs(promptText: string, count: number, top: number, bytes = true): TokenLogprob[] {
+  return fakeReplyTokens(promptText, count).map((token, index) => fakeTokenLogprob(promptText, token, index, top, bytes));
+}
+
+/** Log probability of reply token `index` for a prompt whose hash is `seed`. */
+function tokenLogprob(seed: number, index: number): number {
+  return -(((seed + index) % 7) + 1) / 10;
+}
+
+/** The `k`-th alternative at position `index` (0: the token itself), each 3 below the one before. */
+function alternativeLogprob(seed: number, index: number, k: number): number {
+  return -(((seed + index) % 7) + 1 + 30 * k) / 10;
+}
+
+function utf8Bytes(text: string): number[] {
+  return [...Buffer.from(text, 'utf8')];
 }
 
 const tokenWordCache: string[] = [];
@@ -522,12 +566,13 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
     const maxTokens = numberField(body['max_completion_tokens']) ?? numberField(body['max_tokens']);
     const available = this.state.tokens;
     const count = maxTokens !== undefined && maxTokens < available ? Math.max(0, Math.floor(maxTokens)) : available;
+    const tokens = fakeReplyTokens(promptText, count);
     const reply: Reply = {
       chat,
       id: `${chat ? 'chatcmpl' : 'cmpl'}-fake${(this.idCounter += 1)}`,
       model: typeof body['model'] === 'string' ? body['model'] : (this.state.models[0] ?? 'fake-model'),
       created: Math.floor(Date.now() / 1000),
-      tokens: fakeReplyTokens(promptText, count),
+      tokens,
       finishReason: count < available ? 'length' : 'stop',
       toolCalls: chat ? fakeToolCalls(body, promptText) : undefined,
       promptTokens: estimateTokens(promptText),
@@ -536,6 +581,7 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
         typeof body['stream_options'] === 'object' &&
         body['stream_options'] !== null &&
         (body['stream_options'] as Record<string, unknown>)['include_usage'] === true,
+      logprobs: logprobsAsked(body, chat) ? logprobPlan(chat ? body['top_logprobs'] : body['logprobs'], promptText, tokens) : undefined,
     };
 
     const respond = (): void => {
@@ -608,7 +654,7 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
         const half = { ...reply, tokens: reply.tokens.slice(0, Math.ceil(reply.tokens.length / 2)) };
         if (stream) {
           res.writeHead(200, SSE_HEADERS);
-          res.write(streamHead(half) + half.tokens.map((token) => streamChunk(half, token)).join(''));
+          res.write(streamHead(half) + half.tokens.map((token, index) => streamChunk(half, token, index)).join(''));
         } else {
           const payload = JSON.stringify(completeBody(reply));
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
@@ -626,7 +672,7 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
     const delay = this.state.interTokenDelayMs;
     if (delay <= 0) {
       let payload = streamHead(reply);
-      for (const token of reply.tokens) payload += streamChunk(reply, token);
+      for (let index = 0; index < reply.tokens.length; index += 1) payload += streamChunk(reply, reply.tokens[index] as string, index);
       res.end(payload + streamTail(reply));
       return;
     }
@@ -639,8 +685,8 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
         res.end(streamTail(reply));
         return;
       }
+      res.write(streamChunk(reply, token, index));
       index += 1;
-      res.write(streamChunk(reply, token));
       this.schedule(delay, next);
     };
     this.schedule(delay, next);
@@ -670,6 +716,69 @@ interface Reply {
   readonly includeUsage: boolean;
   /** Set when the reply is tool calls rather than text. */
   readonly toolCalls: readonly FakeToolCall[] | undefined;
+  /** Set when the request asked for logprobs. */
+  readonly logprobs: LogprobPlan | undefined;
+}
+
+/** The logprobs of a reply: how many alternatives, the prompt's hash, each token's offset in the text. */
+interface LogprobPlan {
+  readonly top: number;
+  readonly seed: number;
+  readonly offsets: readonly number[];
+}
+
+/** Chat: `logprobs: true`; completions: a numeric `logprobs` (the legacy form). */
+function logprobsAsked(body: Record<string, unknown>, chat: boolean): boolean {
+  const logprobs = body['logprobs'];
+  return chat ? logprobs === true : typeof logprobs === 'number';
+}
+
+function logprobPlan(top: unknown, promptText: string, tokens: readonly string[]): LogprobPlan {
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const token of tokens) {
+    offsets.push(offset);
+    offset += token.length;
+  }
+  const n = Math.floor(numberField(top) ?? 0);
+  return { top: Math.min(20, Math.max(0, n)), seed: Number.parseInt(fakeReplyHash(promptText), 16), offsets };
+}
+
+/** Chat's `logprobs.content` entry of reply token `index`. */
+function chatLogprobEntry(plan: LogprobPlan, token: string, index: number): unknown {
+  const logprob = tokenLogprob(plan.seed, index);
+  const top: unknown[] = [];
+  for (let k = 0; k < plan.top; k += 1) {
+    const text = k === 0 ? token : `alt${k}`;
+    top.push({ token: text, logprob: k === 0 ? logprob : alternativeLogprob(plan.seed, index, k), bytes: utf8Bytes(text) });
+  }
+  return { token, logprob, bytes: utf8Bytes(token), top_logprobs: top };
+}
+
+/** Chat's `choices[0].logprobs` for the reply tokens `tokens`, the first of which is number `from`. */
+function chatLogprobs(plan: LogprobPlan, tokens: readonly string[], from: number): unknown {
+  return { content: tokens.map((token, i) => chatLogprobEntry(plan, token, from + i)), refusal: null };
+}
+
+/** The legacy completions `choices[0].logprobs` for the reply tokens `tokens`, the first of which is number `from`. */
+function legacyLogprobs(plan: LogprobPlan, tokens: readonly string[], from: number): unknown {
+  return {
+    tokens,
+    token_logprobs: tokens.map((_, i) => tokenLogprob(plan.seed, from + i)),
+    top_logprobs: tokens.map((token, i) => {
+      const dict: Record<string, number> = {};
+      for (let k = 0; k < plan.top; k += 1) dict[k === 0 ? token : `alt${k}`] = alternativeLogprob(plan.seed, from + i, k);
+      return dict;
+    }),
+    text_offset: tokens.map((_, i) => plan.offsets[from + i]),
+  };
+}
+
+/** `choices[0].logprobs` of a reply (null when not asked for) for its tokens from number `from`. */
+function replyLogprobs(reply: Reply, tokens: readonly string[], from: number): unknown {
+  const plan = reply.logprobs;
+  if (plan === undefined) return null;
+  return reply.chat ? chatLogprobs(plan, tokens, from) : legacyLogprobs(plan, tokens, from);
 }
 
 interface FakeToolCall {
@@ -745,7 +854,7 @@ function completeBody(reply: Reply): unknown {
                 logprobs: null,
                 finish_reason: 'tool_calls',
               }
-            : { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: reply.finishReason },
+            : { index: 0, message: { role: 'assistant', content: text }, logprobs: replyLogprobs(reply, reply.tokens, 0), finish_reason: reply.finishReason },
         ],
         usage: usageOf(reply),
       }
@@ -754,7 +863,7 @@ function completeBody(reply: Reply): unknown {
         object: 'text_completion',
         created: reply.created,
         model: reply.model,
-        choices: [{ index: 0, text, logprobs: null, finish_reason: reply.finishReason }],
+        choices: [{ index: 0, text, logprobs: replyLogprobs(reply, reply.tokens, 0), finish_reason: reply.finishReason }],
         usage: usageOf(reply),
       };
 }
@@ -779,12 +888,14 @@ function streamHead(reply: Reply): string {
   return sse(chunkEnvelope(reply, [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
 }
 
-function streamChunk(reply: Reply, token: string): string {
+/** The chunk of reply token number `index`. */
+function streamChunk(reply: Reply, token: string, index: number): string {
+  const logprobs = reply.logprobs === undefined ? null : replyLogprobs(reply, [token], index);
   return sse(
     chunkEnvelope(reply, [
       reply.chat
-        ? { index: 0, delta: { content: token }, logprobs: null, finish_reason: null }
-        : { index: 0, text: token, logprobs: null, finish_reason: null },
+        ? { index: 0, delta: { content: token }, logprobs, finish_reason: null }
+        : { index: 0, text: token, logprobs, finish_reason: null },
     ]),
   );
 }

@@ -3,7 +3,9 @@
  * (`<hash> w1 w2 ...`, one word per token), produced one token per `tokenDelayMs`, with a bounded
  * number of concurrent generations (`slots`). Handy for router and API unit tests.
  *
- * With `tools` in a chat request it answers with one tool call (see toolCall()).
+ * With `tools` in a chat request it answers with one tool call (see toolCall()). With `logprobs` each
+ * word gets the fake upstream's entry (fakeTokenLogprob): on its delta in streams, all of them on the
+ * result otherwise.
  *
  * It can also be told to break the contract on purpose (`bugs`); the conformance kit's own spec
  * uses that to prove each conformance case catches what it claims to.
@@ -23,9 +25,10 @@ import type {
   ProviderCapabilities,
   ProviderHealth,
   StreamPart,
+  TokenLogprob,
   ToolCall,
 } from '../contract/model-provider.js';
-import { fakeEmbedding, fakeReplyHash } from './fake-upstream.js';
+import { fakeEmbedding, fakeReplyHash, fakeTokenLogprob } from './fake-upstream.js';
 
 export type ScriptedProviderBug =
   /** Never looks at the AbortSignal. */
@@ -43,7 +46,9 @@ export type ScriptedProviderBug =
   /** Streamed tool calls start without their id. */
   | 'tool-call-without-id'
   /** embed() returns one vector fewer than there are inputs. */
-  | 'embeddings-one-short';
+  | 'embeddings-one-short'
+  /** Streams carry no logprobs (non-stream answers do). */
+  | 'logprobs-dropped-in-stream';
 
 export interface ScriptedProviderOptions {
   /** Tokens per reply before maxTokens (default 12). */
@@ -80,7 +85,7 @@ export class ScriptedProvider implements ModelProvider {
     this.tokenDelayMs = options.tokenDelayMs ?? 1;
     this.slots = options.slots ?? 4;
     this.bugs = new Set(options.bugs ?? []);
-    this.capabilities = { chat: true, completion: true, streaming: true, embeddings: true, tools: true, ...options.capabilities };
+    this.capabilities = { chat: true, completion: true, streaming: true, embeddings: true, tools: true, logprobs: true, ...options.capabilities };
     this.label = `${this.kind}(${this.bugs.size > 0 ? [...this.bugs].join(',') : 'correct'})`;
   }
 
@@ -153,19 +158,24 @@ export class ScriptedProvider implements ModelProvider {
 
   private async generate(prompt: string, params: GenerationParams, signal: AbortSignal | undefined): Promise<GenerationResult> {
     let text = '';
+    let logprobs: readonly TokenLogprob[] | undefined;
     let finish: StreamPart | undefined;
     for await (const part of this.run(prompt, params, signal, false)) {
-      if (part.type === 'delta') text += part.text;
-      else finish = part;
+      if (part.type === 'delta') {
+        text += part.text;
+        logprobs = part.logprobs;
+      } else finish = part;
     }
     if (finish?.type !== 'finish') throw new ModelProviderError('no finish', { code: 'internal' });
-    return { text, finishReason: finish.finishReason, usage: finish.usage };
+    const result = { text, finishReason: finish.finishReason, usage: finish.usage };
+    return logprobs === undefined || logprobs.length === 0 ? result : { ...result, logprobs };
   }
 
   private async *stream(prompt: string, params: GenerationParams, signal: AbortSignal | undefined): AsyncGenerator<StreamPart> {
     for await (const part of this.run(prompt, params, signal, true)) {
       if (part.type === 'finish' && this.bugs.has('no-finish')) continue;
-      if (part.type === 'delta' && this.bugs.has('stream-mismatch')) yield { type: 'delta', text: `${part.text}~` };
+      if (part.type === 'delta' && this.bugs.has('stream-mismatch')) yield { ...part, text: `${part.text}~` };
+      else if (part.type === 'delta' && this.bugs.has('logprobs-dropped-in-stream')) yield { type: 'delta', text: part.text };
       else yield part;
     }
   }
@@ -177,11 +187,14 @@ export class ScriptedProvider implements ModelProvider {
     let completed = false;
     try {
       const { words, finishReason } = this.plan(prompt, params);
-      for (const word of words) {
+      const top = this.capabilities.logprobs === true ? params.logprobs : undefined;
+      const logprobs = top === undefined ? undefined : words.map((word, i) => fakeTokenLogprob(prompt, word, i, top));
+      for (let i = 0; i < words.length; i += 1) {
         await sleep(this.tokenDelayMs, watch);
-        if (streaming) yield { type: 'delta', text: word };
+        const text = words[i] as string;
+        if (streaming) yield logprobs === undefined ? { type: 'delta', text } : { type: 'delta', text, logprobs: [logprobs[i] as TokenLogprob] };
       }
-      if (!streaming) yield { type: 'delta', text: words.join('') };
+      if (!streaming) yield logprobs === undefined ? { type: 'delta', text: words.join('') } : { type: 'delta', text: words.join(''), logprobs };
       completed = true;
       yield {
         type: 'finish',

@@ -78,7 +78,7 @@ describe('llama-cpp provider: generation', () => {
   it('declares its capabilities and is healthy once loaded', async () => {
     expect(p.kind).toBe('llama-cpp');
     expect(p.label).toBe('llama-cpp(tiny.gguf, tiny)');
-    expect(p.capabilities).toEqual({ chat: true, completion: true, streaming: true, embeddings: true });
+    expect(p.capabilities).toEqual({ chat: true, completion: true, streaming: true, embeddings: true, logprobs: false });
     const health = await p.health();
     expect(health.healthy).toBe(true);
     expect(health.detail).toMatch(/tiny\.gguf loaded; 0\/4 sequences busy/);

@@ -121,7 +121,8 @@ export class LlamaCppProvider implements ModelProvider {
   readonly specificationVersion = MODEL_PROVIDER_SPEC_VERSION;
   readonly kind = LLAMA_CPP_PROVIDER_KIND;
   readonly label: string;
-  readonly capabilities: ProviderCapabilities = Object.freeze({ chat: true, completion: true, streaming: true, embeddings: true });
+  /** No logprobs: node-llama-cpp's LlamaChat and LlamaCompletion expose no per-token probabilities. */
+  readonly capabilities: ProviderCapabilities = Object.freeze({ chat: true, completion: true, streaming: true, embeddings: true, logprobs: false });
 
   private readonly options: ResolvedOptions;
   private loading: Promise<Loaded> | undefined;

@@ -30,6 +30,12 @@ export interface OpenAICompatibleProviderOptions {
    * `tools` are refused by the API (400 `unsupported_parameter`) instead of reaching the upstream.
    */
   readonly supportsTools?: boolean;
+  /**
+   * Whether the upstream returns log probabilities (default true): chat `logprobs`/`top_logprobs`
+   * and the legacy completions `logprobs`. false: requests asking for logprobs are refused by the
+   * API (400 `unsupported_parameter`) instead of reaching the upstream.
+   */
+  readonly supportsLogprobs?: boolean;
   /** Whether the upstream serves `/embeddings` (default true); false makes POST /v1/embeddings answer 400 for this model. */
   readonly supportsEmbeddings?: boolean;
   /**
@@ -59,6 +65,7 @@ export interface ResolvedOpenAICompatibleOptions {
   readonly connections: number;
   readonly supportsCompletions: boolean;
   readonly supportsTools: boolean;
+  readonly supportsLogprobs: boolean;
   readonly supportsEmbeddings: boolean;
   readonly maxResponseBytes: number;
   readonly healthCacheMs: number;
@@ -97,6 +104,7 @@ export const openAICompatibleOptionsSchema: OptionsSchema = {
     connections: positiveInteger('Keep-alive connections in the pool', 128),
     supportsCompletions: { type: 'boolean', default: true, description: 'The upstream serves /completions' },
     supportsTools: { type: 'boolean', default: true, description: 'The upstream does tool (function) calling' },
+    supportsLogprobs: { type: 'boolean', default: true, description: 'The upstream returns log probabilities (logprobs)' },
     supportsEmbeddings: { type: 'boolean', default: true, description: 'The upstream serves /embeddings' },
     maxResponseBytes: positiveInteger('Largest upstream answer read (a JSON body, or one stream line), bytes', 64 * 1024 * 1024),
     healthCacheMs: { type: 'integer', minimum: 0, default: 5_000, description: 'How long a health result is reused, ms' },
@@ -161,6 +169,7 @@ export function resolveOpenAICompatibleOptions(
     connections: integer('connections', options.connections, 128),
     supportsCompletions: options.supportsCompletions ?? true,
     supportsTools: options.supportsTools ?? true,
+    supportsLogprobs: options.supportsLogprobs ?? true,
     supportsEmbeddings: options.supportsEmbeddings ?? true,
     maxResponseBytes: integer('maxResponseBytes', options.maxResponseBytes, 64 * 1024 * 1024),
     healthCacheMs: integer('healthCacheMs', options.healthCacheMs, 5_000, 0),

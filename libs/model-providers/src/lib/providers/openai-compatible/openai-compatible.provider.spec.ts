@@ -7,7 +7,7 @@ import type { ChatRequest, StreamPart, ToolCallPart } from '../../contract/model
 import { ModelProviderRegistry } from '../../registry/provider-registry.js';
 import { silentLogger } from '../../registry/provider-definition.js';
 import { captureError, collectStream } from '../../testing/conformance.js';
-import { fakeEmbedding, fakeReplyHash, fakeReplyText, startFakeUpstream } from '../../testing/fake-upstream.js';
+import { fakeEmbedding, fakeReplyHash, fakeReplyLogprobs, fakeReplyText, startFakeUpstream } from '../../testing/fake-upstream.js';
 import { startJsonUpstream, startRawUpstream } from '../../testing/raw-upstream.js';
 import { encodeBase64Floats } from './embeddings.js';
 import type { FakeUpstream, RecordedRequest } from '../../testing/fake-upstream.js';
@@ -640,6 +640,193 @@ describe('OpenAICompatibleProvider: tool calling', () => {
   });
 });
 
+describe('OpenAICompatibleProvider: logprobs', () => {
+  const body = (): Record<string, unknown> => lastInference().body as Record<string, unknown>;
+  const chunk = (choice: Record<string, unknown>): string => `data: ${JSON.stringify({ choices: [{ index: 0, finish_reason: null, ...choice }] })}\n\n`;
+  const entry = (token: string, logprob: number, top: unknown[] = []) => ({ token, logprob, bytes: [...Buffer.from(token)], top_logprobs: top });
+
+  it('declares the capability, and supportsLogprobs: false turns it off', () => {
+    expect(provider().capabilities.logprobs).toBe(true);
+    expect(provider({ supportsLogprobs: false }).capabilities).toEqual({
+      chat: true,
+      completion: true,
+      streaming: true,
+      embeddings: true,
+      tools: true,
+      logprobs: false,
+    });
+  });
+
+  it('asks chat upstreams for logprobs: true and top_logprobs, completions for the legacy number', async () => {
+    const p = provider();
+    await p.chat({ ...CHAT, logprobs: 3 });
+    expect(body()).toMatchObject({ logprobs: true, top_logprobs: 3 });
+    await collectStream(p.streamChat({ ...CHAT, logprobs: 0 }));
+    expect(body()).toMatchObject({ stream: true, logprobs: true, top_logprobs: 0 });
+    await p.complete({ prompt: 'Once', logprobs: 2 });
+    expect(body()['logprobs']).toBe(2);
+    expect(Object.keys(body())).not.toContain('top_logprobs');
+    await collectStream(p.streamComplete({ prompt: 'Once', logprobs: 0 }));
+    expect(body()['logprobs']).toBe(0);
+  });
+
+  it('sends nothing about logprobs unless asked, and the normalised field wins over extra', async () => {
+    const p = provider();
+    await p.chat(CHAT);
+    expect(Object.keys(body())).not.toContain('logprobs');
+    expect(Object.keys(body())).not.toContain('top_logprobs');
+    await p.chat({ ...CHAT, extra: { logprobs: true, top_logprobs: 5, user: 'u' } });
+    expect(body()).toMatchObject({ user: 'u' });
+    expect(Object.keys(body())).not.toContain('logprobs');
+    expect(Object.keys(body())).not.toContain('top_logprobs');
+    await p.chat({ ...CHAT, logprobs: 1, extra: { logprobs: false, top_logprobs: 5 } });
+    expect(body()).toMatchObject({ logprobs: true, top_logprobs: 1 });
+    await p.complete({ prompt: 'Once', logprobs: 1, extra: { logprobs: 5, top_logprobs: 5 } });
+    expect(body()['logprobs']).toBe(1);
+    expect(Object.keys(body())).not.toContain('top_logprobs');
+    await p.complete({ prompt: 'Once', extra: { logprobs: 5 } });
+    expect(Object.keys(body())).not.toContain('logprobs');
+  });
+
+  it('parses the logprobs of non-stream chat and completion answers', async () => {
+    const p = provider();
+    const chat = await p.chat({ ...CHAT, logprobs: 2 });
+    expect(chat).toEqual({
+      text: fakeReplyText('Hello there', 8),
+      finishReason: 'length',
+      usage: { promptTokens: 3, completionTokens: 8 },
+      logprobs: fakeReplyLogprobs('Hello there', 8, 2),
+    });
+    const completion = await p.complete({ prompt: 'Once', maxTokens: 3, logprobs: 1 });
+    // The legacy form has no bytes.
+    expect(completion.logprobs).toEqual(fakeReplyLogprobs('Once', 3, 1, false));
+    expect((await p.complete({ prompt: 'Once', maxTokens: 3, logprobs: 0 })).logprobs).toEqual(fakeReplyLogprobs('Once', 3, 0, false));
+    // Not asked for: none, and the answer is what it was.
+    expect(await p.chat(CHAT)).toEqual({ text: fakeReplyText('Hello there', 8), finishReason: 'length', usage: { promptTokens: 3, completionTokens: 8 } });
+  });
+
+  it("puts each stream chunk's logprobs on its delta", async () => {
+    const p = provider();
+    const chat = await collectStream(p.streamChat({ ...CHAT, logprobs: 2 }));
+    const deltas = chat.parts.filter((part) => part.type === 'delta');
+    expect(deltas).toHaveLength(8);
+    const expected = fakeReplyLogprobs('Hello there', 8, 2);
+    deltas.forEach((part, i) => expect(part).toEqual({ type: 'delta', text: expected[i]?.token, logprobs: [expected[i]] }));
+    expect(chat.logprobs).toEqual(expected);
+    const completion = await collectStream(p.streamComplete({ prompt: 'Once', maxTokens: 3, logprobs: 1 }));
+    expect(completion.logprobs).toEqual(fakeReplyLogprobs('Once', 3, 1, false));
+    expect(completion.text).toBe(fakeReplyText('Once', 3));
+    // Not asked for: no delta carries any.
+    expect((await collectStream(p.streamChat(CHAT))).parts.filter((part) => part.type === 'delta' && 'logprobs' in part)).toEqual([]);
+  });
+
+  it('yields a delta for a chunk with logprobs but no text (part of a character), and counts its tokens', async () => {
+    const { url, close } = await rawUpstream([
+      chunk({ delta: { role: 'assistant', content: '' }, logprobs: null }),
+      chunk({ delta: { content: '' }, logprobs: { content: [] } }),
+      chunk({ delta: { content: '' }, logprobs: { content: [{ token: 'bytes:\\xf0\\x9f', logprob: -0.5, bytes: [240, 159], top_logprobs: [] }] } }),
+      chunk({ delta: { content: '😀' }, logprobs: { content: [{ token: 'bytes:\\x98\\x80', logprob: -0.25, bytes: [152, 128], top_logprobs: [] }] } }),
+      chunk({ delta: { content: ' ok' }, logprobs: { content: [entry(' ok', -1)] } }),
+      chunk({ delta: {}, logprobs: null, finish_reason: 'stop' }),
+      'data: [DONE]\n\n',
+    ]);
+    try {
+      const streamed = await collectStream(provider({ baseUrl: url }).streamChat({ ...CHAT, logprobs: 0 }));
+      expect(streamed.parts).toEqual([
+        { type: 'delta', text: '', logprobs: [{ token: 'bytes:\\xf0\\x9f', logprob: -0.5, bytes: [240, 159], top: [] }] },
+        { type: 'delta', text: '😀', logprobs: [{ token: 'bytes:\\x98\\x80', logprob: -0.25, bytes: [152, 128], top: [] }] },
+        { type: 'delta', text: ' ok', logprobs: [{ token: ' ok', logprob: -1, bytes: [32, 111, 107], top: [] }] },
+        // No usage from the upstream: one completion token per logprob entry.
+        { type: 'finish', finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 3 } },
+      ]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('carries the logprobs of a JSON answer to a stream request on its single delta', async () => {
+    const raw = await startJsonUpstream({
+      choices: [{ index: 0, text: 'ab', logprobs: { tokens: ['a', 'b'], token_logprobs: [-1, -2], top_logprobs: null, text_offset: [0, 1] }, finish_reason: 'stop' }],
+    });
+    try {
+      const streamed = await collectStream(provider({ baseUrl: raw.url }).streamComplete({ prompt: 'p', logprobs: 0 }));
+      expect(streamed.parts).toEqual([
+        { type: 'delta', text: 'ab', logprobs: [{ token: 'a', logprob: -1, top: [] }, { token: 'b', logprob: -2, top: [] }] },
+        { type: 'finish', finishReason: 'stop', usage: expect.any(Object) },
+      ]);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('gives no logprobs when the upstream ignores the request, or sends some that were not asked for', async () => {
+    const ignored = await startJsonUpstream({ choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, logprobs: null, finish_reason: 'stop' }] });
+    try {
+      const result = await provider({ baseUrl: ignored.url }).chat({ ...CHAT, logprobs: 2 });
+      expect(result.text).toBe('hi');
+      expect(Object.keys(result)).not.toContain('logprobs');
+    } finally {
+      await ignored.close();
+    }
+    const { url, close } = await rawUpstream([
+      chunk({ delta: { content: 'a' }, logprobs: null }),
+      chunk({ delta: { content: 'b' }, logprobs: { content: [entry('b', -1)] } }),
+      chunk({ delta: {}, finish_reason: 'stop' }),
+      'data: [DONE]\n\n',
+    ]);
+    try {
+      const p = provider({ baseUrl: url });
+      expect((await collectStream(p.streamChat({ ...CHAT, logprobs: 1 }))).parts.slice(0, 2)).toEqual([
+        { type: 'delta', text: 'a' },
+        { type: 'delta', text: 'b', logprobs: [{ token: 'b', logprob: -1, bytes: [98], top: [] }] },
+      ]);
+      expect((await collectStream(p.streamChat(CHAT))).parts.slice(0, 2)).toEqual([
+        { type: 'delta', text: 'a' },
+        { type: 'delta', text: 'b' },
+      ]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('malformed logprobs are a malformed upstream answer (upstream_error), stream and not', async () => {
+    const bodies = [
+      { choices: [{ index: 0, message: { role: 'assistant', content: 'a' }, logprobs: { content: 'a' }, finish_reason: 'stop' }] },
+      { choices: [{ index: 0, message: { role: 'assistant', content: 'a' }, logprobs: { content: [{ token: 'a', logprob: 'high' }] }, finish_reason: 'stop' }] },
+      { choices: [{ index: 0, message: { role: 'assistant', content: 'a' }, logprobs: { content: [entry('a', -1, [{ token: 5, logprob: -1 }])] }, finish_reason: 'stop' }] },
+      { choices: [{ index: 0, message: { role: 'assistant', content: 'a' }, logprobs: 7, finish_reason: 'stop' }] },
+    ];
+    for (const answer of bodies) {
+      const raw = await startJsonUpstream(answer);
+      try {
+        const error = await providerError(() => provider({ baseUrl: raw.url }).chat({ ...CHAT, logprobs: 1 }));
+        expect(error, JSON.stringify(answer)).toMatchObject({ code: 'upstream_error', message: expect.stringContaining('malformed upstream response') });
+      } finally {
+        await raw.close();
+      }
+    }
+    const legacy = await startJsonUpstream({ choices: [{ index: 0, text: 'ab', logprobs: { tokens: ['a', 'b'], token_logprobs: [-1] }, finish_reason: 'stop' }] });
+    try {
+      const error = await providerError(() => provider({ baseUrl: legacy.url }).complete({ prompt: 'p', logprobs: 0 }));
+      expect(error).toMatchObject({ code: 'upstream_error', message: expect.stringMatching(/token_logprobs/) });
+    } finally {
+      await legacy.close();
+    }
+    const { url, close } = await rawUpstream([
+      chunk({ delta: { content: 'a' }, logprobs: { content: [entry('a', -1)] } }),
+      chunk({ delta: { content: 'b' }, logprobs: { content: [{ token: 'b', logprob: -1, bytes: 'b' }] } }),
+      chunk({ delta: {}, finish_reason: 'stop' }),
+      'data: [DONE]\n\n',
+    ]);
+    try {
+      const error = await providerError(() => collectStream(provider({ baseUrl: url }).streamChat({ ...CHAT, logprobs: 0 })));
+      expect(error).toMatchObject({ code: 'upstream_error', message: expect.stringMatching(/a stream event's choices\[0\]\.logprobs\.content\[0\]\.bytes/) });
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('OpenAICompatibleProvider: usage details', () => {
   it("reads the upstream's cached prompt tokens (usage.prompt_tokens_details.cached_tokens)", async () => {
     const raw = await startJsonUpstream(
@@ -777,7 +964,7 @@ describe('openAICompatibleProviderDefinition', () => {
     providers.push(p as OpenAICompatibleProvider);
     expect(p.kind).toBe('openai-compatible');
     expect(p.label).toBe(`openai-compatible(${upstream.url}, m)`);
-    expect(p.capabilities).toEqual({ chat: true, completion: true, streaming: true, embeddings: true, tools: true });
+    expect(p.capabilities).toEqual({ chat: true, completion: true, streaming: true, embeddings: true, tools: true, logprobs: true });
     await expect(p.chat(CHAT)).resolves.toMatchObject({ finishReason: 'length' });
   });
 

@@ -14,6 +14,12 @@
  * out in OpenAI form; `message.tool_calls` and streamed `delta.tool_calls` come back as `toolCalls` and
  * `tool_call` parts. Requests without tools build the same body as before.
  *
+ * Log probabilities (logprobs.ts): `logprobs` goes out as `logprobs: true, top_logprobs: n` (chat) or
+ * `logprobs: n` (legacy completions); `choices[0].logprobs` comes back as `logprobs` on the result, or
+ * on the delta of each stream chunk (a chunk with logprobs and no text yields a delta with text '').
+ * An upstream that ignores the request answers `logprobs: null`: no logprobs, not an error. Requests
+ * without `logprobs` never look at `choices[0].logprobs` (nor get any).
+ *
  * Timeouts (`timeoutMs`, `idleTimeoutMs`) are undici's headers/body timers, which have a resolution
  * of about one second: fine for their 60 s defaults, not for sub-second deadlines (use the signal).
  */
@@ -34,6 +40,7 @@ import type {
   ProviderCapabilities,
   ProviderHealth,
   StreamPart,
+  TokenLogprob,
   TokenUsage,
   ToolCallPart,
 } from '../../contract/model-provider.js';
@@ -47,6 +54,7 @@ import { Client, Pool, request } from './undici-parts.js';
 import { malformedError, mapHttpError, mapTransportError, parseJsonObject } from './upstream-errors.js';
 import { parseToolCalls, ToolCallStream, wireMessages, wireToolChoice, wireTools } from './tool-calls.js';
 import { embeddingBody, parseEmbeddings } from './embeddings.js';
+import { parseLogprobs } from './logprobs.js';
 
 type Route = 'chat' | 'completion';
 type Path = Route | 'embeddings';
@@ -60,6 +68,10 @@ interface StreamState {
   toolCalls: ToolCallStream | undefined;
   /** Tool call parts of the last event, for the reading loop to yield. */
   toolParts: ToolCallPart[] | undefined;
+  /** The requested number of alternatives; undefined: the request asked for no logprobs. */
+  readonly topLogprobs: number | undefined;
+  /** Logprobs of the last event, for the reading loop to put on its delta. */
+  logprobs: TokenLogprob[] | undefined;
 }
 type JsonObject = Record<string, unknown>;
 
@@ -105,7 +117,14 @@ export class OpenAICompatibleProvider implements ModelProvider {
     this.logger = context.logger ?? silentLogger;
     const o = this.options;
     this.label = `${OPENAI_COMPATIBLE_KIND}(${o.baseUrl}, ${o.model})`;
-    this.capabilities = { chat: true, completion: o.supportsCompletions, streaming: true, embeddings: o.supportsEmbeddings, tools: o.supportsTools };
+    this.capabilities = {
+      chat: true,
+      completion: o.supportsCompletions,
+      streaming: true,
+      embeddings: o.supportsEmbeddings,
+      tools: o.supportsTools,
+      logprobs: o.supportsLogprobs,
+    };
     this.pool = new Pool(o.origin, {
       connections: o.connections,
       pipelining: 1,
@@ -132,16 +151,16 @@ export class OpenAICompatibleProvider implements ModelProvider {
   }
 
   async chat(request: ChatRequest, options?: CallOptions): Promise<GenerationResult> {
-    return this.generate('chat', this.chatBody(request, false), promptLength(request), options?.signal);
+    return this.generate('chat', this.chatBody(request, false), promptLength(request), request.logprobs, options?.signal);
   }
 
   async complete(request: CompletionRequest, options?: CallOptions): Promise<GenerationResult> {
     this.assertCompletions();
-    return this.generate('completion', this.completionBody(request, false), request.prompt.length, options?.signal);
+    return this.generate('completion', this.completionBody(request, false), request.prompt.length, request.logprobs, options?.signal);
   }
 
   streamChat(request: ChatRequest, options?: CallOptions): AsyncIterable<StreamPart> {
-    return this.stream('chat', () => this.chatBody(request, true), promptLength(request), options?.signal);
+    return this.stream('chat', () => this.chatBody(request, true), promptLength(request), request.logprobs, options?.signal);
   }
 
   streamComplete(request: CompletionRequest, options?: CallOptions): AsyncIterable<StreamPart> {
@@ -152,6 +171,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
         return this.completionBody(request, true);
       },
       request.prompt.length,
+      request.logprobs,
       options?.signal,
     );
   }
@@ -235,6 +255,12 @@ export class OpenAICompatibleProvider implements ModelProvider {
     } else {
       delete body['stream_options'];
     }
+    // The route's own form is added by chatBody/completionBody; a stale one from `extra` never goes out.
+    const extra = params.extra;
+    if (extra !== undefined && (extra['logprobs'] !== undefined || extra['top_logprobs'] !== undefined)) {
+      delete body['logprobs'];
+      delete body['top_logprobs'];
+    }
     return body;
   }
 
@@ -244,12 +270,18 @@ export class OpenAICompatibleProvider implements ModelProvider {
     if (request.tools !== undefined && request.tools.length > 0) body['tools'] = wireTools(request.tools);
     if (request.toolChoice !== undefined) body['tool_choice'] = wireToolChoice(request.toolChoice);
     if (request.parallelToolCalls !== undefined) body['parallel_tool_calls'] = request.parallelToolCalls;
+    if (request.logprobs !== undefined) {
+      body['logprobs'] = true;
+      body['top_logprobs'] = request.logprobs;
+    }
     return JSON.stringify(body);
   }
 
   private completionBody(request: CompletionRequest, stream: boolean): string {
     const body = this.baseBody(request, stream);
     body['prompt'] = request.prompt;
+    // The legacy form: the number of alternatives.
+    if (request.logprobs !== undefined) body['logprobs'] = request.logprobs;
     return JSON.stringify(body);
   }
 
@@ -281,9 +313,18 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return response;
   }
 
-  /** A non-stream call: the whole body at once, through undici's dispatch (see buffered-call.ts). */
-  private generate(route: Route, body: string, promptChars: number, signal: AbortSignal | undefined): Promise<GenerationResult> {
-    return this.post(route, body, signal).then((text) => this.interpretResult(route, text, promptChars));
+  /**
+   * A non-stream call: the whole body at once, through undici's dispatch (see buffered-call.ts).
+   * `topLogprobs`: the request's `logprobs` (undefined: none asked for).
+   */
+  private generate(
+    route: Route,
+    body: string,
+    promptChars: number,
+    topLogprobs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<GenerationResult> {
+    return this.post(route, body, signal).then((text) => this.interpretResult(route, text, promptChars, topLogprobs));
   }
 
   /** POSTs a JSON body and resolves with the response text (status < 400), or throws the mapped error. */
@@ -314,6 +355,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     route: Route,
     response: Dispatcher.ResponseData,
     promptChars: number,
+    topLogprobs: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<GenerationResult> {
     let text: string;
@@ -323,17 +365,27 @@ export class OpenAICompatibleProvider implements ModelProvider {
       throw mapTransportError(error, this.label, signal);
     }
     if (signal?.aborted) throw abortedError(signal.reason);
-    return this.interpretResult(route, text, promptChars);
+    return this.interpretResult(route, text, promptChars, topLogprobs);
   }
 
-  /** Interprets a non-stream JSON body. */
-  private interpretResult(route: Route, text: string, promptChars: number): GenerationResult {
+  /** Interprets a non-stream JSON body; its logprobs are read only when `topLogprobs` is set. */
+  private interpretResult(route: Route, text: string, promptChars: number, topLogprobs: number | undefined): GenerationResult {
     const root = parseJsonObject(text, this.label, 'the body');
     const choice = firstChoice(root);
     if (!choice) {
       if (root['error'] !== undefined && root['error'] !== null) throw mapHttpError(502, text, this.label);
       throw malformedError(this.label, 'no choices');
     }
+    const result = this.interpretChoice(route, root, choice, promptChars);
+    if (topLogprobs === undefined) return result;
+    const raw = choice['logprobs'];
+    if (raw === null || raw === undefined) return result;
+    const logprobs = parseLogprobs(route === 'chat', raw, topLogprobs, this.label, 'choices[0].logprobs');
+    return logprobs === undefined ? result : { ...result, logprobs };
+  }
+
+  /** The text, finish reason, usage and tool calls of a non-stream answer. */
+  private interpretChoice(route: Route, root: JsonObject, choice: JsonObject, promptChars: number): GenerationResult {
     const message = route === 'chat' ? (choice['message'] as JsonObject | undefined) : undefined;
     const content = route === 'chat' ? message?.['content'] : choice['text'];
     if (content !== undefined && content !== null && typeof content !== 'string') {
@@ -359,23 +411,31 @@ export class OpenAICompatibleProvider implements ModelProvider {
     };
   }
 
-  private stream(route: Route, buildBody: () => string, promptChars: number, signal: AbortSignal | undefined): AsyncIterable<StreamPart> {
+  private stream(
+    route: Route,
+    buildBody: () => string,
+    promptChars: number,
+    topLogprobs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): AsyncIterable<StreamPart> {
     // Nothing is sent before the consumer asks for the first part.
-    return this.streamParts(route, buildBody, promptChars, signal);
+    return this.streamParts(route, buildBody, promptChars, topLogprobs, signal);
   }
 
   private async *streamParts(
     route: Route,
     buildBody: () => string,
     promptChars: number,
+    topLogprobs: number | undefined,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<StreamPart, void, undefined> {
     const response = await this.send(route, buildBody(), signal);
     const contentType = response.headers['content-type'];
     if (typeof contentType === 'string' && contentType.startsWith('application/json')) {
       // An upstream that ignores `stream: true` and answers one JSON body: replay it as a stream.
-      const result = await this.readResult(route, response, promptChars, signal);
-      if (result.text.length > 0) yield { type: 'delta', text: result.text };
+      const result = await this.readResult(route, response, promptChars, topLogprobs, signal);
+      if (result.logprobs !== undefined) yield { type: 'delta', text: result.text, logprobs: result.logprobs };
+      else if (result.text.length > 0) yield { type: 'delta', text: result.text };
       if (result.toolCalls) {
         for (let index = 0; index < result.toolCalls.length; index++) {
           const call = result.toolCalls[index] as (typeof result.toolCalls)[number];
@@ -388,7 +448,16 @@ export class OpenAICompatibleProvider implements ModelProvider {
     }
     const body = response.body;
     const parser = new SseParser(this.options.maxResponseBytes);
-    const state: StreamState = { done: false, finishReason: undefined, usage: undefined, contentChunks: 0, toolCalls: undefined, toolParts: undefined };
+    const state: StreamState = {
+      done: false,
+      finishReason: undefined,
+      usage: undefined,
+      contentChunks: 0,
+      toolCalls: undefined,
+      toolParts: undefined,
+      topLogprobs,
+      logprobs: undefined,
+    };
     try {
       // destroyOnReturn: false — leaving the loop at [DONE] must not destroy the body: Node would
       // build an AbortError (a stack trace, ~4% of the CPU of a stream) for a response that is
@@ -399,7 +468,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
         for (const event of parser.push(chunk)) {
           const text = this.streamEvent(route, event.data, state);
           if (text !== undefined) {
-            yield { type: 'delta', text };
+            yield state.logprobs === undefined ? { type: 'delta', text } : logprobsDelta(text, state);
             // The consumer may have aborted while we were suspended at the yield.
             if (signal?.aborted) throw abortedError(signal.reason);
           }
@@ -417,7 +486,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       if (!state.done) {
         for (const event of parser.end()) {
           const text = this.streamEvent(route, event.data, state);
-          if (text !== undefined) yield { type: 'delta', text };
+          if (text !== undefined) yield state.logprobs === undefined ? { type: 'delta', text } : logprobsDelta(text, state);
           if (state.toolParts !== undefined) {
             yield* state.toolParts;
             state.toolParts = undefined;
@@ -452,7 +521,10 @@ export class OpenAICompatibleProvider implements ModelProvider {
     }
   }
 
-  /** Interprets one SSE data payload; returns the delta text it carries, if any (tool call pieces go to `state.toolParts`). */
+  /**
+   * Interprets one SSE data payload; returns the delta text it carries, if any (tool call pieces go
+   * to `state.toolParts`, logprobs to `state.logprobs`; with logprobs the text may be '').
+   */
   private streamEvent(route: Route, data: string, state: StreamState): string | undefined {
     if (data === '[DONE]') {
       state.done = true;
@@ -472,9 +544,24 @@ export class OpenAICompatibleProvider implements ModelProvider {
     const delta = route === 'chat' ? (choice['delta'] as JsonObject | undefined) : undefined;
     const text = route === 'chat' ? delta?.['content'] : choice['text'];
     if (delta !== undefined && (delta['tool_calls'] != null || delta['function_call'] != null)) this.streamToolCalls(delta, state);
+    if (state.topLogprobs !== undefined && choice['logprobs'] != null) return this.streamLogprobs(route, choice['logprobs'], text, state.topLogprobs, state);
     if (typeof text !== 'string' || text.length === 0) return undefined;
     state.contentChunks += 1;
     return text;
+  }
+
+  /** A chunk with logprobs: a delta even without text, counting its tokens exactly. */
+  private streamLogprobs(route: Route, raw: unknown, text: unknown, top: number, state: StreamState): string | undefined {
+    const logprobs = parseLogprobs(route === 'chat', raw, top, this.label, "a stream event's choices[0].logprobs");
+    const content = typeof text === 'string' ? text : '';
+    if (logprobs === undefined) {
+      if (content.length === 0) return undefined;
+      state.contentChunks += 1;
+      return content;
+    }
+    state.contentChunks += logprobs.length;
+    state.logprobs = logprobs;
+    return content;
   }
 
   private streamToolCalls(delta: JsonObject, state: StreamState): void {
@@ -535,6 +622,13 @@ async function readLimited(body: Dispatcher.ResponseData['body'], limit: number,
     }
   }
   return Buffer.concat(chunks).toString('utf8').slice(0, limit);
+}
+
+/** The delta of a chunk with logprobs (taken from `state`). */
+function logprobsDelta(text: string, state: StreamState): StreamPart {
+  const logprobs = state.logprobs;
+  state.logprobs = undefined;
+  return logprobs === undefined ? { type: 'delta', text } : { type: 'delta', text, logprobs };
 }
 
 function promptLength(request: ChatRequest): number {
