@@ -16,10 +16,10 @@ describe('errors', () => {
     upstream = await startFakeUpstream({ tokens: 4 });
     server = await startApiServer({
       env: { BODY_LIMIT_BYTES: '4096', CACHE_ENABLED: 'false' },
-      // `plain`: an upstream declared without tool calling.
+      // `plain`: an upstream declared without tool calling, embeddings or logprobs.
       modelsYaml:
         fakeModelsYaml(upstream.url, 'm', { timeoutMs: 1500 }) +
-        `  - name: plain\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: fake\n        supportsTools: false\n        supportsEmbeddings: false\n` +
+        `  - name: plain\n    deployments:\n      - provider: openai-compatible\n        baseUrl: ${upstream.url}\n        model: fake\n        supportsTools: false\n        supportsEmbeddings: false\n        supportsLogprobs: false\n` +
         // `busy`: the built-in model with one sequence and no queue.
         `  - name: busy\n    deployments:\n      - provider: llama-cpp\n        modelPath: builtin:tiny-llama\n        sequences: 1\n        maxQueue: 0\n`,
     });
@@ -120,6 +120,29 @@ describe('errors', () => {
     }
     expect(Object.keys((upstream.requests.at(-1)?.body ?? {}) as object)).not.toContain('tool_choice');
     expect(Object.keys((upstream.requests.at(-1)?.body ?? {}) as object)).not.toContain('tools');
+  });
+
+  it('400 for logprobs a model cannot give and for malformed logprobs fields, without calling the upstream', async () => {
+    const before = upstream.requestCount;
+    const messages = [{ role: 'user', content: 'x' }];
+    const cases: Array<[path: string, body: Record<string, unknown>, param: string, code: string | null, message: RegExp]> = [
+      ['/v1/chat/completions', { model: 'plain', messages, logprobs: true }, 'logprobs', 'unsupported_parameter', /^The model 'plain' does not return log probabilities/],
+      ['/v1/chat/completions', { model: 'busy', messages, logprobs: true, top_logprobs: 3, stream: true }, 'logprobs', 'unsupported_parameter', /'busy'/],
+      ['/v1/completions', { model: 'busy', prompt: 'x', logprobs: 0 }, 'logprobs', 'unsupported_parameter', /'busy'/],
+      ['/v1/chat/completions', { model: 'm', messages, top_logprobs: 2 }, 'top_logprobs', null, /needs 'logprobs' set to true/],
+      ['/v1/chat/completions', { model: 'm', messages, logprobs: false, top_logprobs: 2 }, 'top_logprobs', null, /needs 'logprobs'/],
+      ['/v1/chat/completions', { model: 'm', messages, logprobs: true, top_logprobs: 21 }, 'top_logprobs', 'invalid_request', /must be <= 20/],
+      ['/v1/chat/completions', { model: 'm', messages, logprobs: 'yes' }, 'logprobs', 'invalid_request', /must be boolean/],
+      ['/v1/completions', { model: 'm', prompt: 'x', logprobs: true }, 'logprobs', 'invalid_request', /must be integer/],
+      ['/v1/completions', { model: 'm', prompt: 'x', logprobs: -1 }, 'logprobs', 'invalid_request', /must be >= 0/],
+    ];
+    for (const [path, body, param, code, message] of cases) {
+      const res = await post(path, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error, JSON.stringify(body)).toMatchObject({ type: 'invalid_request_error', param, code });
+      expect(res.body.error.message, JSON.stringify(body)).toMatch(message);
+    }
+    expect(upstream.requestCount).toBe(before);
   });
 
   it('400 for malformed embeddings requests and for a model without embeddings, without calling the upstream', async () => {

@@ -13,6 +13,8 @@ interface Target {
   readonly model: string;
   /** The model's provider does tool calling. */
   readonly tools: boolean;
+  /** The model's provider returns log probabilities. */
+  readonly logprobs: boolean;
   setup(): Promise<{ server: ApiServer; upstream?: FakeUpstream }>;
 }
 
@@ -21,12 +23,14 @@ const targets: Target[] = [
     name: 'built-in llama.cpp model (embedded defaults)',
     model: 'tiny-llama',
     tools: false,
+    logprobs: false,
     setup: async () => ({ server: await startApiServer({ env: { CACHE_ENABLED: 'false' } }) }),
   },
   {
     name: 'openai-compatible provider to a fake upstream',
     model: 'fake-chat',
     tools: true,
+    logprobs: true,
     setup: async () => {
       const upstream = await startFakeUpstream({ tokens: 12, models: ['upstream-model'] });
       const server = await startApiServer({
@@ -323,6 +327,69 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     const bad = await client.embeddings.create({ model: target.model, input: [''] }).catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
     expect((bad as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'input[0]' });
+  });
+
+  if (!target.logprobs) it('refuses logprobs with a BadRequestError on a model that cannot give them', async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Say hello' }];
+    const chat = await client.chat.completions.create({ model: target.model, messages, logprobs: true }).catch((e: unknown) => e);
+    expect(chat).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((chat as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'logprobs', code: 'unsupported_parameter' });
+    const completion = await client.completions.create({ model: target.model, prompt: 'Once', logprobs: 0 }).catch((e: unknown) => e);
+    expect((completion as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'logprobs', code: 'unsupported_parameter' });
+    // logprobs: false asks for nothing: answered.
+    const plain = await client.chat.completions.create({ model: target.model, messages, max_tokens: 3, logprobs: false });
+    expect(plain.choices[0]!.logprobs ?? null).toBeNull();
+  });
+
+  if (target.logprobs) it('returns log probabilities in the form the SDK reads, streamed or not (chat and completions)', async () => {
+    const request = { model: target.model, messages: [{ role: 'user' as const, content: 'Rate this' }], max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 2 };
+    const completion = await client.chat.completions.create(request);
+    const choice = completion.choices[0]!;
+    const content = choice.logprobs?.content ?? [];
+    expect(content).toHaveLength(completion.usage!.completion_tokens);
+    expect(content.map((entry) => entry.token).join('')).toBe(choice.message.content);
+    for (const entry of content) {
+      expect(entry.logprob).toBeLessThanOrEqual(0);
+      expect(entry.bytes).toEqual([...Buffer.from(entry.token)]);
+      expect(entry.top_logprobs).toHaveLength(2);
+      expect(entry.top_logprobs[0]).toMatchObject({ token: entry.token, logprob: entry.logprob });
+      expect(entry.top_logprobs[1]!.logprob).toBeLessThan(entry.top_logprobs[0]!.logprob);
+    }
+    const sent = upstream!.requests.at(-1)!.body as Record<string, unknown>;
+    expect(sent).toMatchObject({ logprobs: true, top_logprobs: 2 });
+    // Streamed: each chunk carries the entries of its tokens; together, the same entries.
+    const stream = await client.chat.completions.create({ ...request, stream: true });
+    const streamed: OpenAI.ChatCompletionTokenLogprob[] = [];
+    for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    expect(streamed).toEqual(content);
+    // Without logprobs: null, and nothing asked upstream.
+    const plain = await client.chat.completions.create({ ...request, logprobs: false, top_logprobs: undefined });
+    expect(plain.choices[0]!.logprobs).toBeNull();
+    expect(upstream!.requests.at(-1)!.body).not.toHaveProperty('logprobs');
+
+    // Text completions: the legacy arrays.
+    const text = await client.completions.create({ model: target.model, prompt: 'Once upon a time', max_tokens: 4, temperature: 0, logprobs: 2 });
+    const legacy = text.choices[0]!.logprobs!;
+    expect(legacy.tokens!.join('')).toBe(text.choices[0]!.text);
+    expect(legacy.token_logprobs).toHaveLength(4);
+    expect(legacy.top_logprobs!.map((top) => Object.keys(top))).toEqual(legacy.tokens!.map((token) => [token, expect.any(String)]));
+    let offset = 0;
+    expect(legacy.text_offset).toEqual(legacy.tokens!.map((token) => ((offset += token.length), offset - token.length)));
+    expect(upstream!.requests.at(-1)!.body).toMatchObject({ logprobs: 2 });
+    const textStream = await client.completions.create({ model: target.model, prompt: 'Once upon a time', max_tokens: 4, temperature: 0, logprobs: 2, stream: true });
+    const pieces: Array<{ tokens: string[]; text_offset: number[] }> = [];
+    for await (const chunk of textStream) {
+      const lp = chunk.choices[0]?.logprobs;
+      if (lp) pieces.push({ tokens: lp.tokens ?? [], text_offset: lp.text_offset ?? [] });
+    }
+    expect(pieces.flatMap((p) => p.tokens)).toEqual(legacy.tokens);
+    expect(pieces.flatMap((p) => p.text_offset)).toEqual(legacy.text_offset);
+
+    // top_logprobs without logprobs, or over 20: 400.
+    const orphan = await client.chat.completions.create({ ...request, logprobs: undefined }).catch((e: unknown) => e);
+    expect((orphan as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'top_logprobs' });
+    const tooMany = await client.chat.completions.create({ ...request, top_logprobs: 21 }).catch((e: unknown) => e);
+    expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
   });
 
   it('answers GET /predict with {"result": "..."}', async () => {

@@ -74,6 +74,19 @@ describe('response cache (in memory)', () => {
     expect(upstream.requestCount).toBe(4);
   });
 
+  it('does not cache requests for logprobs (an entry holds no per-token probabilities), nor answer them from an entry', async () => {
+    const prompt = uniquePrompt('logprobs');
+    expect((await chat(server, prompt)).xCache).toBe('MISS');
+    const withLogprobs = { body: { logprobs: true, top_logprobs: 1 } };
+    const r1 = await chat(server, prompt, withLogprobs);
+    const r2 = await chat(server, prompt, { ...withLogprobs, stream: true });
+    expect([r1.xCache, r2.xCache]).toEqual(['BYPASS', 'BYPASS']);
+    const choice = (r1.json?.['choices'] as Array<{ logprobs: { content: unknown[] } | null }>)[0]!;
+    expect(choice.logprobs?.content).toHaveLength(TOKENS);
+    expect(upstream.requestCount).toBe(3);
+    expect((await chat(server, prompt)).xCache).toBe('HIT');
+  });
+
   it('Cache-Control: no-cache skips the lookup and refreshes the entry', async () => {
     const prompt = uniquePrompt('no-cache');
     await chat(server, prompt);

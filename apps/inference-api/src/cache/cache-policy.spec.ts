@@ -28,6 +28,13 @@ describe('cache policy', () => {
     expect(planRequest(job({}), {}, config(), undefined)).toEqual({ mode: 'bypass' });
   });
 
+  it('never caches requests for logprobs (entries hold no per-token probabilities)', () => {
+    const greedy = job({ temperature: 0 });
+    const withLogprobs = { ...greedy, request: { ...greedy.request, logprobs: 0 } } as typeof greedy;
+    expect(planRequest(withLogprobs, {}, config(), undefined)).toEqual({ mode: 'bypass' });
+    expect(planRequest(withLogprobs, {}, config({ CACHE_NONDETERMINISTIC: 'true' }), undefined)).toEqual({ mode: 'bypass' });
+  });
+
   it('caches non-reproducible requests on opt-in by config or header', () => {
     expect(planRequest(job({ temperature: 0.7 }), {}, config({ CACHE_NONDETERMINISTIC: 'true' }), undefined)).toMatchObject({ mode: 'use' });
     expect(planRequest(job({ temperature: 0.7 }), { 'x-cache-allow-nondeterministic': '1' }, config(), undefined)).toMatchObject({ mode: 'use' });

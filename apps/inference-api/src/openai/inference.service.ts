@@ -25,11 +25,11 @@ export type InferenceJob =
 
 const CHAT_KNOWN = new Set([
   'model', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'n', 'stream', 'stream_options',
-  'stop', 'seed', 'presence_penalty', 'frequency_penalty', 'tools', 'tool_choice', 'parallel_tool_calls',
+  'stop', 'seed', 'presence_penalty', 'frequency_penalty', 'tools', 'tool_choice', 'parallel_tool_calls', 'logprobs', 'top_logprobs',
 ]);
 const COMPLETION_KNOWN = new Set([
   'model', 'prompt', 'max_tokens', 'temperature', 'top_p', 'n', 'stream', 'stream_options', 'stop', 'seed',
-  'presence_penalty', 'frequency_penalty',
+  'presence_penalty', 'frequency_penalty', 'logprobs',
 ]);
 
 /**
@@ -85,6 +85,13 @@ export class InferenceService {
     if (body.parallel_tool_calls !== undefined && body.parallel_tool_calls !== null && request.tools !== undefined) {
       request.parallelToolCalls = body.parallel_tool_calls;
     }
+    if (body.logprobs === true) {
+      this.assertLogprobs(body.model);
+      request.logprobs = body.top_logprobs ?? 0;
+    } else if (body.top_logprobs !== undefined && body.top_logprobs !== null) {
+      // As OpenAI: alternatives without the chosen tokens' own log probabilities is an error.
+      throw ApiError.invalidRequest("'top_logprobs' needs 'logprobs' set to true.", 'top_logprobs');
+    }
     return { kind: 'chat', model: body.model, request };
   }
 
@@ -92,6 +99,10 @@ export class InferenceService {
     this.assertModel(body.model, 'completion');
     const request = params(body, body.max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, COMPLETION_KNOWN) as Mutable<CompletionRequest>;
     request.prompt = typeof body.prompt === 'string' ? body.prompt : (body.prompt[0] ?? '');
+    if (body.logprobs !== undefined && body.logprobs !== null) {
+      this.assertLogprobs(body.model);
+      request.logprobs = body.logprobs;
+    }
     return { kind: 'completion', model: body.model, request };
   }
 
@@ -138,6 +149,16 @@ export class InferenceService {
       `The model '${model}' does not support tool calling` +
         (tools.length > 0 ? `: send the request without 'tools'.` : `: its history cannot hold tool calls.`),
       param,
+      'unsupported_parameter',
+    );
+  }
+
+  /** Log probabilities need a model whose provider gives them: refused rather than answered without. */
+  private assertLogprobs(model: string): void {
+    if (this.router.capabilitiesOf(model)?.logprobs === true) return;
+    throw ApiError.invalidRequest(
+      `The model '${model}' does not return log probabilities: send the request without 'logprobs'.`,
+      'logprobs',
       'unsupported_parameter',
     );
   }

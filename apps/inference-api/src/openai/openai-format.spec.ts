@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chatChunkFormatter, chatCompletionBody, completionId, textChunkFormatter } from './openai-format.js';
+import { chatChunkFormatter, chatCompletionBody, completionId, textChunkFormatter, textCompletionBody } from './openai-format.js';
 
 describe('openai-format', () => {
   it('makes OpenAI-style ids', () => {
@@ -58,5 +58,54 @@ describe('openai-format', () => {
     const later = JSON.parse(f.toolCall({ type: 'tool_call', index: 1, arguments: '{"x":' })!) as { choices: Array<{ delta: { tool_calls: unknown[] } }> };
     expect(later.choices[0]!.delta.tool_calls).toEqual([{ index: 1, function: { arguments: '{"x":' } }]);
     expect(textChunkFormatter('cmpl-1', 10, 'm').toolCall({ type: 'tool_call', index: 0, id: 'c', name: 'f', arguments: '' })).toBeUndefined();
+  });
+
+  describe('logprobs', () => {
+    const usage = { promptTokens: 1, completionTokens: 2 };
+    const logprobs = [
+      { token: 'He', logprob: -0.25, bytes: [72, 101], top: [{ token: 'He', logprob: -0.25, bytes: [72, 101] }, { token: 'Hi', logprob: -1.5 }] },
+      { token: 'llo', logprob: -0.5, top: [] },
+    ];
+
+    it('chat: choices[].logprobs.content with top_logprobs, bytes null when unknown', () => {
+      const body = chatCompletionBody('id', 1, 'm', { text: 'Hello', finishReason: 'stop', usage, logprobs });
+      expect(body.choices[0]!.logprobs).toEqual({
+        content: [
+          { token: 'He', logprob: -0.25, bytes: [72, 101], top_logprobs: [{ token: 'He', logprob: -0.25, bytes: [72, 101] }, { token: 'Hi', logprob: -1.5, bytes: null }] },
+          { token: 'llo', logprob: -0.5, bytes: null, top_logprobs: [] },
+        ],
+        refusal: null,
+      });
+      expect(chatCompletionBody('id', 1, 'm', { text: 'Hello', finishReason: 'stop', usage }).choices[0]!.logprobs).toBeNull();
+    });
+
+    it('text completions: the legacy parallel arrays, text_offset into the text', () => {
+      const body = textCompletionBody('id', 1, 'm', { text: 'Hello', finishReason: 'stop', usage, logprobs });
+      expect(body.choices[0]!.logprobs).toEqual({
+        tokens: ['He', 'llo'],
+        token_logprobs: [-0.25, -0.5],
+        top_logprobs: [{ He: -0.25, Hi: -1.5 }, {}],
+        text_offset: [0, 2],
+      });
+      expect(textCompletionBody('id', 1, 'm', { text: 'Hello', finishReason: 'stop', usage }).choices[0]!.logprobs).toBeNull();
+    });
+
+    it('chunks carry the logprobs of their tokens; text offsets continue across chunks', () => {
+      const chat = chatChunkFormatter('c', 1, 'm');
+      expect(JSON.parse(chat.delta('He', [logprobs[0]!])).choices[0].logprobs.content).toEqual([
+        { token: 'He', logprob: -0.25, bytes: [72, 101], top_logprobs: [{ token: 'He', logprob: -0.25, bytes: [72, 101] }, { token: 'Hi', logprob: -1.5, bytes: null }] },
+      ]);
+      expect(JSON.parse(chat.delta('x')).choices[0].logprobs).toBeNull();
+      const text = textChunkFormatter('c', 1, 'm');
+      expect(JSON.parse(text.delta('He', [logprobs[0]!])).choices[0].logprobs).toEqual({
+        tokens: ['He'],
+        token_logprobs: [-0.25],
+        top_logprobs: [{ He: -0.25, Hi: -1.5 }],
+        text_offset: [0],
+      });
+      expect(JSON.parse(text.delta('llo', [logprobs[1]!])).choices[0].logprobs.text_offset).toEqual([2]);
+      expect(JSON.parse(text.delta('!')).choices[0].logprobs).toBeNull();
+      expect(JSON.parse(text.delta('', [{ token: '?', logprob: -2, top: [] }])).choices[0].logprobs.text_offset).toEqual([6]);
+    });
   });
 });

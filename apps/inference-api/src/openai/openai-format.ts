@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import type { FinishReason, GenerationResult, TokenUsage, ToolCall, ToolCallPart } from '@infer/model-providers';
+import type { FinishReason, GenerationResult, TokenLogprob, TokenUsage, ToolCall, ToolCallPart, TopLogprob } from '@infer/model-providers';
 
 /**
  * Random hex for ids, drawn from the CSPRNG 4 KiB at a time: one `randomBytes(12)` per request
@@ -56,7 +56,7 @@ export function chatCompletionBody(id: string, created: number, model: string, r
     object: 'chat.completion' as const,
     created,
     model,
-    choices: [{ index: 0, message, logprobs: null, finish_reason: result.finishReason }],
+    choices: [{ index: 0, message, logprobs: result.logprobs === undefined ? null : chatLogprobs(result.logprobs), finish_reason: result.finishReason }],
     usage: usageBody(result.usage),
   };
 }
@@ -67,9 +67,46 @@ export function textCompletionBody(id: string, created: number, model: string, r
     object: 'text_completion' as const,
     created,
     model,
-    choices: [{ index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason }],
+    choices: [
+      { index: 0, text: result.text, logprobs: result.logprobs === undefined ? null : textLogprobs(result.logprobs, 0), finish_reason: result.finishReason },
+    ],
     usage: usageBody(result.usage),
   };
+}
+
+function topEntry(entry: TopLogprob) {
+  return { token: entry.token, logprob: entry.logprob, bytes: entry.bytes ?? null };
+}
+
+/** Chat's form: `{content: [{token, logprob, bytes, top_logprobs}], refusal: null}`. */
+export function chatLogprobs(entries: readonly TokenLogprob[]) {
+  return {
+    content: entries.map((entry) => ({ token: entry.token, logprob: entry.logprob, bytes: entry.bytes ?? null, top_logprobs: entry.top.map(topEntry) })),
+    refusal: null,
+  };
+}
+
+/**
+ * The legacy completions form: parallel arrays, `top_logprobs` as token → logprob objects, and
+ * `text_offset`, each token's character offset in the choice's `text` (from `offset`, where the
+ * chunk's text starts in a stream). Offsets add up the tokens' lengths.
+ */
+export function textLogprobs(entries: readonly TokenLogprob[], offset: number) {
+  const tokens: string[] = [];
+  const tokenLogprobs: Array<number | null> = [];
+  const top: Array<Record<string, number | null>> = [];
+  const textOffset: number[] = [];
+  let at = offset;
+  for (const entry of entries) {
+    tokens.push(entry.token);
+    tokenLogprobs.push(entry.logprob);
+    const alternatives: Record<string, number | null> = {};
+    for (const alternative of entry.top) alternatives[alternative.token] = alternative.logprob;
+    top.push(alternatives);
+    textOffset.push(at);
+    at += entry.token.length;
+  }
+  return { tokens, token_logprobs: tokenLogprobs, top_logprobs: top, text_offset: textOffset };
 }
 
 /**
@@ -79,7 +116,8 @@ export function textCompletionBody(id: string, created: number, model: string, r
 export interface ChunkFormatter {
   /** The first event (chat: the assistant role), or undefined. */
   start(): string | undefined;
-  delta(text: string): string;
+  /** A text chunk; `logprobs`: its tokens' entries (requests with `logprobs`). */
+  delta(text: string, logprobs?: readonly TokenLogprob[]): string;
   /** A piece of a tool call (chat only: undefined for text completions, which have no tools). */
   toolCall(part: ToolCallPart): string | undefined;
   finish(reason: FinishReason): string;
@@ -90,7 +128,8 @@ export function chatChunkFormatter(id: string, created: number, model: string): 
   const head = `{"id":${JSON.stringify(id)},"object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":null,"choices":`;
   return {
     start: () => `${head}[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
-    delta: (text) => `${head}[{"index":0,"delta":{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]}`,
+    delta: (text, logprobs) =>
+      `${head}[{"index":0,"delta":{"content":${JSON.stringify(text)}},"logprobs":${logprobs === undefined ? 'null' : JSON.stringify(chatLogprobs(logprobs))},"finish_reason":null}]}`,
     toolCall: (part) => {
       // OpenAI's form: the first piece of a call has its id, type and name.
       const call =
@@ -106,9 +145,15 @@ export function chatChunkFormatter(id: string, created: number, model: string): 
 
 export function textChunkFormatter(id: string, created: number, model: string): ChunkFormatter {
   const head = `{"id":${JSON.stringify(id)},"object":"text_completion","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":null,"choices":`;
+  // Where the next chunk's text starts in the whole text (the legacy logprobs' text_offset).
+  let offset = 0;
   return {
     start: () => undefined,
-    delta: (text) => `${head}[{"index":0,"text":${JSON.stringify(text)},"logprobs":null,"finish_reason":null}]}`,
+    delta: (text, logprobs) => {
+      const entries = logprobs === undefined ? 'null' : JSON.stringify(textLogprobs(logprobs, offset));
+      offset += text.length;
+      return `${head}[{"index":0,"text":${JSON.stringify(text)},"logprobs":${entries},"finish_reason":null}]}`;
+    },
     toolCall: () => undefined,
     finish: (reason) => `${head}[{"index":0,"text":"","logprobs":null,"finish_reason":"${reason}"}]}`,
     usage: (usage) => `${head}[],"usage":${JSON.stringify(usageBody(usage))}}`,

@@ -162,6 +162,15 @@ export const chatCompletionRequestSchema = {
     },
     tool_choice: toolChoice,
     parallel_tool_calls: { type: 'boolean', nullable: true, description: 'false: at most one tool call per answer.' },
+    logprobs: {
+      type: 'boolean',
+      nullable: true,
+      description:
+        'Return the log probability of each generated token (`choices[].logprobs.content`). Served by models whose provider gives them ' +
+        '(`openai-compatible` upstreams); refused (400, `unsupported_parameter`) for others (the in-process llama.cpp provider). ' +
+        'Answers with logprobs are not cached (`X-Cache: BYPASS`).',
+    },
+    top_logprobs: { type: 'integer', minimum: 0, maximum: 20, nullable: true, description: 'With `logprobs: true`: also the most likely tokens at each position, up to 20.' },
     functions: { type: 'array', nullable: true, items: { type: 'object' }, description: 'Deprecated by OpenAI and not supported: use `tools`. Refused (400).' },
     function_call: { description: 'Deprecated by OpenAI and not supported: use `tool_choice`. Refused (400).' },
   },
@@ -179,6 +188,16 @@ export const completionRequestSchema = {
     },
     max_tokens: { type: 'integer', minimum: 1, nullable: true, example: 16, description: 'Defaults to 16, as in OpenAI.' },
     ...sampling,
+    logprobs: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 20,
+      nullable: true,
+      description:
+        'Return the log probability of each generated token and of the `logprobs` most likely tokens at each position (legacy form: ' +
+        '`tokens`, `token_logprobs`, `top_logprobs`, `text_offset`). OpenAI allows up to 5, vLLM up to 20 by default. Served by models ' +
+        'whose provider gives them (`openai-compatible` upstreams); refused (400, `unsupported_parameter`) for others. Not cached.',
+    },
   },
   example: { model: 'tiny-llama', prompt: 'Once upon a time', max_tokens: 16, temperature: 0 },
 } as const;
@@ -195,6 +214,46 @@ const usage = {
       description: 'When the provider reports it: `cached_tokens`, the prompt tokens served from a prompt (prefix) cache.',
       properties: { cached_tokens: { type: 'integer' } },
     },
+  },
+} as const;
+
+const tokenLogprobProperties = {
+  token: { type: 'string' },
+  logprob: { type: 'number', nullable: true, description: 'Natural log of the probability (<= 0).' },
+  bytes: { type: 'array', nullable: true, items: { type: 'integer' }, description: "The token's UTF-8 bytes, when the provider gives them." },
+} as const;
+
+const topLogprob = { type: 'object', required: ['token', 'logprob', 'bytes'], properties: tokenLogprobProperties } as const;
+
+/** `choices[].logprobs` of chat completions (and of their chunks). */
+const chatLogprobs = {
+  type: 'object',
+  nullable: true,
+  description: 'With `logprobs: true`: one entry per generated token (in a chunk: the tokens of that chunk); otherwise null.',
+  properties: {
+    content: {
+      type: 'array',
+      nullable: true,
+      items: {
+        type: 'object',
+        required: ['token', 'logprob', 'bytes', 'top_logprobs'],
+        properties: { ...tokenLogprobProperties, top_logprobs: { type: 'array', items: topLogprob } },
+      },
+    },
+    refusal: { type: 'array', nullable: true, items: topLogprob },
+  },
+} as const;
+
+/** `choices[].logprobs` of text completions: the legacy parallel arrays. */
+const textLogprobs = {
+  type: 'object',
+  nullable: true,
+  description: 'With `logprobs: N`: the generated tokens, their log probabilities, the N most likely tokens at each position, and each token\'s offset in `text`; otherwise null.',
+  properties: {
+    tokens: { type: 'array', items: { type: 'string' } },
+    token_logprobs: { type: 'array', items: { type: 'number', nullable: true } },
+    top_logprobs: { type: 'array', items: { type: 'object', nullable: true, additionalProperties: { type: 'number', nullable: true } } },
+    text_offset: { type: 'array', items: { type: 'integer' } },
   },
 } as const;
 
@@ -226,7 +285,7 @@ export const chatCompletionSchema = {
               tool_calls: { type: 'array', items: toolCall },
             },
           },
-          logprobs: { type: 'object', nullable: true },
+          logprobs: chatLogprobs,
           finish_reason: finishReason,
         },
       },
@@ -271,6 +330,7 @@ export const chatCompletionChunkSchema = {
               },
             },
           },
+          logprobs: chatLogprobs,
           finish_reason: { ...finishReason, nullable: true },
         },
       },
@@ -296,7 +356,7 @@ export const textCompletionSchema = {
         properties: {
           index: { type: 'integer' },
           text: { type: 'string' },
-          logprobs: { type: 'object', nullable: true },
+          logprobs: textLogprobs,
           finish_reason: finishReason,
         },
       },
@@ -449,6 +509,8 @@ export interface ChatCompletionBody {
   tools?: Array<{ type: 'function'; function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null } }> | null;
   tool_choice?: 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
   parallel_tool_calls?: boolean | null;
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
   temperature?: number | null;
@@ -477,6 +539,7 @@ export interface CompletionBody {
   model: string;
   prompt: string | string[];
   max_tokens?: number | null;
+  logprobs?: number | null;
   temperature?: number | null;
   top_p?: number | null;
   n?: number | null;

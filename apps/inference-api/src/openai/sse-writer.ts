@@ -53,7 +53,8 @@ export async function writeSse(
       if (first.done) break;
       const part = first.value;
       if (part.type === 'delta') {
-        if (part.text.length > 0 && !(await send(res, format.delta(part.text)))) return 'aborted';
+        // A chunk with logprobs is sent even without text (a token that is part of a character).
+        if ((part.text.length > 0 || part.logprobs !== undefined) && !(await send(res, format.delta(part.text, part.logprobs)))) return 'aborted';
       } else if (part.type === 'tool_call') {
         const event = format.toolCall(part);
         if (event !== undefined && !(await send(res, event))) return 'aborted';
