@@ -125,6 +125,24 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     expect(text).toBe(completion.choices[0]!.text);
   });
 
+  it('echo: the completion text starts with the prompt (in-process), or echo is passed to the upstream', async () => {
+    const request = { model: target.model, prompt: 'Once upon a time', max_tokens: 6, temperature: 0 };
+    const plain = await client.completions.create(request);
+    const echoed = await client.completions.create({ ...request, echo: true });
+    if (upstream) {
+      expect(upstream.requests.at(-1)!.body).toMatchObject({ echo: true });
+      return;
+    }
+    expect(echoed.choices[0]!.text).toBe(request.prompt + plain.choices[0]!.text);
+    expect(echoed.usage).toMatchObject({ prompt_tokens: plain.usage!.prompt_tokens, completion_tokens: plain.usage!.completion_tokens });
+    const stream = await client.completions.create({ ...request, echo: true, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+    expect(text).toBe(echoed.choices[0]!.text);
+    const suffix = await client.completions.create({ ...request, suffix: ' The end.' }).catch((e: unknown) => e);
+    expect((suffix as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'suffix' });
+  });
+
   it('turns an unknown model into a NotFoundError with the OpenAI error body', async () => {
     const error = await client.chat.completions
       .create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] })

@@ -198,6 +198,12 @@ export const completionRequestSchema = {
         '`tokens`, `token_logprobs`, `top_logprobs`, `text_offset`). OpenAI allows up to 5, vLLM up to 20 by default. Served by models ' +
         'whose provider gives them (`openai-compatible` upstreams); refused (400, `unsupported_parameter`) for others. Not cached.',
     },
+    echo: { type: 'boolean', nullable: true, description: 'Return the prompt before the generated text (`text` starts with it).' },
+    suffix: {
+      type: 'string',
+      nullable: true,
+      description: 'Text after an insertion point: passed on to `openai-compatible` upstreams; the llama.cpp provider refuses a non-empty one (400), as vLLM does.',
+    },
   },
   example: { model: 'tiny-llama', prompt: 'Once upon a time', max_tokens: 16, temperature: 0 },
 } as const;
@@ -540,6 +546,8 @@ export interface CompletionBody {
   prompt: string | string[];
   max_tokens?: number | null;
   logprobs?: number | null;
+  echo?: boolean | null;
+  suffix?: string | null;
   temperature?: number | null;
   top_p?: number | null;
   n?: number | null;

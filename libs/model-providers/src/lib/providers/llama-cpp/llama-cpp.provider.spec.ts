@@ -302,6 +302,33 @@ describe('llama-cpp provider: logit_bias, top_k, min_p, repetition_penalty (from
   });
 });
 
+describe('llama-cpp provider: echo and suffix (legacy completions, from extra)', () => {
+  let p: LlamaCppProvider;
+  beforeAll(async () => {
+    p = await provider({ sequences: 1 });
+  });
+  const prompt = 'Once upon a time';
+
+  it('echo: true puts the prompt before the generated text, streamed or not; usage is unchanged', async () => {
+    const plain = await p.complete({ prompt, maxTokens: 6, temperature: 0 });
+    const echoed = await p.complete({ prompt, maxTokens: 6, temperature: 0, extra: { echo: true } });
+    expect(echoed.text).toBe(prompt + plain.text);
+    expect(echoed.usage).toMatchObject({ promptTokens: plain.usage.promptTokens, completionTokens: plain.usage.completionTokens });
+    const streamed = await collect(p.streamComplete({ prompt, maxTokens: 6, temperature: 0, extra: { echo: true } }));
+    expect(streamed.text).toBe(prompt + plain.text);
+    expect((await p.complete({ prompt, maxTokens: 6, temperature: 0, extra: { echo: false } })).text).toBe(plain.text);
+    // Chat has no echo: the field is not read there.
+    expect((await p.chat({ messages, maxTokens: 6, temperature: 0, extra: { echo: true } })).text).toBe((await p.chat({ messages, maxTokens: 6, temperature: 0 })).text);
+  });
+
+  it('a malformed echo and a non-empty suffix are refused before anything is generated (streams too)', async () => {
+    expect(await rejection(p.complete({ prompt, extra: { echo: 'yes' } }))).toMatchObject({ code: 'invalid_request', param: 'echo' });
+    expect(await rejection(p.complete({ prompt, extra: { suffix: ' The end.' } }))).toMatchObject({ code: 'not_supported', param: 'suffix' });
+    expect(await rejection(collect(p.streamComplete({ prompt, extra: { echo: true, suffix: 'x' } })))).toMatchObject({ param: 'suffix' });
+    expect((await p.complete({ prompt, maxTokens: 2, temperature: 0, extra: { suffix: '' } })).text).toHaveLength(2);
+  });
+});
+
 describe('llama-cpp provider: prompt cache', () => {
   const system = 'You are a careful assistant who answers in one short sentence. '.repeat(4);
   const chatWith = (user: string, systemText = system) => ({

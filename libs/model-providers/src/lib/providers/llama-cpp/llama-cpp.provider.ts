@@ -16,7 +16,8 @@
  * - OpenAI's `response_format` (JSON, JSON Schema), from the request's `extra`, constrains sampling
  *   with a grammar (response-format.ts).
  * - vLLM's and llama.cpp server's extra sampling fields (`logit_bias`, `top_k`, `min_p`,
- *   `repetition_penalty`), from `extra`, are honoured (sampling-extras.ts).
+ *   `repetition_penalty`), from `extra`, are honoured (sampling-extras.ts), and so is the legacy
+ *   completions' `echo`; a non-empty `suffix` is refused.
  * - Embeddings come from a separate embedding context (one sequence, created on the first embed()
  *   call, same context size and threads), one input at a time, L2-normalised as OpenAI's are.
  */
@@ -56,7 +57,7 @@ import type { ProviderContext } from '../../registry/provider-definition.js';
 import { ensureTinyLlamaGguf, LARGE_TINY_LLAMA_SPEC, DEFAULT_TINY_LLAMA_SPEC, tinyLlamaGgufFileName, type TinyLlamaSpec } from '../../gguf/tiny-llama.js';
 import { LLAMA_CPP_DEFAULTS, type LlamaCppChatWrapperName, type LlamaCppProviderOptions } from './llama-cpp.options.js';
 import { GrammarCache, type ResponseFormat, responseFormatOf } from './response-format.js';
-import { type SamplingExtras, samplingExtrasOf } from './sampling-extras.js';
+import { completionEchoOf, type SamplingExtras, samplingExtrasOf } from './sampling-extras.js';
 import { getSharedLlama, loadNodeLlamaCpp, type NodeLlamaCpp } from './llama-runtime.js';
 import { guardLogitsReorderRace } from './logits-race-guard.js';
 import { SequencePool } from './sequence-pool.js';
@@ -156,8 +157,9 @@ export class LlamaCppProvider implements ModelProvider {
     return this.stream('chat', request, options?.signal);
   }
 
-  complete(request: CompletionRequest, options?: CallOptions): Promise<GenerationResult> {
-    return this.generate('completion', request, options?.signal, undefined);
+  async complete(request: CompletionRequest, options?: CallOptions): Promise<GenerationResult> {
+    const result = await this.generate('completion', request, options?.signal, undefined);
+    return completionEchoOf(request.extra) ? { ...result, text: request.prompt + result.text } : result;
   }
 
   streamComplete(request: CompletionRequest, options?: CallOptions): AsyncIterable<StreamPart> {
@@ -303,6 +305,8 @@ export class LlamaCppProvider implements ModelProvider {
 
   private async *stream(kind: Kind, request: ChatRequest | CompletionRequest, signal: AbortSignal | undefined): AsyncGenerator<StreamPart> {
     if (signal?.aborted) throw abortedError(signal.reason);
+    // `echo`: the prompt goes first, once the request passed validation (its first text, or its end).
+    let echo = kind === 'completion' && completionEchoOf(request.extra) ? (request as CompletionRequest).prompt : undefined;
     // Our own controller, so that a consumer that stops iterating also stops the generation.
     const controller = new AbortController();
     const forward = (): void => controller.abort(signal?.reason);
@@ -322,10 +326,15 @@ export class LlamaCppProvider implements ModelProvider {
     let finished = false;
     try {
       for (let text = await channel.next(); text !== undefined; text = await channel.next()) {
+        if (echo !== undefined) {
+          yield { type: 'delta', text: echo };
+          echo = undefined;
+        }
         yield { type: 'delta', text };
       }
       const { finishReason, usage } = await result;
       finished = true;
+      if (echo !== undefined) yield { type: 'delta', text: echo };
       yield { type: 'finish', finishReason, usage };
     } finally {
       signal?.removeEventListener('abort', forward);
@@ -512,6 +521,7 @@ export class LlamaCppProvider implements ModelProvider {
   }
 
   private prepareCompletion(loaded: Loaded, request: CompletionRequest): Prepared {
+    completionEchoOf(request.extra); // validated before anything runs
     const { model } = loaded;
     const tokens: Token[] = model.tokenize(request.prompt, false, 'trimLeadingSpace');
     const bos = beginningTokenPrepended(loaded) ? model.tokens.bos : null;

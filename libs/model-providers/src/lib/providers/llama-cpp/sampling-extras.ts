@@ -64,3 +64,21 @@ function logitBiasOf(value: unknown, vocabularySize: number | undefined): Array<
 function invalid(message: string, param: string): ModelProviderError {
   return new ModelProviderError(message, { code: 'invalid_request', param });
 }
+
+/**
+ * The legacy completions fields that change the shape of the answer, read from `extra`:
+ * - `echo: true`: the answer's text starts with the prompt (as OpenAI and vLLM do);
+ * - `suffix` (text after an insertion point): not supported, as on vLLM; refused when non-empty
+ *   rather than ignored, which would answer something else than what was asked.
+ * Returns whether to echo.
+ */
+export function completionEchoOf(extra: Readonly<Record<string, unknown>> | undefined): boolean {
+  if (extra === undefined) return false;
+  const echo = extra['echo'];
+  const suffix = extra['suffix'];
+  if (echo != null && typeof echo !== 'boolean') throw invalid('echo must be a boolean', 'echo');
+  if (suffix != null && suffix !== '') {
+    throw new ModelProviderError('suffix is not supported by this model (no insertion after a suffix)', { code: 'not_supported', param: 'suffix' });
+  }
+  return echo === true;
+}
