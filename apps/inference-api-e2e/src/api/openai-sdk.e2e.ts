@@ -143,6 +143,47 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     expect((suffix as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'suffix' });
   });
 
+  it('n > 1: several choices, streamed or not, usage counting the prompt once', async () => {
+    const request = { model: target.model, messages: [{ role: 'user' as const, content: 'Tell me a story' }], max_tokens: 8, temperature: 1, seed: 5, n: 3 };
+    const before = upstream?.requestCount ?? 0;
+    const completion = await client.chat.completions.create(request);
+    expect(completion.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    const single = await client.chat.completions.create({ ...request, n: 1 });
+    // Choice 0 is what n = 1 answers; the others sampled with seed + i.
+    expect(completion.choices[0]!.message.content).toBe(single.choices[0]!.message.content);
+    expect(completion.usage!.prompt_tokens).toBe(single.usage!.prompt_tokens);
+    if (upstream) {
+      expect(upstream.requestCount - before).toBe(4);
+      const seeds = upstream.requests.slice(-4, -1).map((r) => (r.body as Record<string, unknown>)['seed']);
+      expect(seeds.sort()).toEqual([5, 6, 7]);
+      expect(upstream.requests.at(-1)!.body).not.toHaveProperty('n');
+    } else {
+      expect(new Set(completion.choices.map((c) => c.message.content)).size).toBeGreaterThan(1);
+      expect(completion.usage!.completion_tokens).toBe(24);
+    }
+    // Streamed: chunks of the three choices interleave; each choice's text is the non-streamed one.
+    const stream = await client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+    const texts = ['', '', ''];
+    const finished: number[] = [];
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) {
+        texts[choice.index] += choice.delta.content ?? '';
+        if (choice.finish_reason) finished.push(choice.index);
+      }
+      usage ??= chunk.usage ?? undefined;
+    }
+    expect(texts).toEqual(completion.choices.map((c) => c.message.content));
+    expect(finished.sort()).toEqual([0, 1, 2]);
+    expect(usage).toMatchObject({ prompt_tokens: completion.usage!.prompt_tokens, completion_tokens: completion.usage!.completion_tokens });
+    // Text completions too.
+    const text = await client.completions.create({ model: target.model, prompt: 'Once', max_tokens: 4, temperature: 0, n: 2 });
+    expect(text.choices.map((c) => c.index)).toEqual([0, 1]);
+    expect(text.choices[1]!.text).toBe(text.choices[0]!.text);
+    const tooMany = await client.chat.completions.create({ ...request, n: 129 }).catch((e: unknown) => e);
+    expect((tooMany as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'n' });
+  });
+
   it('turns an unknown model into a NotFoundError with the OpenAI error body', async () => {
     const error = await client.chat.completions
       .create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] })

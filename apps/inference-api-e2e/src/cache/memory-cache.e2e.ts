@@ -87,6 +87,44 @@ describe('response cache (in memory)', () => {
     expect((await chat(server, prompt)).xCache).toBe('HIT');
   });
 
+  it('n > 1: greedy choices are one upstream call and one entry; sampled choices (opt-in) are separate entries', async () => {
+    const prompt = uniquePrompt('choices');
+    const greedy = await chat(server, prompt, { body: { n: 3 } });
+    expect(greedy.xCache).toBe('MISS');
+    const choices = greedy.json?.['choices'] as Array<{ index: number; message: { content: string } }>;
+    expect(choices.map((c) => [c.index, c.message.content])).toEqual([0, 1, 2].map((i) => [i, expectedReply(prompt)]));
+    expect(upstream.requestCount).toBe(1);
+    // The same entry answers n = 1 and n = 3 again, and a stream of 2 choices.
+    expect((await chat(server, prompt)).xCache).toBe('HIT');
+    expect((await chat(server, prompt, { body: { n: 3 } })).xCache).toBe('HIT');
+    const streamed = await chat(server, prompt, { body: { n: 2 }, stream: true });
+    expect(streamed.xCache).toBe('HIT');
+    expect(upstream.requestCount).toBe(1);
+    // Sampling without a seed, cached on opt-in: one entry per choice, not one sample repeated.
+    const sampled = { body: { n: 2, temperature: 0.9 }, headers: { 'x-cache-allow-nondeterministic': '1' } };
+    expect((await chat(server, prompt, sampled)).xCache).toBe('MISS');
+    expect(upstream.requestCount).toBe(3);
+    expect((await chat(server, prompt, sampled)).xCache).toBe('HIT');
+    expect(upstream.requestCount).toBe(3);
+  });
+
+  it('n > 1: a choice that fails fails the request (the OpenAI error), and nothing is half-stored', async () => {
+    const prompt = uniquePrompt('choice-fails');
+    upstream.configure({ failNext: { count: 1, status: 400, body: { error: { message: 'bad choice', type: 'invalid_request_error', param: null, code: null } } } });
+    const sampled = { body: { n: 3, temperature: 0.9 }, headers: { 'x-cache-allow-nondeterministic': '1' } };
+    const failed = await chat(server, prompt, sampled);
+    expect(failed.status).toBe(400);
+    expect((failed.json?.['error'] as { message: string }).message).toMatch(/bad choice/);
+    await upstream.waitForIdle();
+    const calls = upstream.requestCount;
+    // The two choices that succeeded may be stored; the request again asks only for what is missing.
+    const again = await chat(server, prompt, sampled);
+    expect(again.status).toBe(200);
+    expect((again.json?.['choices'] as unknown[]).length).toBe(3);
+    expect(upstream.requestCount - calls).toBeLessThanOrEqual(3);
+    expect(upstream.requestCount - calls).toBeGreaterThanOrEqual(1);
+  });
+
   it('Cache-Control: no-cache skips the lookup and refreshes the entry', async () => {
     const prompt = uniquePrompt('no-cache');
     await chat(server, prompt);

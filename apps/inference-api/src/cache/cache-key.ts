@@ -52,6 +52,7 @@ export function canonicalRequest(job: InferenceJob, namespace: string | null): s
     `"seed":${num(r.seed, null)},"stop":${stop.length === 0 ? '[]' : q(stop)},"presence_penalty":${num(r.presencePenalty, 0)},` +
     `"frequency_penalty":${num(r.frequencyPenalty, 0)},"extra":${r.extra === undefined ? 'null' : q(canonicalExtra(r.extra))}` +
     (job.kind === 'chat' ? canonicalTools(job.request) : '') +
+    (job.choice === undefined ? '' : `,"choice":${job.choice}`) +
     '}'
   );
 }

@@ -44,12 +44,22 @@ export class ResponseClient implements CacheClient {
         if (this.controller && !this.adopted) abortControllers.release(this.controller);
         return;
       }
-      this.gone = true;
-      if (!this.adopted) this.controller?.abort();
-      const listeners = this.listeners;
-      this.listeners = undefined;
-      if (listeners) for (const listener of listeners) listener();
+      this.leave();
     });
+  }
+
+  /**
+   * What the client leaving does, for a part of the response that is no longer wanted although the
+   * client stays (one choice of several when another failed): abort the upstream call made for it
+   * (an adopted one is aborted by its owner once no consumer is left) and tell the listeners.
+   */
+  leave(): void {
+    if (this.gone) return;
+    this.gone = true;
+    if (!this.adopted) this.controller?.abort();
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
   }
 
   get signal(): AbortSignal {

@@ -1,22 +1,28 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { GenerationResult, TokenUsage } from '@infer/model-providers';
 import type { FastifyReply } from 'fastify';
-import { type CacheHeaders, ResponseCacheService, type ServedStream, type Upstream } from '../cache/response-cache.service.js';
+import { type CacheHeaders, ResponseCacheService, type ServedResult, type ServedStream, type Upstream } from '../cache/response-cache.service.js';
 import { ResponseClient } from '../common/client-link.js';
 import { USAGE_RECORDER, type UsageRecorder } from '../metrics/usage-recorder.js';
+import { choiceJobs, mergeChoices } from './choices.js';
 import { InferenceService, type InferenceJob } from './inference.service.js';
 import {
   chatChunkFormatter,
   chatCompletionBody,
+  chatCompletionBodyOf,
+  choicesUsage,
   completionId,
   textChunkFormatter,
   textCompletionBody,
+  textCompletionBodyOf,
 } from './openai-format.js';
 import { writeSse } from './sse-writer.js';
 
 interface StreamFlags {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
+  /** Choices wanted (OpenAI's `n`); absent or 1: one. */
+  n?: number | null;
 }
 
 /**
@@ -35,6 +41,7 @@ export class CompletionResponder {
   ) {}
 
   async respond(job: InferenceJob, flags: StreamFlags, reply: FastifyReply): Promise<void> {
+    if (flags.n != null && flags.n > 1) return this.respondChoices(job, flags.n, flags, reply);
     const created = Math.floor(Date.now() / 1000);
     if (flags.stream) {
       const id = completionId(job.kind === 'chat' ? 'chatcmpl' : 'cmpl');
@@ -69,10 +76,75 @@ export class CompletionResponder {
     return served.result;
   }
 
-  private async stream(job: InferenceJob, reply: FastifyReply): Promise<ServedStream> {
-    const client = new ResponseClient(reply.raw);
+  private async stream(job: InferenceJob, reply: FastifyReply, client = new ResponseClient(reply.raw)): Promise<ServedStream> {
     if (!this.cache.enabled) return { parts: this.inference.stream(job, client.signal), headers: undefined };
     return this.cache.stream(job, reply.request.headers, this.upstream(job), client);
+  }
+
+  /**
+   * `n` > 1: the choices are generated concurrently (see choiceJobs), each through the cache like a
+   * request of its own, and answered together: one body with n choices, or one stream whose chunks
+   * carry their choice's index. When one choice fails, the others are stopped and the request
+   * fails with that error.
+   */
+  private async respondChoices(job: InferenceJob, n: number, flags: StreamFlags, reply: FastifyReply): Promise<void> {
+    const created = Math.floor(Date.now() / 1000);
+    const jobs = choiceJobs(job, n);
+    // One 'close' listener per choice (its ResponseClient) on the same response.
+    reply.raw.setMaxListeners(reply.raw.getMaxListeners() + n);
+    const clients = jobs.map(() => new ResponseClient(reply.raw));
+    const stopAll = (): void => {
+      for (const client of clients) client.leave();
+    };
+    if (flags.stream) {
+      const id = completionId(job.kind === 'chat' ? 'chatcmpl' : 'cmpl');
+      const format = job.kind === 'chat' ? chatChunkFormatter(id, created, job.model) : textChunkFormatter(id, created, job.model);
+      let streams: ServedStream[];
+      try {
+        streams = await Promise.all(jobs.map((choiceJob, i) => this.stream(choiceJob, reply, clients[i])));
+      } catch (error) {
+        stopAll();
+        throw error;
+      }
+      const usage = this.usage;
+      const headers = (): CacheHeaders | undefined =>
+        combinedCacheHeaders(streams.map((s) => (typeof s.headers === 'function' ? s.headers() : s.headers)));
+      const onFinish =
+        usage === null ? undefined : (tokens: TokenUsage, sent: CacheHeaders | undefined) => usage.record(job.model, tokens, sent?.['x-cache'] === 'HIT');
+      const outcome = await writeSse(reply, mergeChoices(streams.map((s) => s.parts)), format, {
+        includeUsage: flags.stream_options?.include_usage === true,
+        headers,
+        onFinish,
+        choices: n,
+      }).catch((error: unknown) => {
+        stopAll();
+        throw error;
+      });
+      if (outcome !== 'completed') stopAll();
+      return;
+    }
+    let served: ServedResult[];
+    try {
+      served = await Promise.all(
+        jobs.map(async (choiceJob, i) => {
+          const client = clients[i] as ResponseClient;
+          if (this.cache.enabled) return this.cache.generate(choiceJob, reply.request.headers, this.upstream(choiceJob), client);
+          return { result: await this.inference.generate(choiceJob, client.signal), headers: undefined };
+        }),
+      );
+    } catch (error) {
+      stopAll();
+      throw error;
+    }
+    const cacheHeaders = combinedCacheHeaders(served.map((s) => s.headers));
+    if (cacheHeaders) reply.headers(cacheHeaders);
+    const results = served.map((s) => s.result);
+    this.usage?.record(job.model, choicesUsage(results.map((r) => r.usage)), cacheHeaders?.['x-cache'] === 'HIT');
+    const body =
+      job.kind === 'chat'
+        ? chatCompletionBodyOf(completionId('chatcmpl'), created, job.model, results)
+        : textCompletionBodyOf(completionId('cmpl'), created, job.model, results);
+    await reply.send(body);
   }
 
   private upstream(job: InferenceJob): Upstream {
@@ -81,4 +153,21 @@ export class CompletionResponder {
       stream: (signal) => this.inference.stream(job, signal),
     };
   }
+}
+
+/**
+ * The cache headers of a response made of several choices: MISS when any choice reached the model,
+ * else HIT (with the oldest entry's age) when all came from the cache, else BYPASS.
+ */
+export function combinedCacheHeaders(all: ReadonlyArray<CacheHeaders | undefined>): CacheHeaders | undefined {
+  let combined: CacheHeaders | undefined;
+  for (const headers of all) {
+    if (headers === undefined) continue;
+    const status = headers['x-cache'];
+    if (status === 'MISS') return headers;
+    if (combined === undefined || (status === 'HIT' && (combined['x-cache'] !== 'HIT' || Number(headers['age'] ?? 0) > Number(combined['age'] ?? 0)))) {
+      combined = headers;
+    }
+  }
+  return combined;
 }

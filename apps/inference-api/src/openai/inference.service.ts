@@ -19,9 +19,16 @@ import { MODEL_CATALOG, MODEL_ROUTER } from '../models/models.tokens.js';
 import type { ChatCompletionBody, CompletionBody, EmbeddingBody } from './openai.schemas.js';
 
 /** A validated, normalised inference request: what the cache keys on and the router executes. */
-export type InferenceJob =
+export type InferenceJob = (
   | { readonly kind: 'chat'; readonly model: string; readonly request: ChatRequest }
-  | { readonly kind: 'completion'; readonly model: string; readonly request: CompletionRequest };
+  | { readonly kind: 'completion'; readonly model: string; readonly request: CompletionRequest }
+) & {
+  /**
+   * Set on the choices after the first of a sampled request with `n` > 1 and no seed (see
+   * choiceJobs): part of the cache key, so that they are not one cached sample repeated.
+   */
+  readonly choice?: number;
+};
 
 const CHAT_KNOWN = new Set([
   'model', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'n', 'stream', 'stream_options',

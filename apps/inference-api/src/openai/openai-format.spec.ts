@@ -12,9 +12,9 @@ describe('openai-format', () => {
 
   it('formats chat chunks as valid JSON in the OpenAI shape', () => {
     const f = chatChunkFormatter('chatcmpl-1', 10, 'm"odel');
-    expect(JSON.parse(f.start()!)).toMatchObject({ object: 'chat.completion.chunk', model: 'm"odel', choices: [{ delta: { role: 'assistant' } }] });
-    expect(JSON.parse(f.delta('he said "hi"\n'))).toMatchObject({ choices: [{ index: 0, delta: { content: 'he said "hi"\n' }, finish_reason: null }] });
-    expect(JSON.parse(f.finish('length'))).toMatchObject({ choices: [{ delta: {}, finish_reason: 'length' }] });
+    expect(JSON.parse(f.start(0)!)).toMatchObject({ object: 'chat.completion.chunk', model: 'm"odel', choices: [{ delta: { role: 'assistant' } }] });
+    expect(JSON.parse(f.delta('he said "hi"\n', undefined, 0))).toMatchObject({ choices: [{ index: 0, delta: { content: 'he said "hi"\n' }, finish_reason: null }] });
+    expect(JSON.parse(f.finish('length', 0))).toMatchObject({ choices: [{ delta: {}, finish_reason: 'length' }] });
     expect(JSON.parse(f.usage({ promptTokens: 3, completionTokens: 4 }))).toMatchObject({
       choices: [],
       usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
@@ -23,8 +23,8 @@ describe('openai-format', () => {
 
   it('formats text completion chunks', () => {
     const f = textChunkFormatter('cmpl-1', 10, 'm');
-    expect(f.start()).toBeUndefined();
-    expect(JSON.parse(f.delta('x'))).toMatchObject({ object: 'text_completion', choices: [{ text: 'x', finish_reason: null }] });
+    expect(f.start(0)).toBeUndefined();
+    expect(JSON.parse(f.delta('x', undefined, 0))).toMatchObject({ object: 'text_completion', choices: [{ text: 'x', finish_reason: null }] });
   });
 
   it('builds a chat.completion body', () => {
@@ -52,12 +52,12 @@ describe('openai-format', () => {
 
   it('formats tool call pieces: id, type and name on the first piece of a call only', () => {
     const f = chatChunkFormatter('chatcmpl-1', 10, 'm');
-    expect(JSON.parse(f.toolCall({ type: 'tool_call', index: 1, id: 'c"2', name: 'g', arguments: '' })!)).toMatchObject({
+    expect(JSON.parse(f.toolCall({ type: 'tool_call', index: 1, id: 'c"2', name: 'g', arguments: '' }, 0)!)).toMatchObject({
       choices: [{ index: 0, delta: { tool_calls: [{ index: 1, id: 'c"2', type: 'function', function: { name: 'g', arguments: '' } }] }, finish_reason: null }],
     });
-    const later = JSON.parse(f.toolCall({ type: 'tool_call', index: 1, arguments: '{"x":' })!) as { choices: Array<{ delta: { tool_calls: unknown[] } }> };
+    const later = JSON.parse(f.toolCall({ type: 'tool_call', index: 1, arguments: '{"x":' }, 0)!) as { choices: Array<{ delta: { tool_calls: unknown[] } }> };
     expect(later.choices[0]!.delta.tool_calls).toEqual([{ index: 1, function: { arguments: '{"x":' } }]);
-    expect(textChunkFormatter('cmpl-1', 10, 'm').toolCall({ type: 'tool_call', index: 0, id: 'c', name: 'f', arguments: '' })).toBeUndefined();
+    expect(textChunkFormatter('cmpl-1', 10, 'm').toolCall({ type: 'tool_call', index: 0, id: 'c', name: 'f', arguments: '' }, 0)).toBeUndefined();
   });
 
   describe('logprobs', () => {
@@ -92,20 +92,20 @@ describe('openai-format', () => {
 
     it('chunks carry the logprobs of their tokens; text offsets continue across chunks', () => {
       const chat = chatChunkFormatter('c', 1, 'm');
-      expect(JSON.parse(chat.delta('He', [logprobs[0]!])).choices[0].logprobs.content).toEqual([
+      expect(JSON.parse(chat.delta('He', [logprobs[0]!], 0)).choices[0].logprobs.content).toEqual([
         { token: 'He', logprob: -0.25, bytes: [72, 101], top_logprobs: [{ token: 'He', logprob: -0.25, bytes: [72, 101] }, { token: 'Hi', logprob: -1.5, bytes: null }] },
       ]);
-      expect(JSON.parse(chat.delta('x')).choices[0].logprobs).toBeNull();
+      expect(JSON.parse(chat.delta('x', undefined, 0)).choices[0].logprobs).toBeNull();
       const text = textChunkFormatter('c', 1, 'm');
-      expect(JSON.parse(text.delta('He', [logprobs[0]!])).choices[0].logprobs).toEqual({
+      expect(JSON.parse(text.delta('He', [logprobs[0]!], 0)).choices[0].logprobs).toEqual({
         tokens: ['He'],
         token_logprobs: [-0.25],
         top_logprobs: [{ He: -0.25, Hi: -1.5 }],
         text_offset: [0],
       });
-      expect(JSON.parse(text.delta('llo', [logprobs[1]!])).choices[0].logprobs.text_offset).toEqual([2]);
-      expect(JSON.parse(text.delta('!')).choices[0].logprobs).toBeNull();
-      expect(JSON.parse(text.delta('', [{ token: '?', logprob: -2, top: [] }])).choices[0].logprobs.text_offset).toEqual([6]);
+      expect(JSON.parse(text.delta('llo', [logprobs[1]!], 0)).choices[0].logprobs.text_offset).toEqual([2]);
+      expect(JSON.parse(text.delta('!', undefined, 0)).choices[0].logprobs).toBeNull();
+      expect(JSON.parse(text.delta('', [{ token: '?', logprob: -2, top: [] }], 0)).choices[0].logprobs.text_offset).toEqual([6]);
     });
   });
 });

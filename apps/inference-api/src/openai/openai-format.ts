@@ -44,34 +44,48 @@ export function toolCallsBody(calls: readonly ToolCall[]) {
   return calls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
 }
 
-export function chatCompletionBody(id: string, created: number, model: string, result: GenerationResult) {
+function chatChoice(index: number, result: GenerationResult) {
   const calls = result.toolCalls;
   // As OpenAI: an answer that only calls tools has `content: null`.
   const message =
     calls === undefined || calls.length === 0
       ? { role: 'assistant' as const, content: result.text as string | null, refusal: null }
       : { role: 'assistant' as const, content: result.text === '' ? null : result.text, refusal: null, tool_calls: toolCallsBody(calls) };
-  return {
-    id,
-    object: 'chat.completion' as const,
-    created,
-    model,
-    choices: [{ index: 0, message, logprobs: result.logprobs === undefined ? null : chatLogprobs(result.logprobs), finish_reason: result.finishReason }],
-    usage: usageBody(result.usage),
-  };
+  return { index, message, logprobs: result.logprobs === undefined ? null : chatLogprobs(result.logprobs), finish_reason: result.finishReason };
+}
+
+function textChoice(index: number, result: GenerationResult) {
+  return { index, text: result.text, logprobs: result.logprobs === undefined ? null : textLogprobs(result.logprobs, 0), finish_reason: result.finishReason };
+}
+
+export function chatCompletionBody(id: string, created: number, model: string, result: GenerationResult) {
+  return { id, object: 'chat.completion' as const, created, model, choices: [chatChoice(0, result)], usage: usageBody(result.usage) };
 }
 
 export function textCompletionBody(id: string, created: number, model: string, result: GenerationResult) {
-  return {
-    id,
-    object: 'text_completion' as const,
-    created,
-    model,
-    choices: [
-      { index: 0, text: result.text, logprobs: result.logprobs === undefined ? null : textLogprobs(result.logprobs, 0), finish_reason: result.finishReason },
-    ],
-    usage: usageBody(result.usage),
-  };
+  return { id, object: 'text_completion' as const, created, model, choices: [textChoice(0, result)], usage: usageBody(result.usage) };
+}
+
+/** A body with several choices (`n` > 1), one per result, in order; usage as `choicesUsage`. */
+export function chatCompletionBodyOf(id: string, created: number, model: string, results: readonly GenerationResult[]) {
+  return { id, object: 'chat.completion' as const, created, model, choices: results.map((r, i) => chatChoice(i, r)), usage: usageBody(choicesUsage(results.map((r) => r.usage))) };
+}
+
+export function textCompletionBodyOf(id: string, created: number, model: string, results: readonly GenerationResult[]) {
+  return { id, object: 'text_completion' as const, created, model, choices: results.map((r, i) => textChoice(i, r)), usage: usageBody(choicesUsage(results.map((r) => r.usage))) };
+}
+
+/**
+ * The usage of a request with several choices, as OpenAI counts it: the prompt once (the first
+ * choice's, with its cached tokens), the completion tokens of all choices.
+ */
+export function choicesUsage(usages: readonly TokenUsage[]): TokenUsage {
+  const first = usages[0] ?? { promptTokens: 0, completionTokens: 0 };
+  let completionTokens = 0;
+  for (const usage of usages) completionTokens += usage.completionTokens;
+  return first.cachedPromptTokens === undefined
+    ? { promptTokens: first.promptTokens, completionTokens }
+    : { promptTokens: first.promptTokens, completionTokens, cachedPromptTokens: first.cachedPromptTokens };
 }
 
 function topEntry(entry: TopLogprob) {
@@ -114,48 +128,49 @@ export function textLogprobs(entries: readonly TokenLogprob[], offset: number) {
  * serialised once per stream; each delta only costs a JSON.stringify of its text.
  */
 export interface ChunkFormatter {
-  /** The first event (chat: the assistant role), or undefined. */
-  start(): string | undefined;
-  /** A text chunk; `logprobs`: its tokens' entries (requests with `logprobs`). */
-  delta(text: string, logprobs?: readonly TokenLogprob[]): string;
+  /** The first event of a choice (chat: the assistant role), or undefined. */
+  start(index: number): string | undefined;
+  /** A text chunk of choice `index`; `logprobs`: its tokens' entries (requests with `logprobs`). */
+  delta(text: string, logprobs: readonly TokenLogprob[] | undefined, index: number): string;
   /** A piece of a tool call (chat only: undefined for text completions, which have no tools). */
-  toolCall(part: ToolCallPart): string | undefined;
-  finish(reason: FinishReason): string;
+  toolCall(part: ToolCallPart, index: number): string | undefined;
+  finish(reason: FinishReason, index: number): string;
   usage(usage: TokenUsage): string;
 }
 
 export function chatChunkFormatter(id: string, created: number, model: string): ChunkFormatter {
   const head = `{"id":${JSON.stringify(id)},"object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":null,"choices":`;
   return {
-    start: () => `${head}[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
-    delta: (text, logprobs) =>
-      `${head}[{"index":0,"delta":{"content":${JSON.stringify(text)}},"logprobs":${logprobs === undefined ? 'null' : JSON.stringify(chatLogprobs(logprobs))},"finish_reason":null}]}`,
-    toolCall: (part) => {
+    start: (index) => `${head}[{"index":${index},"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
+    delta: (text, logprobs, index) =>
+      `${head}[{"index":${index},"delta":{"content":${JSON.stringify(text)}},"logprobs":${logprobs === undefined ? 'null' : JSON.stringify(chatLogprobs(logprobs))},"finish_reason":null}]}`,
+    toolCall: (part, index) => {
       // OpenAI's form: the first piece of a call has its id, type and name.
       const call =
         part.id === undefined
           ? { index: part.index, function: { arguments: part.arguments } }
           : { index: part.index, id: part.id, type: 'function', function: { name: part.name ?? '', arguments: part.arguments } };
-      return `${head}[{"index":0,"delta":{"tool_calls":[${JSON.stringify(call)}]},"logprobs":null,"finish_reason":null}]}`;
+      return `${head}[{"index":${index},"delta":{"tool_calls":[${JSON.stringify(call)}]},"logprobs":null,"finish_reason":null}]}`;
     },
-    finish: (reason) => `${head}[{"index":0,"delta":{},"logprobs":null,"finish_reason":"${reason}"}]}`,
+    finish: (reason, index) => `${head}[{"index":${index},"delta":{},"logprobs":null,"finish_reason":"${reason}"}]}`,
     usage: (usage) => `${head}[],"usage":${JSON.stringify(usageBody(usage))}}`,
   };
 }
 
 export function textChunkFormatter(id: string, created: number, model: string): ChunkFormatter {
   const head = `{"id":${JSON.stringify(id)},"object":"text_completion","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":null,"choices":`;
-  // Where the next chunk's text starts in the whole text (the legacy logprobs' text_offset).
-  let offset = 0;
+  // Where the next chunk's text starts in its choice's text (the legacy logprobs' text_offset).
+  const offsets: number[] = [0];
   return {
     start: () => undefined,
-    delta: (text, logprobs) => {
+    delta: (text, logprobs, index) => {
+      const offset = offsets[index] ?? 0;
       const entries = logprobs === undefined ? 'null' : JSON.stringify(textLogprobs(logprobs, offset));
-      offset += text.length;
-      return `${head}[{"index":0,"text":${JSON.stringify(text)},"logprobs":${entries},"finish_reason":null}]}`;
+      offsets[index] = offset + text.length;
+      return `${head}[{"index":${index},"text":${JSON.stringify(text)},"logprobs":${entries},"finish_reason":null}]}`;
     },
     toolCall: () => undefined,
-    finish: (reason) => `${head}[{"index":0,"text":"","logprobs":null,"finish_reason":"${reason}"}]}`,
+    finish: (reason, index) => `${head}[{"index":${index},"text":"","logprobs":null,"finish_reason":"${reason}"}]}`,
     usage: (usage) => `${head}[],"usage":${JSON.stringify(usageBody(usage))}}`,
   };
 }

@@ -46,7 +46,16 @@ const responseFormat = {
 const sampling = {
   temperature: { type: 'number', minimum: 0, maximum: 2, nullable: true, example: 0, description: 'Sampling temperature; 0 is greedy and reproducible (and cacheable).' },
   top_p: { type: 'number', minimum: 0, maximum: 1, nullable: true },
-  n: { type: 'integer', minimum: 1, maximum: 1, nullable: true, description: 'Only 1 is supported.' },
+  n: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 128,
+    nullable: true,
+    description:
+      'Choices to generate (as OpenAI, up to 128). Each choice is a generation of its own, run concurrently: with a `seed`, choice i ' +
+      'samples with `seed + i`; with `temperature: 0` the choices are identical and the response cache makes them one upstream call. ' +
+      'Usage counts the prompt once and the completion tokens of every choice.',
+  },
   stream: { type: 'boolean', nullable: true, description: 'Stream the result as server-sent events.' },
   stream_options: streamOptions,
   stop,

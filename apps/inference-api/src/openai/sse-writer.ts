@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { StreamPart, TokenUsage } from '@infer/model-providers';
 import type { FastifyReply } from 'fastify';
 import { mapError } from '../common/error-mapping.js';
-import type { ChunkFormatter } from './openai-format.js';
+import { type ChunkFormatter, choicesUsage } from './openai-format.js';
 
 export interface SseOptions {
   readonly includeUsage: boolean;
@@ -10,10 +10,19 @@ export interface SseOptions {
    * Extra response headers (e.g. X-Cache). A function is called once the first part is there, just
    * before the headers go out (the response cache only then knows whether it was a hit).
    */
-  readonly headers?: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>>);
+  readonly headers?: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>> | undefined);
   /** Called with the stream's usage and the extra headers that were sent, when its finish part is written (metrics). */
   readonly onFinish?: (usage: TokenUsage, headers: Readonly<Record<string, string>> | undefined) => void;
+  /**
+   * Choices in the stream (`n`, default 1). With several, parts carry their choice's `choice` index
+   * (see ChoicePart); the usage chunk and `onFinish` come once every choice has finished, with the
+   * request's usage (the prompt once, the completion tokens of all choices).
+   */
+  readonly choices?: number;
 }
+
+/** A part of choice `choice` of a stream with several choices (absent: choice 0). */
+export type ChoicePart = StreamPart & { readonly choice?: number };
 
 export type SseOutcome = 'completed' | 'aborted' | 'failed';
 
@@ -25,13 +34,13 @@ export type SseOutcome = 'completed' | 'aborted' | 'failed';
  */
 export async function writeSse(
   reply: FastifyReply,
-  parts: AsyncIterable<StreamPart>,
+  parts: AsyncIterable<ChoicePart>,
   format: ChunkFormatter,
   options: SseOptions,
 ): Promise<SseOutcome> {
   const res = reply.raw;
   const iterator = parts[Symbol.asyncIterator]();
-  let first: IteratorResult<StreamPart>;
+  let first: IteratorResult<ChoicePart>;
   // Wait for the first part before sending headers: an error here (unknown upstream failure,
   // all deployments down) still gets a proper HTTP status, and the router could retry.
   first = await iterator.next();
@@ -46,22 +55,36 @@ export async function writeSse(
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });
+  const choices = options.choices ?? 1;
+  // With several choices: the usages of the finished ones, until the last finishes.
+  const usages: TokenUsage[] | undefined = choices > 1 ? [] : undefined;
   try {
-    const start = format.start();
-    if (start !== undefined) await send(res, start);
+    for (let index = 0; index < choices; index++) {
+      const start = format.start(index);
+      if (start !== undefined) await send(res, start);
+    }
     for (;;) {
       if (first.done) break;
       const part = first.value;
+      const index = part.choice ?? 0;
       if (part.type === 'delta') {
         // A chunk with logprobs is sent even without text (a token that is part of a character).
-        if ((part.text.length > 0 || part.logprobs !== undefined) && !(await send(res, format.delta(part.text, part.logprobs)))) return 'aborted';
+        if ((part.text.length > 0 || part.logprobs !== undefined) && !(await send(res, format.delta(part.text, part.logprobs, index)))) return 'aborted';
       } else if (part.type === 'tool_call') {
-        const event = format.toolCall(part);
+        const event = format.toolCall(part, index);
         if (event !== undefined && !(await send(res, event))) return 'aborted';
-      } else {
+      } else if (usages === undefined) {
         options.onFinish?.(part.usage, extraHeaders);
-        if (!(await send(res, format.finish(part.finishReason)))) return 'aborted';
+        if (!(await send(res, format.finish(part.finishReason, index)))) return 'aborted';
         if (options.includeUsage && !(await send(res, format.usage(part.usage)))) return 'aborted';
+      } else {
+        usages[index] = part.usage;
+        if (!(await send(res, format.finish(part.finishReason, index)))) return 'aborted';
+        if (Object.keys(usages).length === choices) {
+          const usage = choicesUsage(usages);
+          options.onFinish?.(usage, extraHeaders);
+          if (options.includeUsage && !(await send(res, format.usage(usage)))) return 'aborted';
+        }
       }
       first = await iterator.next();
     }
