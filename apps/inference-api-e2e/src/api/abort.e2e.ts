@@ -55,6 +55,23 @@ describe('client abort', () => {
     expect(upstream.inFlight).toBe(0);
   });
 
+  it("n > 1: every choice's upstream stream is closed when the client leaves, streamed or not", async () => {
+    upstream.reset();
+    const started = Date.now();
+    const body = { model: 'm', messages: [{ role: 'user', content: 'three long stories' }], temperature: 1, n: 3 };
+    await sendAndDrop('/v1/chat/completions', { ...body, stream: true }, 300);
+    await upstream.waitForAbort({ count: 3, timeoutMs: 2_000 });
+    expect(upstream.abortedStreams).toBe(3);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    await upstream.waitForIdle({ timeoutMs: 2_000 });
+    upstream.reset();
+    upstream.configure({ latencyMs: 2_000 });
+    await sendAndDrop('/v1/chat/completions', body, 0);
+    await upstream.waitForAbort({ count: 3, timeoutMs: 1_500 });
+    upstream.configure({ latencyMs: 0 });
+    await upstream.waitForIdle({ timeoutMs: 2_000 });
+  });
+
   it('before the first byte of a non-streamed request: the upstream call is aborted too', async () => {
     upstream.reset();
     upstream.configure({ latencyMs: 2_000 });
