@@ -96,7 +96,8 @@ export class HealthController {
       summary: 'Per-deployment health',
       description:
         "Every deployment's own health check (keyed by its router id, e.g. `my-model#0`) with the router's view of it: " +
-        'requests outstanding, cooldown after failures, consecutive failures. 503 when a model has no healthy deployment.',
+        'weight and priority (fallback tier, lower is preferred), requests outstanding, cooldown after failures, ' +
+        'consecutive failures. 503 when a model has no healthy deployment.',
     }),
     s.ApiOkResponse({ description: 'Every model has a healthy deployment', schema: providersOkSchema }),
     s.ApiServiceUnavailableResponse({ description: 'A model has no healthy deployment', schema: providersDownSchema }),

@@ -38,7 +38,7 @@ const NOT_READY_EXAMPLE = {
 const PROVIDERS_EXAMPLE = {
   'my-model#0': {
     ...READY_EXAMPLE['my-model#0'],
-    router: { weight: 1, outstanding: 2, coolingDownForMs: 0, consecutiveFailures: 0 },
+    router: { weight: 1, priority: 0, outstanding: 2, coolingDownForMs: 0, consecutiveFailures: 0 },
   },
   'my-model#1': {
     status: 'degraded',
@@ -48,7 +48,7 @@ const PROVIDERS_EXAMPLE = {
     healthy: false,
     detail: 'GET /v1/models: connect ECONNREFUSED',
     responseTime: 2,
-    router: { weight: 1, outstanding: 0, coolingDownForMs: 8200, consecutiveFailures: 3 },
+    router: { weight: 1, priority: 0, outstanding: 0, coolingDownForMs: 8200, consecutiveFailures: 3 },
   },
 };
 

@@ -92,8 +92,16 @@ describe('ProvidersHealthIndicator', () => {
     const result = await indicator.details();
     expect(result['a#0']).toMatchObject({
       status: 'up',
-      router: { weight: 1, outstanding: 0, coolingDownForMs: 0, consecutiveFailures: 0 },
+      router: { weight: 1, priority: 0, outstanding: 0, coolingDownForMs: 0, consecutiveFailures: 0 },
     });
+  });
+
+  it('details() reports the priority (fallback tier) of each deployment', async () => {
+    const fallback = { id: 'a#1', modelName: 'a', weight: 1, priority: 1, provider: fakeProvider('fake(a#1)', healthy()) };
+    const router = new ModelRouter([...fakeRouter({ a: [healthy()] }).deployments(), fallback]);
+    const result = await new ProvidersHealthIndicator(router, new HealthIndicatorService()).details();
+    expect(result['a#0']?.['router']).toEqual({ weight: 1, priority: 0, outstanding: 0, coolingDownForMs: 0, consecutiveFailures: 0 });
+    expect(result['a#1']?.['router']).toEqual({ weight: 1, priority: 1, outstanding: 0, coolingDownForMs: 0, consecutiveFailures: 0 });
   });
 });
 
@@ -182,7 +190,7 @@ describe('HealthController (/health/*)', () => {
     const providers = await get(a, '/health/providers');
     expect(providers.status).toBe(200);
     expect(providers.body.status).toBe('degraded');
-    expect(providers.body.details['m#1']).toMatchObject({ status: 'degraded', healthy: false, detail: 'refused', router: { outstanding: 0 } });
+    expect(providers.body.details['m#1']).toMatchObject({ status: 'degraded', healthy: false, detail: 'refused', router: { priority: 0, outstanding: 0 } });
   });
 
   it('documents every health route in OpenAPI with the terminus shape', async () => {

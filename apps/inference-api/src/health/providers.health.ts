@@ -73,6 +73,7 @@ export class ProvidersHealthIndicator {
           : {
               router: {
                 weight: router.weight,
+                priority: router.priority,
                 outstanding: router.outstanding,
                 coolingDownForMs: router.coolingDownForMs,
                 consecutiveFailures: router.consecutiveFailures,

@@ -32,6 +32,29 @@ describe('models file', () => {
     ]);
   });
 
+  it('reads priority (default 0) and does not pass it to the provider as an option', () => {
+    const config = parseModelsConfig(
+      'models:\n  - name: m\n    deployments:\n      - {provider: echo, url: http://own}\n      - {provider: echo, url: http://paid, priority: 1}\n',
+      'f',
+      '/',
+    );
+    const registry = new ModelProviderRegistry([echoDefinition]);
+    // The echo options schema has additionalProperties: false: a leaked `priority` would throw.
+    const deployments = createDeployments(config, registry, { env: {}, logger: silentLogger });
+    expect(deployments.map((d) => [d.id, d.priority, d.provider.label])).toEqual([
+      ['m#0', 0, 'echo(http://own,2)'],
+      ['m#1', 1, 'echo(http://paid,2)'],
+    ]);
+  });
+
+  it('rejects a priority that is not an integer >= 0, naming the field', () => {
+    const withPriority = (value: string) => `models:\n  - name: a\n    deployments: [{provider: echo, url: u}, {provider: echo, url: v, priority: ${value}}]\n`;
+    expect(() => parseModelsConfig(withPriority('-1'), 'f', '/')).toThrow(/models\[0\]\.deployments\[1\]\.priority must be >= 0/);
+    expect(() => parseModelsConfig(withPriority('1.5'), 'f', '/')).toThrow(/models\[0\]\.deployments\[1\]\.priority must be integer/);
+    expect(() => parseModelsConfig(withPriority('high'), 'f', '/')).toThrow(/models\[0\]\.deployments\[1\]\.priority must be integer/);
+    expect(() => parseModelsConfig(withPriority('2'), 'f', '/')).not.toThrow();
+  });
+
   it('names the offending path in errors', () => {
     expect(() => parseModelsConfig('models:\n  - name: a\n', 'models.yaml', '/tmp')).toThrow(/models\[0\] must have required property 'deployments'/);
     expect(() => parseModelsConfig('models: [', 'models.yaml', '/tmp')).toThrow(/not valid YAML/);

@@ -7,10 +7,12 @@ import type { ProviderContext } from '../registry/provider-definition.js';
 import type { ModelProviderRegistry } from '../registry/provider-registry.js';
 import type { Deployment } from '../router/model-router.js';
 
-/** One deployment as written in the models file: a provider kind, a weight, and the kind's options. */
+/** One deployment as written in the models file: a provider kind, a weight, a priority, and the kind's options. */
 export interface DeploymentConfig {
   readonly provider: string;
   readonly weight?: number;
+  /** Fallback tier, lower is preferred (default 0): see `Deployment.priority`. */
+  readonly priority?: number;
   readonly [option: string]: unknown;
 }
 
@@ -60,6 +62,7 @@ const modelsFileSchema = {
               properties: {
                 provider: { type: 'string', minLength: 1 },
                 weight: { type: 'number', exclusiveMinimum: 0 },
+                priority: { type: 'integer', minimum: 0 },
               },
             },
           },
@@ -121,14 +124,14 @@ export function createDeployments(
 ): Deployment[] {
   return config.models.flatMap((model, m) =>
     model.deployments.map((deployment, d) => {
-      const { provider: kind, weight, ...options } = deployment;
+      const { provider: kind, weight, priority, ...options } = deployment;
       const provider = registry.create(
         kind,
         options,
         { ...context, modelName: model.name, baseDir: config.baseDir },
         `models[${m}].deployments[${d}]`,
       );
-      return { id: `${model.name}#${d}`, modelName: model.name, provider, weight: weight ?? 1 };
+      return { id: `${model.name}#${d}`, modelName: model.name, provider, weight: weight ?? 1, priority: priority ?? 0 };
     }),
   );
 }

@@ -30,7 +30,7 @@ export interface ModelProviderDefinition<TOptions = Record<string, unknown>> {
   /** The `provider:` value in the models file. */
   readonly kind: string;
   readonly description: string;
-  /** Options of one deployment, without the common keys (`provider`, `weight`). */
+  /** Options of one deployment, without the common keys (`provider`, `weight`, `priority`). */
   readonly optionsSchema: OptionsSchema;
   create(options: TOptions, context: ProviderContext): ModelProvider;
 }

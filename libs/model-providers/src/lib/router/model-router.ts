@@ -8,6 +8,11 @@ export interface Deployment {
   readonly modelName: string;
   readonly provider: ModelProvider;
   readonly weight: number;
+  /**
+   * Fallback tier: lower is preferred (default 0). A deployment is used only while every deployment
+   * of a better tier is cooling down or already failed this request.
+   */
+  readonly priority?: number;
 }
 
 export interface RouterOptions {
@@ -23,6 +28,8 @@ export interface RouterOptions {
 
 interface DeploymentState {
   readonly deployment: Deployment;
+  /** `deployment.priority ?? 0`, resolved once. */
+  readonly priority: number;
   outstanding: number;
   cooldownUntil: number;
   failures: number;
@@ -32,16 +39,20 @@ export interface DeploymentStatus {
   readonly id: string;
   readonly label: string;
   readonly weight: number;
+  readonly priority: number;
   readonly outstanding: number;
   readonly coolingDownForMs: number;
   readonly consecutiveFailures: number;
 }
 
 /**
- * Chooses a deployment per request: least outstanding requests relative to weight, skipping
- * deployments in cooldown (unless all are, then the one whose cooldown ends first). Retries a
- * retryable failure on another deployment, but only before anything was produced: for a stream
- * that is before its first part, so no byte has reached the client.
+ * Chooses a deployment per request: among the deployments not in cooldown, those of the best
+ * (lowest) priority tier, and among them the least outstanding requests relative to weight. A
+ * worse tier gets traffic only while every deployment of the better tiers is cooling down (or
+ * already failed this request); when all are cooling down, the one whose cooldown ends first (the
+ * better tier among equals). Retries a retryable failure on another deployment (the same tier
+ * first, then the next), at most `maxAttempts` in all, but only before anything was produced: for
+ * a stream that is before its first part, so no byte has reached the client.
  */
 export class ModelRouter {
   private readonly states = new Map<string, DeploymentState[]>();
@@ -58,9 +69,13 @@ export class ModelRouter {
     this.onDeploymentFailure = options.onDeploymentFailure;
     for (const deployment of deployments) {
       if (!(deployment.weight > 0)) throw new RangeError(`Deployment ${deployment.id}: weight must be > 0`);
+      const priority = deployment.priority ?? 0;
+      if (!(Number.isInteger(priority) && priority >= 0)) {
+        throw new RangeError(`Deployment ${deployment.id}: priority must be an integer >= 0`);
+      }
       let list = this.states.get(deployment.modelName);
       if (!list) this.states.set(deployment.modelName, (list = []));
-      list.push({ deployment, outstanding: 0, cooldownUntil: 0, failures: 0 });
+      list.push({ deployment, priority, outstanding: 0, cooldownUntil: 0, failures: 0 });
     }
   }
 
@@ -88,6 +103,7 @@ export class ModelRouter {
       id: s.deployment.id,
       label: s.deployment.provider.label,
       weight: s.deployment.weight,
+      priority: s.priority,
       outstanding: s.outstanding,
       coolingDownForMs: Math.max(0, s.cooldownUntil - now),
       consecutiveFailures: s.failures,
@@ -167,14 +183,29 @@ export class ModelRouter {
     const start = (this.rotation.get(modelName) ?? 0) % list.length;
     this.rotation.set(modelName, start + 1);
     let best: DeploymentState | undefined;
+    let bestPriority = Infinity;
     let bestScore = Infinity;
-    let fallback: DeploymentState | undefined;
+    // When every candidate is cooling down: the one whose cooldown ends first.
+    let soonest: DeploymentState | undefined;
     for (let i = 0; i < list.length; i++) {
       const s = list[(start + i) % list.length];
       if (!s || exclude.has(s)) continue;
       if (s.cooldownUntil > now) {
-        if (!fallback || s.cooldownUntil < fallback.cooldownUntil) fallback = s;
+        if (
+          !soonest ||
+          s.cooldownUntil < soonest.cooldownUntil ||
+          (s.cooldownUntil === soonest.cooldownUntil && s.priority < soonest.priority)
+        ) {
+          soonest = s;
+        }
         continue;
+      }
+      // One tier (the usual case): this comparison is all fallback tiers cost per candidate.
+      if (s.priority !== bestPriority) {
+        if (s.priority > bestPriority) continue;
+        // A better tier than any seen so far: worse tiers' candidates no longer count.
+        bestPriority = s.priority;
+        bestScore = Infinity;
       }
       const score = (s.outstanding + 1) / s.deployment.weight;
       if (score < bestScore) {
@@ -182,7 +213,7 @@ export class ModelRouter {
         bestScore = score;
       }
     }
-    const chosen = best ?? fallback;
+    const chosen = best ?? soonest;
     if (!chosen) {
       throw new ModelProviderError(`No deployment of '${modelName}' is available`, { code: 'no_deployment_available' });
     }

@@ -3,7 +3,7 @@ import type { OptionsSchema } from '../../registry/provider-definition.js';
 
 export const OPENAI_COMPATIBLE_KIND = 'openai-compatible' as const;
 
-/** Options of one `openai-compatible` deployment (the models-file entry without `provider`/`weight`). */
+/** Options of one `openai-compatible` deployment (the models-file entry without `provider`/`weight`/`priority`). */
 export interface OpenAICompatibleProviderOptions {
   /** Base URL of the OpenAI-compatible API, including its version path, e.g. http://127.0.0.1:8000/v1. */
   readonly baseUrl: string;
