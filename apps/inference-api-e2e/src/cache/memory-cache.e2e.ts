@@ -115,6 +115,8 @@ describe('response cache (in memory)', () => {
     const failed = await chat(server, prompt, sampled);
     expect(failed.status).toBe(400);
     expect((failed.json?.['error'] as { message: string }).message).toMatch(/bad choice/);
+    // A stopped choice's call may already be on its way to the upstream: let it arrive (and be aborted) first.
+    await sleep(200);
     await upstream.waitForIdle();
     const calls = upstream.requestCount;
     // The two choices that succeeded may be stored; the request again asks only for what is missing.
