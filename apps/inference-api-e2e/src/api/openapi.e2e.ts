@@ -20,7 +20,7 @@ describe('OpenAPI', () => {
     expect(document.openapi).toMatch(/^3\./);
     // Throws with the list of problems if the document is not valid OpenAPI.
     await SwaggerParser.validate(structuredClone(document) as never);
-    for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/models/{model}', '/predict', '/health/live', '/health/ready']) {
+    for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/responses', '/v1/models', '/v1/models/{model}', '/predict', '/health/live', '/health/ready']) {
       expect(document.paths, path).toHaveProperty([path]);
     }
     const chat = document.paths['/v1/chat/completions']!['post'] as {
@@ -31,6 +31,10 @@ describe('OpenAPI', () => {
     expect(Object.keys(chat.responses['200']!.content!)).toEqual(['application/json', 'text/event-stream']);
     for (const status of ['400', '404', '413', '500', '502', '504']) expect(chat.responses, status).toHaveProperty([status]);
     expect(document.components.schemas['CreateChatCompletionRequest']).toHaveProperty('example');
+    const responses = document.paths['/v1/responses']!['post'] as typeof chat;
+    expect(responses.requestBody.content['application/json']!.schema.$ref).toBe('#/components/schemas/CreateResponseRequest');
+    expect(Object.keys(responses.responses['200']!.content!)).toEqual(['application/json', 'text/event-stream']);
+    for (const name of ['CreateResponseRequest', 'Response', 'ResponseStreamEvent']) expect(document.components.schemas, name).toHaveProperty([name]);
   });
 
   it('serves Swagger UI: the page and every file it loads, with and without the trailing slash', async () => {

@@ -55,6 +55,29 @@ describe('NGINX in front of 3 API instances', () => {
     expect(outcome.reads).toBeGreaterThanOrEqual(5);
   });
 
+  it('passes Responses API streams (POST /v1/responses) through unbuffered too', async () => {
+    const started = performance.now();
+    const res = await fetch(`${nginx.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', input: 'stream a response through nginx', stream: true }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(res.status).toBe(200);
+    let text = '';
+    let firstDeltaMs = -1;
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+      if (firstDeltaMs < 0 && text.includes('event: response.output_text.delta')) firstDeltaMs = performance.now() - started;
+    }
+    const endMs = performance.now() - started;
+    expect(text.match(/event: response\.output_text\.delta/g)).toHaveLength(10);
+    expect(text).toContain('event: response.completed');
+    expect(firstDeltaMs).toBeGreaterThan(0);
+    expect(firstDeltaMs).toBeLessThan(endMs - 800);
+  });
+
   it("answers NGINX's own errors in the OpenAI shape (body over client_max_body_size)", async () => {
     const res = await fetch(`${nginx.url}/v1/chat/completions`, {
       method: 'POST',

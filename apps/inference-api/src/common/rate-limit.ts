@@ -5,7 +5,7 @@ import { keyDigest, presentedKey } from './api-keys.js';
 import { replyWithError } from './error-reply.js';
 
 /** The routes RATE_LIMIT_RPM counts: the ones that run a model (not /v1/models, health or docs). */
-export const RATE_LIMITED_ROUTES: ReadonlySet<string> = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/predict']);
+export const RATE_LIMITED_ROUTES: ReadonlySet<string> = new Set(['/v1/chat/completions', '/v1/completions', '/v1/responses', '/v1/embeddings', '/predict']);
 
 const WINDOW_MS = 60_000;
 

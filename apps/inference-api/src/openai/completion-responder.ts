@@ -76,6 +76,15 @@ export class CompletionResponder {
     return served.result;
   }
 
+  /**
+   * The parts of a job's stream, from where the response cache decides (its `headers` to send with
+   * the first part), for routes that write streams in their own format (POST /v1/responses). The
+   * caller records the usage when the stream finishes.
+   */
+  openStream(job: InferenceJob, reply: FastifyReply): Promise<ServedStream> {
+    return this.stream(job, reply);
+  }
+
   private async stream(job: InferenceJob, reply: FastifyReply, client = new ResponseClient(reply.raw)): Promise<ServedStream> {
     if (!this.cache.enabled) return { parts: this.inference.stream(job, client.signal), headers: undefined };
     return this.cache.stream(job, reply.request.headers, this.upstream(job), client);

@@ -9,7 +9,7 @@ const RANDOM_POOL = Buffer.alloc(4096);
 let randomHex = '';
 let randomHexOffset = 0;
 
-function randomHex24(): string {
+export function randomHex24(): string {
   if (randomHexOffset + 24 > randomHex.length) {
     randomHex = randomFillSync(RANDOM_POOL).toString('hex');
     randomHexOffset = 0;

@@ -5,6 +5,8 @@
  * understand: OpenAPI 3.0 `nullable`, `example`, no `type` arrays.
  */
 
+import { responsesApiComponents } from './responses.schemas.js';
+
 const stop = {
   description: 'Up to 4 sequences where generation stops. The stop sequence is not included in the output.',
   oneOf: [
@@ -497,6 +499,7 @@ export const openApiComponents = {
   ModelList: modelListSchema,
   ErrorResponse: errorResponseSchema,
   PredictResponse: predictResponseSchema,
+  ...responsesApiComponents,
 } as const;
 
 export type OpenApiComponentName = keyof typeof openApiComponents;

@@ -45,16 +45,8 @@ export async function writeSse(
   // all deployments down) still gets a proper HTTP status, and the router could retry.
   first = await iterator.next();
 
-  reply.hijack();
   const extraHeaders = typeof options.headers === 'function' ? options.headers() : options.headers;
-  res.writeHead(200, {
-    ...(reply.getHeaders() as Record<string, string>),
-    ...extraHeaders,
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
+  openSse(reply, extraHeaders);
   const choices = options.choices ?? 1;
   // With several choices: the usages of the finished ones, until the last finishes.
   const usages: TokenUsage[] | undefined = choices > 1 ? [] : undefined;
@@ -103,10 +95,42 @@ export async function writeSse(
   }
 }
 
+/**
+ * Takes over the raw response (Fastify's reply is hijacked) and sends the head of an SSE stream: 200,
+ * the headers set on the reply so far, `extraHeaders` (e.g. X-Cache), and the SSE ones.
+ */
+export function openSse(reply: FastifyReply, extraHeaders: Readonly<Record<string, string>> | undefined): void {
+  reply.hijack();
+  reply.raw.writeHead(200, {
+    ...(reply.getHeaders() as Record<string, string>),
+    ...extraHeaders,
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+}
+
 /** Writes one event; resolves false if the client went away. */
 function send(res: ServerResponse, data: string): Promise<boolean> | boolean {
   if (res.destroyed) return false;
   if (res.write(`data: ${data}\n\n`)) return true;
+  return drained(res);
+}
+
+/**
+ * Writes whole SSE frames (any event form: `event:` lines, several frames at once) with the same
+ * backpressure as the completion streams; resolves false if the client went away. For streams
+ * with their own framing (/v1/responses).
+ */
+export function sendFrames(res: ServerResponse, frames: string): Promise<boolean> | boolean {
+  if (res.destroyed) return false;
+  if (res.write(frames)) return true;
+  return drained(res);
+}
+
+/** Resolves true once `res` drained its buffer, false if it closed first. */
+function drained(res: ServerResponse): Promise<boolean> {
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       res.off('drain', onDrain);

@@ -1,0 +1,218 @@
+import type { StreamPart } from '@infer/model-providers';
+import { describe, expect, it } from 'vitest';
+import { errorBody } from '../common/api-error.js';
+import { type ResponseHead, ResponseStreamEvents, responseBody, responseEcho, responseId } from './responses-format.js';
+import type { ResponsesBody } from './responses.schemas.js';
+
+const head = (fields: Partial<ResponsesBody> = {}): ResponseHead => ({
+  id: 'resp_1',
+  createdAt: 1_700_000_000,
+  model: 'm',
+  echo: responseEcho({ model: 'm', input: 'hi', ...fields } as ResponsesBody),
+});
+
+interface Event {
+  type: string;
+  sequence_number: number;
+  [field: string]: unknown;
+}
+
+/** Parses SSE frames, checking that each `event:` line names its data's type. */
+function parse(frames: string): Event[] {
+  const events: Event[] = [];
+  for (const frame of frames.split('\n\n')) {
+    if (frame === '') continue;
+    const match = /^event: ([^\n]+)\ndata: ([^\n]+)$/.exec(frame);
+    expect(match, frame).not.toBeNull();
+    const event = JSON.parse(match![2]!) as Event;
+    expect(event.type).toBe(match![1]);
+    events.push(event);
+  }
+  expect(frames.endsWith('\n\n')).toBe(true);
+  return events;
+}
+
+function run(parts: StreamPart[], fields: Partial<ResponsesBody> = {}): Event[] {
+  const events = new ResponseStreamEvents(head(fields));
+  let frames = events.start();
+  for (const part of parts) frames += events.part(part);
+  return parse(frames);
+}
+
+const usage = { promptTokens: 5, completionTokens: 3 };
+
+describe('responseBody', () => {
+  it('is a completed Response with one message item, usage and the echoed request', () => {
+    const body = responseBody(head({ instructions: 'Be brief.', max_output_tokens: 9, metadata: { k: 'v' } }), {
+      text: 'Hello',
+      finishReason: 'stop',
+      usage: { promptTokens: 5, completionTokens: 3, cachedPromptTokens: 2 },
+    });
+    expect(body).toMatchObject({
+      id: 'resp_1',
+      object: 'response',
+      created_at: 1_700_000_000,
+      status: 'completed',
+      error: null,
+      incomplete_details: null,
+      model: 'm',
+      output: [{ type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'Hello', annotations: [] }] }],
+      usage: { input_tokens: 5, input_tokens_details: { cached_tokens: 2 }, output_tokens: 3, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 8 },
+      instructions: 'Be brief.',
+      max_output_tokens: 9,
+      temperature: 1,
+      top_p: 1,
+      tools: [],
+      tool_choice: 'auto',
+      parallel_tool_calls: true,
+      text: { format: { type: 'text' } },
+      metadata: { k: 'v' },
+      previous_response_id: null,
+      reasoning: null,
+      store: false,
+      truncation: 'disabled',
+    });
+    expect(body.output[0]!.id).toMatch(/^msg_[0-9a-f]{24}$/);
+    expect(body.completed_at).toEqual(expect.any(Number));
+    expect(body).not.toHaveProperty('user');
+    expect(responseBody(head({ user: 'u' }), { text: '', finishReason: 'stop', usage })).toMatchObject({ user: 'u' });
+    expect(responseId()).toMatch(/^resp_[0-9a-f]{24}$/);
+  });
+
+  it('is incomplete when max_output_tokens cut the output', () => {
+    const body = responseBody(head(), { text: 'Hel', finishReason: 'length', usage });
+    expect(body).toMatchObject({ status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' }, output: [{ type: 'message', status: 'incomplete' }] });
+    expect(body.completed_at).toBeNull();
+  });
+
+  it('answers tool calls as function_call items (a message item only when there is text)', () => {
+    const calls = [
+      { id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' },
+      { id: 'call_2', name: 'get_time', arguments: '{}' },
+    ];
+    const body = responseBody(head({ tools: [{ type: 'function', name: 'get_weather' }] }), { text: '', finishReason: 'tool_calls', usage, toolCalls: calls });
+    expect(body.status).toBe('completed');
+    expect(body.output).toEqual([
+      { type: 'function_call', id: expect.stringMatching(/^fc_[0-9a-f]{24}$/), call_id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}', status: 'completed' },
+      { type: 'function_call', id: expect.stringMatching(/^fc_/), call_id: 'call_2', name: 'get_time', arguments: '{}', status: 'completed' },
+    ]);
+    expect(body.tools).toEqual([{ type: 'function', name: 'get_weather', description: null, parameters: null, strict: null }]);
+    const withText = responseBody(head(), { text: 'Checking.', finishReason: 'tool_calls', usage, toolCalls: calls });
+    expect(withText.output.map((item) => item.type)).toEqual(['message', 'function_call', 'function_call']);
+    // An empty answer is an empty message.
+    expect(responseBody(head(), { text: '', finishReason: 'stop', usage }).output).toEqual([expect.objectContaining({ type: 'message', content: [expect.objectContaining({ text: '' })] })]);
+  });
+});
+
+describe('ResponseStreamEvents', () => {
+  it('streams a text answer in OpenAI order, numbered, ending with response.completed', () => {
+    const events = run([{ type: 'delta', text: 'He' }, { type: 'delta', text: '' }, { type: 'delta', text: 'llo "x"\n' }, { type: 'finish', finishReason: 'stop', usage }]);
+    expect(events.map((e) => e.type)).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.output_text.delta',
+      'response.output_text.delta',
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+    expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
+    expect(events[0]).toMatchObject({ response: { id: 'resp_1', status: 'in_progress', output: [], usage: null } });
+    const item = events[2]!['item'] as { id: string };
+    expect(events[2]).toMatchObject({ output_index: 0, item: { type: 'message', status: 'in_progress', role: 'assistant', content: [] } });
+    expect(events[3]).toMatchObject({ item_id: item.id, output_index: 0, content_index: 0, part: { type: 'output_text', text: '' } });
+    expect(events[4]).toMatchObject({ item_id: item.id, output_index: 0, content_index: 0, delta: 'He', logprobs: [] });
+    expect(events[6]).toMatchObject({ item_id: item.id, text: 'Hello "x"\n' });
+    expect(events[8]).toMatchObject({ item: { id: item.id, status: 'completed', content: [{ text: 'Hello "x"\n' }] } });
+    expect(events[9]).toMatchObject({
+      response: { status: 'completed', output: [{ id: item.id, content: [{ text: 'Hello "x"\n' }] }], usage: { input_tokens: 5, output_tokens: 3, total_tokens: 8 } },
+    });
+  });
+
+  it('streams function calls: the message closes first, arguments in deltas, items done at the finish', () => {
+    const events = run([
+      { type: 'delta', text: 'Checking.' },
+      { type: 'tool_call', index: 0, id: 'call_1', name: 'get_weather', arguments: '' },
+      { type: 'tool_call', index: 0, arguments: '{"city":' },
+      { type: 'tool_call', index: 1, id: 'call_2', name: 'get_time', arguments: '{}' },
+      { type: 'tool_call', index: 0, arguments: '"Paris"}' },
+      { type: 'finish', finishReason: 'tool_calls', usage },
+    ]);
+    expect(events.map((e) => e.type)).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.output_text.delta',
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.output_item.added',
+      'response.function_call_arguments.delta',
+      'response.output_item.added',
+      'response.function_call_arguments.delta',
+      'response.function_call_arguments.delta',
+      'response.function_call_arguments.done',
+      'response.output_item.done',
+      'response.function_call_arguments.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+    expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
+    expect(events[8]).toMatchObject({ output_index: 1, item: { type: 'function_call', call_id: 'call_1', name: 'get_weather', arguments: '', status: 'in_progress' } });
+    expect(events[12]).toMatchObject({ output_index: 1, delta: '"Paris"}' });
+    expect(events[13]).toMatchObject({ output_index: 1, name: 'get_weather', arguments: '{"city":"Paris"}' });
+    expect(events[16]).toMatchObject({ output_index: 2, item: { call_id: 'call_2', arguments: '{}', status: 'completed' } });
+    const final = events.at(-1) as unknown as { response: { output: Array<Record<string, unknown>> } };
+    expect(final.response.output.map((item) => [item['type'], item['call_id'] ?? item['status']])).toEqual([
+      ['message', 'completed'],
+      ['function_call', 'call_1'],
+      ['function_call', 'call_2'],
+    ]);
+  });
+
+  it('ends with response.incomplete when max_output_tokens cut the output', () => {
+    const events = run([{ type: 'delta', text: 'Hel' }, { type: 'finish', finishReason: 'length', usage }]);
+    expect(events.at(-2)).toMatchObject({ type: 'response.output_item.done', item: { status: 'incomplete' } });
+    expect(events.at(-1)).toMatchObject({ type: 'response.incomplete', response: { status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } } });
+  });
+
+  it('gives an answer with no text an empty message, as the JSON answer', () => {
+    const events = run([{ type: 'finish', finishReason: 'stop', usage }]);
+    expect(events.map((e) => e.type)).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+    expect(events.at(-1)).toMatchObject({ response: { output: [{ type: 'message', content: [{ type: 'output_text', text: '' }] }] } });
+  });
+
+  it('reports an error after the start as an error event, then response.failed with what was produced', () => {
+    const events = new ResponseStreamEvents(head());
+    let frames = events.start() + events.part({ type: 'delta', text: 'Hi' });
+    frames += events.failed(502, errorBody(502, 'upstream closed the stream', undefined, 'upstream_error'));
+    const parsed = parse(frames);
+    expect(parsed.slice(-2)).toEqual([
+      { type: 'error', sequence_number: 5, code: 'upstream_error', message: 'upstream closed the stream', param: null },
+      expect.objectContaining({
+        type: 'response.failed',
+        sequence_number: 6,
+        response: expect.objectContaining({
+          status: 'failed',
+          error: { code: 'server_error', message: 'upstream closed the stream' },
+          output: [expect.objectContaining({ type: 'message', status: 'incomplete', content: [expect.objectContaining({ text: 'Hi' })] })],
+        }),
+      }),
+    ]);
+    const limited = parse(new ResponseStreamEvents(head()).failed(429, errorBody(429, 'slow down')));
+    expect(limited[1]).toMatchObject({ response: { error: { code: 'rate_limit_exceeded' } } });
+  });
+});

@@ -1,0 +1,299 @@
+import type { FinishReason, GenerationResult, StreamPart, TokenUsage, ToolCall } from '@infer/model-providers';
+import type { OpenAIErrorBody } from '../common/api-error.js';
+import { randomHex24 } from './openai-format.js';
+import type { ResponsesBody, ResponsesTextFormat } from './responses.schemas.js';
+
+/**
+ * OpenAI's Responses API shapes, built from the chat path's results: the `Response` object (JSON
+ * answers, and the first and last events of a stream) and the stream's events (ResponseStreamEvents).
+ */
+
+type ItemStatus = 'in_progress' | 'completed' | 'incomplete';
+type ResponseStatus = 'in_progress' | 'completed' | 'incomplete' | 'failed';
+
+export function responseId(): string {
+  return `resp_${randomHex24()}`;
+}
+
+function itemId(prefix: 'msg' | 'fc'): string {
+  return `${prefix}_${randomHex24()}`;
+}
+
+/** The request fields a Response echoes (computed once per request). */
+export interface ResponseEcho {
+  readonly instructions: string | null;
+  readonly max_output_tokens: number | null;
+  readonly parallel_tool_calls: boolean;
+  readonly temperature: number;
+  readonly top_p: number;
+  readonly text: { readonly format: ResponsesTextFormat; readonly [other: string]: unknown };
+  readonly tool_choice: NonNullable<ResponsesBody['tool_choice']>;
+  readonly tools: ReadonlyArray<{ type: 'function'; name: string; description: string | null; parameters: Record<string, unknown> | null; strict: boolean | null }>;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly user: string | undefined;
+}
+
+/** The echo of a request, with OpenAI's defaults made explicit (temperature and top_p 1, tool_choice auto, ...). */
+export function responseEcho(body: ResponsesBody): ResponseEcho {
+  return {
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    temperature: body.temperature ?? 1,
+    top_p: body.top_p ?? 1,
+    text: { ...body.text, format: body.text?.format ?? { type: 'text' } },
+    tool_choice: body.tool_choice ?? 'auto',
+    // Validated by responsesChatBody: function tools with a name.
+    tools: (body.tools ?? []).map((t) => ({
+      type: 'function' as const,
+      name: t.name ?? '',
+      description: t.description ?? null,
+      parameters: t.parameters ?? null,
+      strict: t.strict ?? null,
+    })),
+    metadata: body.metadata ?? {},
+    user: body.user,
+  };
+}
+
+/** What every Response of one request shares. */
+export interface ResponseHead {
+  readonly id: string;
+  /** Unix seconds. */
+  readonly createdAt: number;
+  readonly model: string;
+  readonly echo: ResponseEcho;
+}
+
+export function responseUsage(usage: TokenUsage) {
+  return {
+    input_tokens: usage.promptTokens,
+    input_tokens_details: { cached_tokens: usage.cachedPromptTokens ?? 0 },
+    output_tokens: usage.completionTokens,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: usage.promptTokens + usage.completionTokens,
+  };
+}
+
+export function outputText(text: string) {
+  return { type: 'output_text' as const, text, annotations: [] as never[], logprobs: [] as never[] };
+}
+
+export function messageItem(id: string, status: ItemStatus, text: string | undefined) {
+  return { type: 'message' as const, id, status, role: 'assistant' as const, content: text === undefined ? [] : [outputText(text)] };
+}
+
+export function functionCallItem(id: string, status: ItemStatus, call: ToolCall) {
+  return { type: 'function_call' as const, id, call_id: call.id, name: call.name, arguments: call.arguments, status };
+}
+
+export type OutputItem = ReturnType<typeof messageItem> | ReturnType<typeof functionCallItem>;
+
+/** A finish reason as the Response's status (and `incomplete_details`). */
+function outcome(reason: FinishReason): { status: 'completed' | 'incomplete'; incomplete: { reason: 'max_output_tokens' | 'content_filter' } | null } {
+  if (reason === 'length') return { status: 'incomplete', incomplete: { reason: 'max_output_tokens' } };
+  if (reason === 'content_filter') return { status: 'incomplete', incomplete: { reason: 'content_filter' } };
+  return { status: 'completed', incomplete: null };
+}
+
+interface ResponseState {
+  readonly status: ResponseStatus;
+  readonly output: readonly OutputItem[];
+  readonly usage: TokenUsage | null;
+  readonly incomplete?: { reason: 'max_output_tokens' | 'content_filter' } | null;
+  readonly error?: { code: string; message: string } | null;
+}
+
+/** OpenAI's `Response` object, in OpenAI's field order. */
+export function responseObject(head: ResponseHead, state: ResponseState) {
+  const echo = head.echo;
+  const response = {
+    id: head.id,
+    object: 'response' as const,
+    created_at: head.createdAt,
+    status: state.status,
+    background: false,
+    completed_at: state.status === 'completed' ? Math.floor(Date.now() / 1000) : null,
+    error: state.error ?? null,
+    incomplete_details: state.incomplete ?? null,
+    instructions: echo.instructions,
+    max_output_tokens: echo.max_output_tokens,
+    model: head.model,
+    output: state.output,
+    parallel_tool_calls: echo.parallel_tool_calls,
+    previous_response_id: null,
+    reasoning: null,
+    store: false,
+    temperature: echo.temperature,
+    text: echo.text,
+    tool_choice: echo.tool_choice,
+    tools: echo.tools,
+    top_p: echo.top_p,
+    truncation: 'disabled' as const,
+    usage: state.usage === null ? null : responseUsage(state.usage),
+    metadata: echo.metadata,
+  };
+  return echo.user === undefined ? response : { ...response, user: echo.user };
+}
+
+/**
+ * The Response of a whole result: a message item when there is text (or nothing else: an empty
+ * answer is an empty message), then one function_call item per tool call.
+ */
+export function responseBody(head: ResponseHead, result: GenerationResult) {
+  const { status, incomplete } = outcome(result.finishReason);
+  const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
+  const calls = result.toolCalls ?? [];
+  const output: OutputItem[] = [];
+  if (result.text !== '' || calls.length === 0) output.push(messageItem(itemId('msg'), itemStatus, result.text));
+  for (const call of calls) output.push(functionCallItem(itemId('fc'), itemStatus, call));
+  return responseObject(head, { status, output, usage: result.usage, incomplete });
+}
+
+/** `response.error.code` (an enum in OpenAI's types) for an error of this status. */
+function failureCode(status: number): string {
+  if (status === 429) return 'rate_limit_exceeded';
+  if (status === 400) return 'invalid_prompt';
+  return 'server_error';
+}
+
+interface OpenMessage {
+  readonly kind: 'message';
+  readonly id: string;
+  readonly index: number;
+  text: string;
+  /** Set once its done events went out. */
+  done?: OutputItem;
+}
+
+interface OpenCall {
+  readonly kind: 'call';
+  readonly id: string;
+  readonly index: number;
+  readonly call: { id: string; name: string; arguments: string };
+  done?: OutputItem;
+}
+
+/**
+ * The server-sent events of one streamed response, in OpenAI's order: `response.created` and
+ * `response.in_progress`; per output item `response.output_item.added`, its content events and
+ * `response.output_item.done`; then `response.completed` (or `response.incomplete`) with the whole
+ * Response. Each method returns the frames (`event: <type>\ndata: <json>\n\n`, possibly several) to
+ * write for one stream part, numbered by `sequence_number`.
+ *
+ * A message item is closed when the first function call starts (text comes first, as from OpenAI);
+ * text after function calls opens a new message item. Function call items stay open until the
+ * finish, so that argument pieces of several calls may interleave.
+ */
+export class ResponseStreamEvents {
+  private sequence = 0;
+  private readonly items: Array<OpenMessage | OpenCall> = [];
+  private message: OpenMessage | undefined;
+  /** Open function calls by their index in the provider's stream. */
+  private readonly calls: OpenCall[] = [];
+
+  constructor(private readonly head: ResponseHead) {}
+
+  /** `response.created` and `response.in_progress`. */
+  start(): string {
+    const response = responseObject(this.head, { status: 'in_progress', output: [], usage: null });
+    return this.frame('response.created', { response }) + this.frame('response.in_progress', { response });
+  }
+
+  /** The frames of one provider stream part ('' when there is nothing to send). */
+  part(part: StreamPart): string {
+    if (part.type === 'delta') return part.text.length === 0 ? '' : this.text(part.text);
+    if (part.type === 'tool_call') return this.toolCall(part.index, part.id, part.name, part.arguments);
+    return this.finish(part.finishReason, part.usage);
+  }
+
+  /** The frames of an error after the stream started: an `error` event, then `response.failed`. */
+  failed(status: number, body: OpenAIErrorBody): string {
+    const { message, code, param } = body.error;
+    let frames = this.frame('error', { code, message, param });
+    const output = this.items.map((item) => item.done ?? this.itemOf(item, 'incomplete'));
+    const response = responseObject(this.head, { status: 'failed', output, usage: null, error: { code: failureCode(status), message } });
+    frames += this.frame('response.failed', { response });
+    return frames;
+  }
+
+  private text(text: string): string {
+    let frames = '';
+    let message = this.message;
+    if (message === undefined) [message, frames] = this.openMessage();
+    message.text += text;
+    // Written out: this is the event of every token.
+    return (
+      frames +
+      `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":${this.sequence++},"item_id":"${message.id}",` +
+      `"output_index":${message.index},"content_index":0,"delta":${JSON.stringify(text)},"logprobs":[]}\n\n`
+    );
+  }
+
+  /** Starts a message item (`this.message`); returns it and its added events. */
+  private openMessage(): [OpenMessage, string] {
+    const message: OpenMessage = { kind: 'message', id: itemId('msg'), index: this.items.length, text: '' };
+    this.message = message;
+    this.items.push(message);
+    return [
+      message,
+      this.frame('response.output_item.added', { output_index: message.index, item: messageItem(message.id, 'in_progress', undefined) }) +
+        this.frame('response.content_part.added', { item_id: message.id, output_index: message.index, content_index: 0, part: outputText('') }),
+    ];
+  }
+
+  private toolCall(index: number, id: string | undefined, name: string | undefined, args: string): string {
+    let frames = '';
+    let call = this.calls[index];
+    if (call === undefined) {
+      if (this.message !== undefined) frames += this.closeMessage(this.message, 'completed');
+      call = { kind: 'call', id: itemId('fc'), index: this.items.length, call: { id: id ?? '', name: name ?? '', arguments: '' } };
+      this.calls[index] = call;
+      this.items.push(call);
+      frames += this.frame('response.output_item.added', { output_index: call.index, item: functionCallItem(call.id, 'in_progress', call.call) });
+    }
+    if (args.length > 0) {
+      call.call.arguments += args;
+      frames += this.frame('response.function_call_arguments.delta', { item_id: call.id, output_index: call.index, delta: args });
+    }
+    return frames;
+  }
+
+  private finish(reason: FinishReason, usage: TokenUsage): string {
+    const { status, incomplete } = outcome(reason);
+    const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
+    let frames = '';
+    // An answer with neither text nor calls is an empty message, as in the JSON answer.
+    if (this.items.length === 0) frames += this.openMessage()[1];
+    if (this.message !== undefined) frames += this.closeMessage(this.message, itemStatus);
+    for (const item of this.items) {
+      if (item.kind !== 'call' || item.done !== undefined) continue;
+      const done = functionCallItem(item.id, itemStatus, item.call);
+      item.done = done;
+      frames += this.frame('response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name: item.call.name, arguments: item.call.arguments });
+      frames += this.frame('response.output_item.done', { output_index: item.index, item: done });
+    }
+    const output = this.items.map((item) => item.done as OutputItem);
+    const response = responseObject(this.head, { status, output, usage, incomplete });
+    return frames + this.frame(status === 'completed' ? 'response.completed' : 'response.incomplete', { response });
+  }
+
+  private closeMessage(message: OpenMessage, status: ItemStatus): string {
+    this.message = undefined;
+    const done = messageItem(message.id, status, message.text);
+    message.done = done;
+    return (
+      this.frame('response.output_text.done', { item_id: message.id, output_index: message.index, content_index: 0, text: message.text, logprobs: [] }) +
+      this.frame('response.content_part.done', { item_id: message.id, output_index: message.index, content_index: 0, part: outputText(message.text) }) +
+      this.frame('response.output_item.done', { output_index: message.index, item: done })
+    );
+  }
+
+  private itemOf(item: OpenMessage | OpenCall, status: ItemStatus): OutputItem {
+    return item.kind === 'message' ? messageItem(item.id, status, item.text) : functionCallItem(item.id, status, item.call);
+  }
+
+  private frame(type: string, payload: Record<string, unknown>): string {
+    return `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: this.sequence++, ...payload })}\n\n`;
+  }
+}
