@@ -16,8 +16,10 @@ describe('log redaction', () => {
     logger.info({ req: { method: 'POST', url: '/v1/chat/completions', headers: { authorization: 'Bearer sk-secret', 'x-api-key': 'k-secret' }, body: { prompt: 'my secret prompt' } } });
     logger.info({ messages: [{ role: 'user', content: 'private words' }], prompt: 'private prompt', input_text: 'private input' });
     logger.info({ result: { text: 'private completion' } });
+    // The Responses API's fields.
+    logger.info({ input: 'private responses input', instructions: 'private instructions', request: { input: [{ role: 'user', content: 'x' }], instructions: 'nested instructions' } });
     const output = lines.join('');
-    for (const secret of ['sk-secret', 'k-secret', 'my secret prompt', 'private words', 'private prompt', 'private input', 'private completion']) {
+    for (const secret of ['sk-secret', 'k-secret', 'my secret prompt', 'private words', 'private prompt', 'private input', 'private completion', 'private responses input', 'private instructions', 'nested instructions']) {
       expect(output).not.toContain(secret);
     }
     expect(output).toContain('[redacted]');

@@ -24,8 +24,12 @@ export const REDACTED_LOG_PATHS = [
   'messages',
   'prompt',
   'input_text',
+  'input',
+  'instructions',
   '*.messages',
   '*.prompt',
+  '*.input',
+  '*.instructions',
   '*.content',
   '*.text',
 ];
