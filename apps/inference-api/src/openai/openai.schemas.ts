@@ -6,6 +6,7 @@
  */
 
 import { responsesApiComponents } from './responses.schemas.js';
+import { toolsOf } from './tools-schema.js';
 
 const stop = {
   description: 'Up to 4 sequences where generation stops. The stop sequence is not included in the output.',
@@ -162,15 +163,7 @@ export const chatCompletionRequestSchema = {
     max_tokens: { type: 'integer', minimum: 1, nullable: true, example: 32, description: 'Deprecated by OpenAI in favour of max_completion_tokens; both work.' },
     max_completion_tokens: { type: 'integer', minimum: 1, nullable: true },
     ...sampling,
-    tools: {
-      type: 'array',
-      nullable: true,
-      maxItems: 128,
-      items: tool,
-      description:
-        'Functions the model may call. Served by models whose provider does tool calling (`openai-compatible` upstreams); ' +
-        'for other models (the in-process llama.cpp provider) a request with tools is refused (400, `unsupported_parameter`).',
-    },
+    tools: toolsOf(tool),
     tool_choice: toolChoice,
     parallel_tool_calls: { type: 'boolean', nullable: true, description: 'false: at most one tool call per answer.' },
     logprobs: {

@@ -6,6 +6,7 @@
  * fields each input item type needs, function tools' `name`) is checked by responses-request.ts, which
  * also names the field in its 400s.
  */
+import { toolsOf } from './tools-schema.js';
 
 /** A content part of an input message: text only. */
 const inputContentPart = {
@@ -100,15 +101,7 @@ export const responsesRequestSchema = {
       description: 'Stream the response as server-sent events in the Responses form: `event: <type>` and `data: <event>` (with `sequence_number`); no `[DONE]`.',
     },
     stream_options: { type: 'object', nullable: true, description: 'Accepted and ignored.' },
-    tools: {
-      type: 'array',
-      nullable: true,
-      maxItems: 128,
-      items: tool,
-      description:
-        'Functions the model may call. Served by models whose provider does tool calling (`openai-compatible` upstreams); ' +
-        'for other models (the in-process llama.cpp provider) a request with tools is refused (400, `unsupported_parameter`).',
-    },
+    tools: toolsOf(tool),
     tool_choice: toolChoice,
     parallel_tool_calls: { type: 'boolean', nullable: true, description: 'false: at most one function call per response.' },
     text: { type: 'object', properties: { format: textFormat }, description: 'Output format (`text.format`); `verbosity` is accepted and ignored.' },
