@@ -74,17 +74,36 @@ describe('response cache (in memory)', () => {
     expect(upstream.requestCount).toBe(4);
   });
 
-  it('does not cache requests for logprobs (an entry holds no per-token probabilities), nor answer them from an entry', async () => {
+  it('caches answers with logprobs under their own key, and replays their log probabilities (JSON and stream)', async () => {
     const prompt = uniquePrompt('logprobs');
     expect((await chat(server, prompt)).xCache).toBe('MISS');
     const withLogprobs = { body: { logprobs: true, top_logprobs: 1 } };
-    const r1 = await chat(server, prompt, withLogprobs);
-    const r2 = await chat(server, prompt, { ...withLogprobs, stream: true });
-    expect([r1.xCache, r2.xCache]).toEqual(['BYPASS', 'BYPASS']);
-    const choice = (r1.json?.['choices'] as Array<{ logprobs: { content: unknown[] } | null }>)[0]!;
-    expect(choice.logprobs?.content).toHaveLength(TOKENS);
-    expect(upstream.requestCount).toBe(3);
+    const first = await chat(server, prompt, withLogprobs);
+    expect(first.xCache).toBe('MISS');
+    const logprobsOf = (json: Record<string, unknown> | undefined) =>
+      (json?.['choices'] as Array<{ logprobs: { content: Array<{ token: string; top_logprobs: unknown[] }> } | null }>)[0]!.logprobs?.content;
+    const content = logprobsOf(first.json)!;
+    expect(content).toHaveLength(TOKENS);
+    expect(content.map((e) => e.token).join('')).toBe(expectedReply(prompt));
+    const hit = await chat(server, prompt, withLogprobs);
+    expect(hit.xCache).toBe('HIT');
+    expect(logprobsOf(hit.json)).toEqual(content);
+    // A streamed HIT: one delta with the whole text and all its entries.
+    const streamed = await chat(server, prompt, { ...withLogprobs, stream: true });
+    expect(streamed.xCache).toBe('HIT');
+    const events = streamed.sse!.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)) as Record<string, unknown>);
+    expect(events.flatMap((e) => logprobsOf(e) ?? [])).toEqual(content);
+    // Another number of alternatives is another entry; the plain request still has its own.
+    expect((await chat(server, prompt, { body: { logprobs: true, top_logprobs: 2 } })).xCache).toBe('MISS');
     expect((await chat(server, prompt)).xCache).toBe('HIT');
+    expect(upstream.requestCount).toBe(3);
+    // A streamed MISS stores its entries too.
+    const prompt2 = uniquePrompt('logprobs-stream');
+    const streamedMiss = await chat(server, prompt2, { ...withLogprobs, stream: true });
+    expect(streamedMiss.xCache).toBe('MISS');
+    const afterStream = await chat(server, prompt2, withLogprobs);
+    expect(afterStream.xCache).toBe('HIT');
+    expect(logprobsOf(afterStream.json)).toHaveLength(TOKENS);
   });
 
   it('n > 1: greedy choices are one upstream call and one entry; sampled choices (opt-in) are separate entries', async () => {

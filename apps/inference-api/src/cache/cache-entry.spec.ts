@@ -62,6 +62,33 @@ describe('cache entry', () => {
     }
   });
 
+  it('keeps log probabilities: validated, round-tripped, replayed as one delta with all of them', () => {
+    const logprobs = [
+      { token: 'He', logprob: -0.5, bytes: [72, 101], top: [{ token: 'He', logprob: -0.5 }, { token: 'Hi', logprob: -1 }] },
+      { token: '', logprob: null, top: [] },
+      { token: 'llo', logprob: -0.25, top: [] },
+    ];
+    const entry = entryFromResult({ text: 'Hello', finishReason: 'stop', usage: { promptTokens: 1, completionTokens: 3 }, logprobs }, 5, [2, 3]);
+    expect(entry.chunks).toBeUndefined();
+    const stored = parseEntry(JSON.parse(JSON.stringify(entry)));
+    expect(stored).toEqual(entry);
+    expect(resultOf(stored!).logprobs).toEqual(logprobs);
+    expect(replayParts(stored!)).toEqual([
+      { type: 'delta', text: 'Hello', logprobs },
+      { type: 'finish', finishReason: 'stop', usage: { promptTokens: 1, completionTokens: 3 } },
+    ]);
+    for (const bad of [
+      { ...entry, logprobs: 'x' },
+      { ...entry, logprobs: [{ token: 1, logprob: -1, top: [] }] },
+      { ...entry, logprobs: [{ token: 'a', logprob: 'x', top: [] }] },
+      { ...entry, logprobs: [{ token: 'a', logprob: -1 }] },
+      { ...entry, logprobs: [{ token: 'a', logprob: -1, top: [{ token: 'b', logprob: -2, bytes: [300] }] }] },
+      { ...entry, chunks: [5] },
+    ]) {
+      expect(parseEntry(bad), JSON.stringify(bad)).toBeUndefined();
+    }
+  });
+
   it('computes Age in whole seconds, never negative', () => {
     const entry = entryFromResult(result, 10_000);
     expect(ageSeconds(entry, 12_999)).toBe(2);

@@ -1,4 +1,4 @@
-import type { FinishReason, GenerationResult, StreamPart, TokenUsage, ToolCall } from '@infer/model-providers';
+import type { FinishReason, GenerationResult, StreamPart, TokenLogprob, TokenUsage, ToolCall } from '@infer/model-providers';
 
 /**
  * What the cache stores: the generated text, not a response body, so one entry answers a JSON
@@ -16,6 +16,11 @@ export interface CacheEntry {
   readonly chunks?: readonly number[];
   /** The answer's tool calls, when it made any (replayed as one piece per call). */
   readonly toolCalls?: readonly ToolCall[];
+  /**
+   * The tokens' log probabilities, for a request that asked for them (its `logprobs` is part of the
+   * key). Such an entry has no `chunks`: a streamed replay is one delta carrying all of them.
+   */
+  readonly logprobs?: readonly TokenLogprob[];
   /** When the result was generated (ms since the epoch): the `Age` header. */
   readonly createdAt: number;
 }
@@ -27,6 +32,11 @@ export function entryFromResult(result: GenerationResult, createdAt = Date.now()
   const finishReason = result.finishReason;
   const usage = { promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens };
   const calls = result.toolCalls;
+  if (result.logprobs !== undefined) {
+    const entry: { -readonly [K in keyof CacheEntry]: CacheEntry[K] } = { v: 1, text, finishReason, usage, createdAt, logprobs: result.logprobs };
+    if (calls !== undefined && calls.length > 0) entry.toolCalls = calls.map((call) => ({ id: call.id, name: call.name, arguments: call.arguments }));
+    return entry;
+  }
   if (calls !== undefined && calls.length > 0) {
     const toolCalls = calls.map((call) => ({ id: call.id, name: call.name, arguments: call.arguments }));
     return chunks === undefined || chunks.length <= 1
@@ -73,10 +83,42 @@ export function parseEntry(value: unknown): CacheEntry | undefined {
       if (typeof c['id'] !== 'string' || typeof c['name'] !== 'string' || typeof c['arguments'] !== 'string') return undefined;
     }
   }
+  const logprobs = e['logprobs'];
+  if (logprobs !== undefined) {
+    if (chunks !== undefined || !Array.isArray(logprobs)) return undefined;
+    for (const entry of logprobs as unknown[]) {
+      if (!isLogprob(entry)) return undefined;
+      const top = (entry as Record<string, unknown>)['top'];
+      if (!Array.isArray(top) || !top.every(isLogprob)) return undefined;
+    }
+  }
   return value as CacheEntry;
 }
 
+/** `{token, logprob, bytes?}` as stored. */
+function isLogprob(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  const e = value as Record<string, unknown>;
+  const logprob = e['logprob'];
+  const bytes = e['bytes'];
+  return (
+    typeof e['token'] === 'string' &&
+    (logprob === null || (typeof logprob === 'number' && Number.isFinite(logprob))) &&
+    (bytes === undefined || (Array.isArray(bytes) && bytes.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)))
+  );
+}
+
 export function resultOf(entry: CacheEntry): GenerationResult {
+  if (entry.logprobs !== undefined) {
+    const result: { -readonly [K in keyof GenerationResult]: GenerationResult[K] } = {
+      text: entry.text,
+      finishReason: entry.finishReason,
+      usage: entry.usage,
+      logprobs: entry.logprobs,
+    };
+    if (entry.toolCalls !== undefined) result.toolCalls = entry.toolCalls;
+    return result;
+  }
   return entry.toolCalls === undefined
     ? { text: entry.text, finishReason: entry.finishReason, usage: entry.usage }
     : { text: entry.text, finishReason: entry.finishReason, usage: entry.usage, toolCalls: entry.toolCalls };
@@ -90,7 +132,9 @@ export function ageSeconds(entry: CacheEntry, now = Date.now()): number {
 /** The entry as stream parts: its deltas (with the original chunking when known), its tool calls, then the finish. */
 export function replayParts(entry: CacheEntry): StreamPart[] {
   const parts: StreamPart[] = [];
-  if (entry.chunks === undefined) {
+  if (entry.logprobs !== undefined) {
+    if (entry.text.length > 0 || entry.logprobs.length > 0) parts.push({ type: 'delta', text: entry.text, logprobs: entry.logprobs });
+  } else if (entry.chunks === undefined) {
     if (entry.text.length > 0) parts.push({ type: 'delta', text: entry.text });
   } else {
     let offset = 0;

@@ -53,6 +53,8 @@ export function canonicalRequest(job: InferenceJob, namespace: string | null): s
     `"frequency_penalty":${num(r.frequencyPenalty, 0)},"extra":${r.extra === undefined ? 'null' : q(canonicalExtra(r.extra))}` +
     (job.kind === 'chat' ? canonicalTools(job.request) : '') +
     (job.choice === undefined ? '' : `,"choice":${job.choice}`) +
+    // Only when asked for: the keys of requests without logprobs stay what they were.
+    (r.logprobs === undefined ? '' : `,"logprobs":${r.logprobs}`) +
     '}'
   );
 }

@@ -28,11 +28,13 @@ describe('cache policy', () => {
     expect(planRequest(job({}), {}, config(), undefined)).toEqual({ mode: 'bypass' });
   });
 
-  it('never caches requests for logprobs (entries hold no per-token probabilities)', () => {
+  it('caches requests for logprobs under keys of their own (per number of alternatives); other keys are unchanged', () => {
     const greedy = job({ temperature: 0 });
-    const withLogprobs = { ...greedy, request: { ...greedy.request, logprobs: 0 } } as typeof greedy;
-    expect(planRequest(withLogprobs, {}, config(), undefined)).toEqual({ mode: 'bypass' });
-    expect(planRequest(withLogprobs, {}, config({ CACHE_NONDETERMINISTIC: 'true' }), undefined)).toEqual({ mode: 'bypass' });
+    const withLogprobs = (n: number) => ({ ...greedy, request: { ...greedy.request, logprobs: n } }) as typeof greedy;
+    const keyOf = (j: typeof greedy) => (planRequest(j, {}, config(), undefined) as { key: string }).key;
+    expect(planRequest(withLogprobs(0), {}, config(), undefined)).toMatchObject({ mode: 'use' });
+    expect(new Set([keyOf(greedy), keyOf(withLogprobs(0)), keyOf(withLogprobs(2))]).size).toBe(3);
+    expect(keyOf(greedy)).toBe(cacheKey(greedy, null));
   });
 
   it('caches non-reproducible requests on opt-in by config or header', () => {

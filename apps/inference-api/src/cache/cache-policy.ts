@@ -74,8 +74,6 @@ export function planRequest(
   const ttlHeader = headers[CACHE_HEADERS.ttl];
   const requestTtl = ttlHeader === undefined ? undefined : Math.min(parseTtl(ttlHeader), config.maxTtlSeconds);
   const r = job.request;
-  // Entries hold the text, not per-token log probabilities: such requests go to the model.
-  if (r.logprobs !== undefined) return BYPASS_PLAN;
   if (r.temperature !== 0 && r.seed === undefined && !config.cacheNondeterministic && !isTrue(headers[CACHE_HEADERS.allowNondeterministic])) {
     return BYPASS_PLAN;
   }

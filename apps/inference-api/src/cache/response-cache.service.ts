@@ -6,6 +6,7 @@ import {
   isAbortError,
   ModelProviderError,
   type StreamPart,
+  type TokenLogprob,
   type ToolCallDraft,
 } from '@infer/model-providers';
 import type { Cache } from 'cache-manager';
@@ -393,11 +394,13 @@ export class ResponseCacheService {
     let text = '';
     let finish: Extract<StreamPart, { type: 'finish' }> | undefined;
     let toolCalls: ToolCallDraft[] | undefined;
+    let logprobs: TokenLogprob[] | undefined;
     for await (const part of upstream.stream(flight.signal)) {
       if (part.type === 'delta') {
-        if (part.text.length === 0) continue;
+        if (part.logprobs !== undefined) (logprobs ??= []).push(...part.logprobs);
+        else if (part.text.length === 0) continue;
         text += part.text;
-        chunks.push(part.text.length);
+        if (part.text.length > 0) chunks.push(part.text.length);
       } else if (part.type === 'tool_call') {
         addToolCallPart((toolCalls ??= []), part);
       } else if (finish) {
@@ -411,6 +414,8 @@ export class ResponseCacheService {
     if (!finish) {
       throw new ModelProviderError('The upstream stream ended without a finish event', { code: 'upstream_error', isRetryable: false });
     }
+    // With logprobs the entry keeps them instead of the chunking (see CacheEntry.logprobs).
+    if (logprobs !== undefined) return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage, toolCalls, logprobs });
     return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage, toolCalls }, Date.now(), chunks);
   }
 

@@ -172,7 +172,7 @@ export const chatCompletionRequestSchema = {
       description:
         'Return the log probability of each generated token (`choices[].logprobs.content`). Served by models whose provider gives them ' +
         '(`openai-compatible` upstreams); refused (400, `unsupported_parameter`) for others (the in-process llama.cpp provider). ' +
-        'Answers with logprobs are not cached (`X-Cache: BYPASS`).',
+        'Answers with logprobs are cached under keys of their own.',
     },
     top_logprobs: { type: 'integer', minimum: 0, maximum: 20, nullable: true, description: 'With `logprobs: true`: also the most likely tokens at each position, up to 20.' },
     functions: { type: 'array', nullable: true, items: { type: 'object' }, description: 'Deprecated by OpenAI and not supported: use `tools`. Refused (400).' },
@@ -200,7 +200,7 @@ export const completionRequestSchema = {
       description:
         'Return the log probability of each generated token and of the `logprobs` most likely tokens at each position (legacy form: ' +
         '`tokens`, `token_logprobs`, `top_logprobs`, `text_offset`). OpenAI allows up to 5, vLLM up to 20 by default. Served by models ' +
-        'whose provider gives them (`openai-compatible` upstreams); refused (400, `unsupported_parameter`) for others. Not cached.',
+        'whose provider gives them (`openai-compatible` upstreams); refused (400, `unsupported_parameter`) for others.',
     },
     echo: { type: 'boolean', nullable: true, description: 'Return the prompt before the generated text (`text` starts with it).' },
     suffix: {
