@@ -48,8 +48,9 @@ export async function writeSse(
   const extraHeaders = typeof options.headers === 'function' ? options.headers() : options.headers;
   openSse(reply, extraHeaders);
   const choices = options.choices ?? 1;
-  // With several choices: the usages of the finished ones, until the last finishes.
+  // With several choices: each one's usage, by index, until the last finishes.
   const usages: TokenUsage[] | undefined = choices > 1 ? [] : undefined;
+  let finished = 0;
   try {
     for (let index = 0; index < choices; index++) {
       const start = format.start(index);
@@ -71,8 +72,9 @@ export async function writeSse(
         if (options.includeUsage && !(await send(res, format.usage(part.usage)))) return 'aborted';
       } else {
         usages[index] = part.usage;
+        finished += 1;
         if (!(await send(res, format.finish(part.finishReason, index)))) return 'aborted';
-        if (Object.keys(usages).length === choices) {
+        if (finished === choices) {
           const usage = choicesUsage(usages);
           options.onFinish?.(usage, extraHeaders);
           if (options.includeUsage && !(await send(res, format.usage(usage)))) return 'aborted';

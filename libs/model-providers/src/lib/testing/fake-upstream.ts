@@ -225,9 +225,7 @@ export function fakeReplyText(promptText: string, count: number): string {
 export function fakeTokenLogprob(promptText: string, token: string, index: number, top: number, bytes = true): TokenLogprob {
   const seed = Number.parseInt(fakeReplyHash(promptText), 16);
   const entry = (text: string, logprob: number): TopLogprob => (bytes ? { token: text, logprob, bytes: utf8Bytes(text) } : { token: text, logprob });
-  const alternatives: TopLogprob[] = [];
-  for (let k = 0; k < top; k += 1) alternatives.push(entry(k === 0 ? token : `alt${k}`, alternativeLogprob(seed, index, k)));
-  return { ...entry(token, tokenLogprob(seed, index)), top: alternatives };
+  return { ...entry(token, tokenLogprob(seed, index)), top: alternatives(seed, token, index, top).map((a) => entry(a.token, a.logprob)) };
 }
 
 /** fakeTokenLogprob for every token of the reply to `promptText` with `count` tokens. */
@@ -240,9 +238,11 @@ function tokenLogprob(seed: number, index: number): number {
   return -(((seed + index) % 7) + 1) / 10;
 }
 
-/** The `k`-th alternative at position `index` (0: the token itself), each 3 below the one before. */
-function alternativeLogprob(seed: number, index: number, k: number): number {
-  return -(((seed + index) % 7) + 1 + 30 * k) / 10;
+/** The `top` alternatives at position `index`: the token itself, then `alt1`, `alt2`, ..., each 3 below the one before. */
+function alternatives(seed: number, token: string, index: number, top: number): Array<{ token: string; logprob: number }> {
+  const list: Array<{ token: string; logprob: number }> = [];
+  for (let k = 0; k < top; k += 1) list.push({ token: k === 0 ? token : `alt${k}`, logprob: -(((seed + index) % 7) + 1 + 30 * k) / 10 });
+  return list;
 }
 
 function utf8Bytes(text: string): number[] {
@@ -746,13 +746,8 @@ function logprobPlan(top: unknown, promptText: string, tokens: readonly string[]
 
 /** Chat's `logprobs.content` entry of reply token `index`. */
 function chatLogprobEntry(plan: LogprobPlan, token: string, index: number): unknown {
-  const logprob = tokenLogprob(plan.seed, index);
-  const top: unknown[] = [];
-  for (let k = 0; k < plan.top; k += 1) {
-    const text = k === 0 ? token : `alt${k}`;
-    top.push({ token: text, logprob: k === 0 ? logprob : alternativeLogprob(plan.seed, index, k), bytes: utf8Bytes(text) });
-  }
-  return { token, logprob, bytes: utf8Bytes(token), top_logprobs: top };
+  const top = alternatives(plan.seed, token, index, plan.top).map((a) => ({ ...a, bytes: utf8Bytes(a.token) }));
+  return { token, logprob: tokenLogprob(plan.seed, index), bytes: utf8Bytes(token), top_logprobs: top };
 }
 
 /** Chat's `choices[0].logprobs` for the reply tokens `tokens`, the first of which is number `from`. */
@@ -765,11 +760,7 @@ function legacyLogprobs(plan: LogprobPlan, tokens: readonly string[], from: numb
   return {
     tokens,
     token_logprobs: tokens.map((_, i) => tokenLogprob(plan.seed, from + i)),
-    top_logprobs: tokens.map((token, i) => {
-      const dict: Record<string, number> = {};
-      for (let k = 0; k < plan.top; k += 1) dict[k === 0 ? token : `alt${k}`] = alternativeLogprob(plan.seed, from + i, k);
-      return dict;
-    }),
+    top_logprobs: tokens.map((token, i) => Object.fromEntries(alternatives(plan.seed, token, from + i, plan.top).map((a) => [a.token, a.logprob]))),
     text_offset: tokens.map((_, i) => plan.offsets[from + i]),
   };
 }
