@@ -46,7 +46,7 @@ const PASSED = [
   'BODY_LIMIT_BYTES', 'TRUST_PROXY', 'REDIS_URL', 'REDIS_TIMEOUT_MS', 'REDIS_REQUIRED', 'CACHE_ENABLED',
   'CACHE_TTL_SECONDS', 'CACHE_MAX_TTL_SECONDS', 'CACHE_MAX_ENTRIES', 'CACHE_NONDETERMINISTIC', 'CACHE_NAMESPACE',
   'CACHE_NAMESPACE_HEADER', 'COALESCE_WAIT_MS', 'API_KEYS', 'METRICS_PORT', 'METRICS_HOST',
-  'CORS_ORIGINS', 'RATE_LIMIT_RPM',
+  'CORS_ORIGINS', 'RATE_LIMIT_RPM', 'RESPONSES_STORE_ENABLED', 'RESPONSES_STORE_TTL_SECONDS', 'RESPONSES_STORE_MAX_ENTRIES',
 ];
 const passed = Object.fromEntries(PASSED.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
 
@@ -101,6 +101,8 @@ export const apps = [
       // Caching happens in the gateway; the model node has no Redis and no cache of its own.
       CACHE_ENABLED: 'false',
       REDIS_URL: '',
+      // The gateway serves /v1/responses (as chat jobs to this node) and stores the responses.
+      RESPONSES_STORE_ENABLED: 'false',
       INSTANCE_ID: 'model-node',
       // Clients authenticate at the gateway; the model node listens on loopback for the gateway only.
       API_KEYS: '',

@@ -39,5 +39,6 @@ describe('ecosystem.config.js', () => {
     expect(modelNode!.env['API_KEYS']).toBe('');
     expect(modelNode!.env['METRICS_PORT']).toBe('');
     expect(modelNode!.env['CACHE_ENABLED']).toBe('false');
+    expect(modelNode!.env['RESPONSES_STORE_ENABLED']).toBe('false');
   });
 });

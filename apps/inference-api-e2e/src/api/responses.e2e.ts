@@ -88,7 +88,7 @@ describe('Responses API on the built-in llama.cpp model', () => {
       metadata: { ticket: 't-1' },
       tools: [],
       tool_choice: 'auto',
-      store: false,
+      store: true,
       previous_response_id: null,
       error: null,
     });
@@ -201,9 +201,8 @@ describe('Responses API on the built-in llama.cpp model', () => {
     expect(none.output_text.length).toBeGreaterThan(0);
   });
 
-  it('refuses what it does not serve with a 400 naming the field', async () => {
+  it('refuses what it does not serve, or an unknown previous response, with a 400 naming the field', async () => {
     const cases: Array<[Record<string, unknown>, string]> = [
-      [{ previous_response_id: 'resp_123' }, 'previous_response_id'],
       [{ conversation: 'conv_123' }, 'conversation'],
       [{ background: true }, 'background'],
       [{ include: ['message.output_text.logprobs'] }, 'include'],
@@ -218,9 +217,11 @@ describe('Responses API on the built-in llama.cpp model', () => {
       const error = await badRequest(client.responses.create({ model, input: 'Hi', ...fields } as never));
       expect(error.param, JSON.stringify(fields)).toBe(param);
     }
-    // store: true is accepted; the response says it was not stored.
-    const stored = await client.responses.create({ model, input: 'Hi', store: true, max_output_tokens: 2 });
-    expect((stored as unknown as { store: boolean }).store).toBe(false);
+    // An unknown previous response (stored responses: stored-responses.e2e.ts).
+    expect(await badRequest(client.responses.create({ model, input: 'Hi', previous_response_id: 'resp_123' }))).toMatchObject({
+      param: 'previous_response_id',
+      code: 'previous_response_not_found',
+    });
     const missing = await client.responses.create({ model: 'no-such-model', input: 'Hi' }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
   });

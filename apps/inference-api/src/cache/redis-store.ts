@@ -22,25 +22,29 @@ export interface RedisStore {
   entryKey(key: string): string;
 }
 
+/** Redis keys of stored Responses API responses: `infer:responses::<id>`. */
+export const RESPONSES_STORE_NAMESPACE = 'infer:responses';
+
 /**
- * The shared store: Keyv on @keyv/redis with plain JSON (faster than Keyv's default serializer) and
- * a deserializer that turns garbage into a miss instead of an exception.
+ * A shared store: Keyv on @keyv/redis with plain JSON (faster than Keyv's default serializer) and
+ * a deserializer that turns garbage into a miss instead of an exception. `namespace`: the response
+ * cache's (default) or another user's of the same connection.
  */
-export function createRedisStore(connection: RedisConnection, onError: (error: unknown) => void): RedisStore {
+export function createRedisStore(connection: RedisConnection, onError: (error: unknown) => void, namespace = CACHE_STORE_NAMESPACE): RedisStore {
   const adapter = new ConnectionOwnedKeyvRedis<unknown>(connection.client, {
-    namespace: CACHE_STORE_NAMESPACE,
+    namespace,
     throwOnConnectError: false,
     throwOnErrors: false,
   });
   const keyv = new Keyv({
     store: adapter,
-    namespace: CACHE_STORE_NAMESPACE,
+    namespace,
     useKeyPrefix: false,
     serialize: (data) => JSON.stringify(data),
     deserialize: safeParse,
   });
   keyv.on('error', onError);
-  return { keyv, entryKey: (key) => adapter.createKeyPrefix(key, CACHE_STORE_NAMESPACE) };
+  return { keyv, entryKey: (key) => adapter.createKeyPrefix(key, namespace) };
 }
 
 function safeParse<Value>(text: string): DeserializedData<Value> | undefined {

@@ -59,7 +59,7 @@ export class ResponseCacheModule implements OnModuleInit, OnApplicationShutdown 
       module: ResponseCacheModule,
       imports: [NestCacheModule.register({ stores: [store] })],
       providers,
-      exports: redis ? [ResponseCacheService, REDIS_PING] : [ResponseCacheService],
+      exports: redis ? [ResponseCacheService, REDIS_CONNECTION, REDIS_PING] : [ResponseCacheService, REDIS_CONNECTION],
     };
   }
 

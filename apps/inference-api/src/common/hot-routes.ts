@@ -14,7 +14,7 @@ import { replyWithError } from './error-reply.js';
  * merged into the generated document (openapi.ts).
  */
 export interface HotRoute {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'DELETE';
   /** Fastify path, e.g. `/v1/chat/completions`. */
   readonly url: string;
   readonly schema: FastifySchema;

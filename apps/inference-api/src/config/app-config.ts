@@ -41,6 +41,9 @@ const envSchema = {
     CORS_ORIGINS: { type: 'string', pattern: '^(\\*|https?://[^\\s,]+(\\s*,\\s*https?://[^\\s,]+)*)$' },
     API_KEYS: { type: 'string', pattern: '^[^\\s,]+(\\s*,\\s*[^\\s,]+)*\\s*,?$' },
     RATE_LIMIT_RPM: { type: 'integer', minimum: 0, default: 0 },
+    RESPONSES_STORE_ENABLED: { type: 'boolean', default: true },
+    RESPONSES_STORE_TTL_SECONDS: { type: 'integer', minimum: 1, default: 2_592_000 },
+    RESPONSES_STORE_MAX_ENTRIES: { type: 'integer', minimum: 1, default: 1_000 },
   },
 } as const;
 
@@ -84,6 +87,16 @@ export interface AppConfig {
     readonly namespace: 'global' | 'api-key' | 'header';
     readonly namespaceHeader: string;
     readonly coalesceWaitMs: number;
+  };
+  /**
+   * Stored Responses API responses (`store`, `previous_response_id`, GET/DELETE /v1/responses/{id}):
+   * on Redis with the cache's connection (REDIS_URL and the cache on), else in this process.
+   */
+  readonly responsesStore: {
+    readonly enabled: boolean;
+    readonly ttlSeconds: number;
+    /** Bound of the in-process store (an LRU); Redis relies on the TTL. */
+    readonly maxEntries: number;
   };
 }
 
@@ -140,6 +153,11 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       namespace: v['CACHE_NAMESPACE'],
       namespaceHeader: (v['CACHE_NAMESPACE_HEADER'] as string).toLowerCase(),
       coalesceWaitMs: v['COALESCE_WAIT_MS'],
+    },
+    responsesStore: {
+      enabled: v['RESPONSES_STORE_ENABLED'],
+      ttlSeconds: v['RESPONSES_STORE_TTL_SECONDS'],
+      maxEntries: v['RESPONSES_STORE_MAX_ENTRIES'],
     },
   };
 }

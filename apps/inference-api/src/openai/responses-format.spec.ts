@@ -1,7 +1,8 @@
 import type { StreamPart } from '@infer/model-providers';
 import { describe, expect, it } from 'vitest';
 import { errorBody } from '../common/api-error.js';
-import { type ResponseHead, ResponseStreamEvents, responseBody, responseEcho, responseId } from './responses-format.js';
+import type { StoredResponse } from './response-store.js';
+import { continuation, type ResponseHead, ResponseStreamEvents, responseBody, responseEcho, responseId, storedInput } from './responses-format.js';
 import type { ResponsesBody } from './responses.schemas.js';
 
 const head = (fields: Partial<ResponsesBody> = {}): ResponseHead => ({
@@ -9,6 +10,8 @@ const head = (fields: Partial<ResponsesBody> = {}): ResponseHead => ({
   createdAt: 1_700_000_000,
   model: 'm',
   echo: responseEcho({ model: 'm', input: 'hi', ...fields } as ResponsesBody),
+  store: false,
+  previousResponseId: null,
 });
 
 interface Event {
@@ -214,5 +217,62 @@ describe('ResponseStreamEvents', () => {
     ]);
     const limited = parse(new ResponseStreamEvents(head()).failed(429, errorBody(429, 'slow down')));
     expect(limited[1]).toMatchObject({ response: { error: { code: 'rate_limit_exceeded' } } });
+  });
+});
+
+describe('stored responses', () => {
+  it('echo store and previous_response_id from the head', () => {
+    const stored = { ...head(), store: true, previousResponseId: 'resp_0' };
+    expect(responseBody(stored, { text: 'x', finishReason: 'stop', usage })).toMatchObject({ store: true, previous_response_id: 'resp_0' });
+  });
+
+  it('finish + last give the frames part() gives for a finish, and the final Response', () => {
+    const parts: StreamPart[] = [{ type: 'delta', text: 'Hi' }];
+    const whole = new ResponseStreamEvents(head());
+    const split = new ResponseStreamEvents(head());
+    let a = whole.start();
+    let b = split.start();
+    for (const part of parts) {
+      a += whole.part(part);
+      b += split.part(part);
+    }
+    a += whole.part({ type: 'finish', finishReason: 'length', usage });
+    const { frames, response } = split.finish('length', usage);
+    expect(response).toMatchObject({ status: 'incomplete', output: [{ type: 'message', status: 'incomplete', content: [{ text: 'Hi' }] }] });
+    b += frames + split.last(response);
+    // Item ids are random per instance: compare with them blanked.
+    const blank = (s: string) => s.replace(/msg_[0-9a-f]{24}/g, 'msg_x').replace(/"completed_at":\d+/g, '"completed_at":0');
+    expect(blank(b)).toBe(blank(a));
+    expect(parse(b).at(-1)!.type).toBe('response.incomplete');
+  });
+
+  it('storedInput gives every input item an id and message content as parts', () => {
+    const [text] = storedInput('Hello');
+    expect(text).toEqual({ id: expect.stringMatching(/^msg_[0-9a-f]{24}$/), type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello' }] });
+    const items = storedInput([
+      { role: 'developer', content: 'Be brief.' },
+      { type: 'message', role: 'assistant', content: 'Sure.' },
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'a' }], id: 'msg_mine' },
+      { type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' },
+      { type: 'function_call_output', call_id: 'c1', output: '1' },
+    ]);
+    expect(items).toEqual([
+      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'developer', content: [{ type: 'input_text', text: 'Be brief.' }] },
+      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Sure.' }] },
+      { id: 'msg_mine', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'a' }] },
+      { id: expect.stringMatching(/^fc_/), type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' },
+      { id: expect.stringMatching(/^fco_/), type: 'function_call_output', call_id: 'c1', output: '1' },
+    ]);
+  });
+
+  it('continuation is the stored context, then the input, then the output', () => {
+    const record: StoredResponse = {
+      v: 1,
+      response: { id: 'resp_2', output: [{ id: 'msg_out', type: 'message' }] },
+      input: [{ id: 'msg_in', type: 'message', role: 'user', content: 'b' }],
+      context: [{ id: 'msg_old', type: 'message', role: 'user', content: 'a' }],
+      owner: null,
+    };
+    expect(continuation(record).map((item) => item.id)).toEqual(['msg_old', 'msg_in', 'msg_out']);
   });
 });

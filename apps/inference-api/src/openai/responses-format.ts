@@ -1,6 +1,7 @@
 import type { FinishReason, GenerationResult, StreamPart, TokenUsage, ToolCall } from '@infer/model-providers';
 import type { OpenAIErrorBody } from '../common/api-error.js';
 import { randomHex24 } from './openai-format.js';
+import type { StoredItem, StoredResponse } from './response-store.js';
 import type { ResponsesBody, ResponsesTextFormat } from './responses.schemas.js';
 
 /**
@@ -15,7 +16,7 @@ export function responseId(): string {
   return `resp_${randomHex24()}`;
 }
 
-function itemId(prefix: 'msg' | 'fc'): string {
+export function itemId(prefix: 'msg' | 'fc' | 'fco'): string {
   return `${prefix}_${randomHex24()}`;
 }
 
@@ -63,6 +64,9 @@ export interface ResponseHead {
   readonly createdAt: number;
   readonly model: string;
   readonly echo: ResponseEcho;
+  /** The response is to be stored (`store`, and a store configured); a failed write answers false. */
+  readonly store: boolean;
+  readonly previousResponseId: string | null;
 }
 
 export function responseUsage(usage: TokenUsage) {
@@ -105,6 +109,8 @@ interface ResponseState {
 }
 
 /** OpenAI's `Response` object, in OpenAI's field order. */
+export type ResponseObject = ReturnType<typeof responseObject>;
+
 export function responseObject(head: ResponseHead, state: ResponseState) {
   const echo = head.echo;
   const response = {
@@ -121,9 +127,9 @@ export function responseObject(head: ResponseHead, state: ResponseState) {
     model: head.model,
     output: state.output,
     parallel_tool_calls: echo.parallel_tool_calls,
-    previous_response_id: null,
+    previous_response_id: head.previousResponseId,
     reasoning: null,
-    store: false,
+    store: head.store,
     temperature: echo.temperature,
     text: echo.text,
     tool_choice: echo.tool_choice,
@@ -204,7 +210,36 @@ export class ResponseStreamEvents {
   part(part: StreamPart): string {
     if (part.type === 'delta') return part.text.length === 0 ? '' : this.text(part.text);
     if (part.type === 'tool_call') return this.toolCall(part.index, part.id, part.name, part.arguments);
-    return this.finish(part.finishReason, part.usage);
+    const { frames, response } = this.finish(part.finishReason, part.usage);
+    return frames + this.last(response);
+  }
+
+  /**
+   * The finish part in two steps, for a caller that stores the response before the client learns of
+   * it: the items' done events and the final Response, then (`last`) the `response.completed` or
+   * `response.incomplete` event carrying it.
+   */
+  finish(reason: FinishReason, usage: TokenUsage): { frames: string; response: ResponseObject } {
+    const { status, incomplete } = outcome(reason);
+    const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
+    let frames = '';
+    // An answer with neither text nor calls is an empty message, as in the JSON answer.
+    if (this.items.length === 0) frames += this.openMessage()[1];
+    if (this.message !== undefined) frames += this.closeMessage(this.message, itemStatus);
+    for (const item of this.items) {
+      if (item.kind !== 'call' || item.done !== undefined) continue;
+      const done = functionCallItem(item.id, itemStatus, item.call);
+      item.done = done;
+      frames += this.frame('response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name: item.call.name, arguments: item.call.arguments });
+      frames += this.frame('response.output_item.done', { output_index: item.index, item: done });
+    }
+    const output = this.items.map((item) => item.done as OutputItem);
+    return { frames, response: responseObject(this.head, { status, output, usage, incomplete }) };
+  }
+
+  /** The last event: `response.completed` (or `response.incomplete`) with the whole Response. */
+  last(response: ResponseObject): string {
+    return this.frame(response.status === 'completed' ? 'response.completed' : 'response.incomplete', { response });
   }
 
   /** The frames of an error after the stream started: an `error` event, then `response.failed`. */
@@ -259,25 +294,6 @@ export class ResponseStreamEvents {
     return frames;
   }
 
-  private finish(reason: FinishReason, usage: TokenUsage): string {
-    const { status, incomplete } = outcome(reason);
-    const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
-    let frames = '';
-    // An answer with neither text nor calls is an empty message, as in the JSON answer.
-    if (this.items.length === 0) frames += this.openMessage()[1];
-    if (this.message !== undefined) frames += this.closeMessage(this.message, itemStatus);
-    for (const item of this.items) {
-      if (item.kind !== 'call' || item.done !== undefined) continue;
-      const done = functionCallItem(item.id, itemStatus, item.call);
-      item.done = done;
-      frames += this.frame('response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name: item.call.name, arguments: item.call.arguments });
-      frames += this.frame('response.output_item.done', { output_index: item.index, item: done });
-    }
-    const output = this.items.map((item) => item.done as OutputItem);
-    const response = responseObject(this.head, { status, output, usage, incomplete });
-    return frames + this.frame(status === 'completed' ? 'response.completed' : 'response.incomplete', { response });
-  }
-
   private closeMessage(message: OpenMessage, status: ItemStatus): string {
     this.message = undefined;
     const done = messageItem(message.id, status, message.text);
@@ -296,4 +312,26 @@ export class ResponseStreamEvents {
   private frame(type: string, payload: Record<string, unknown>): string {
     return `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: this.sequence++, ...payload })}\n\n`;
   }
+}
+
+/**
+ * A request's `input` as the stored items GET /v1/responses/{id}/input_items lists: each with an id
+ * (OpenAI's prefixes: `msg_`, `fc_`, and `fco_` for function outputs), a text input as one user
+ * message, message content as parts.
+ */
+export function storedInput(input: ResponsesBody['input']): StoredItem[] {
+  if (typeof input === 'string') return [{ id: itemId('msg'), type: 'message', role: 'user', content: [{ type: 'input_text', text: input }] }];
+  return input.map((item): StoredItem => {
+    const type = item.type ?? 'message';
+    const id = typeof item['id'] === 'string' ? item['id'] : itemId(type === 'function_call' ? 'fc' : type === 'function_call_output' ? 'fco' : 'msg');
+    if (type === 'message' && typeof item.content === 'string') {
+      return { ...item, id, type, content: [{ type: item.role === 'assistant' ? 'output_text' : 'input_text', text: item.content }] };
+    }
+    return { ...item, id, type };
+  });
+}
+
+/** The conversation a response continuing `record` (its `previous_response_id`) starts from: everything before, its input, its output. */
+export function continuation(record: StoredResponse): StoredItem[] {
+  return [...record.context, ...record.input, ...(record.response.output as unknown as StoredItem[])];
 }

@@ -214,9 +214,8 @@ describe('responsesChatBody', () => {
     expect(chatOf({ text: { verbosity: 'low' } })).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
   });
 
-  it('refuses what a stateless server cannot serve, naming the field; accepts their "off" values', () => {
+  it('refuses what this server cannot serve, naming the field; accepts their "off" values', () => {
     const cases: Array<[Record<string, unknown>, string]> = [
-      [{ previous_response_id: 'resp_1' }, 'previous_response_id'],
       [{ conversation: 'conv_1' }, 'conversation'],
       [{ conversation: { id: 'conv_1' } }, 'conversation'],
       [{ background: true }, 'background'],
@@ -236,6 +235,33 @@ describe('responsesChatBody', () => {
       model: 'm',
       messages: [{ role: 'user', content: 'hi' }],
     });
+  });
+
+  it('puts a stored conversation (previous_response_id) after the instructions and before the input', () => {
+    const context = [
+      { id: 'msg_1', type: 'message', role: 'user' as const, content: [{ type: 'input_text', text: 'What is 2+2?' }] },
+      { id: 'msg_2', type: 'message', role: 'assistant' as const, status: 'completed', content: [{ type: 'output_text', text: '4', annotations: [] }] },
+      { id: 'fc_1', type: 'function_call', call_id: 'call_1', name: 'add', arguments: '{"a":2}', status: 'completed' },
+    ];
+    const { chat, sources } = responsesChatBody(
+      body({ instructions: 'Be brief.', previous_response_id: 'resp_0', input: [{ type: 'function_call_output', call_id: 'call_1', output: '4' }] }),
+      context,
+    );
+    expect(chat.messages).toEqual([
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'What is 2+2?' },
+      // The stored function call joins the assistant message before it, as in a request's own items.
+      { role: 'assistant', content: '4', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'add', arguments: '{"a":2}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: '4' },
+    ]);
+    expect(chat).not.toHaveProperty('previous_response_id');
+    expect(sources).toEqual([-1, -2, -2, 0]);
+    // A chat check that names a stored message names the field that brought it in.
+    expect(responsesParam('messages[1].content', sources)).toBe('previous_response_id');
+    expect(responsesParam('messages[3].tool_call_id', sources)).toBe('input[0]');
+    // An empty input is refused, unless a stored conversation comes before it.
+    expect(thrown(() => responsesChatBody(body({ input: [] }), []))).toMatchObject({ param: 'input' });
+    expect(responsesChatBody(body({ input: [] }), context).chat.messages).toHaveLength(2);
   });
 
   it('refuses chat-only fields with a pointer, and passes other unknown fields on as chat does', () => {

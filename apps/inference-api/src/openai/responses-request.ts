@@ -9,9 +9,15 @@ type ChatToolBody = NonNullable<ChatCompletionBody['tools']>[number];
 /** A Responses request as the equivalent chat completion request, with what is needed to speak of it in Responses terms. */
 export interface ResponsesChat {
   readonly chat: ChatCompletionBody;
-  /** Where each chat message came from: the index of its input item, or -1 for `instructions`. */
+  /**
+   * Where each chat message came from: the index of its input item, -1 for `instructions`, -2 for
+   * the stored conversation `previous_response_id` continues.
+   */
   readonly sources: readonly number[];
 }
+
+/** `sources` of the messages from the stored conversation (see ResponsesChat). */
+const FROM_PREVIOUS = -2;
 
 /**
  * Fields of the Responses API that are accepted and do not change the output: tiers, prompt-cache
@@ -54,17 +60,23 @@ function unsupported(message: string, param: string): ApiError {
  * message, the input items as messages (function calls joined to the assistant message before them,
  * their outputs as tool messages), `max_output_tokens` as `max_tokens`, flat function tools as chat
  * tools, `text.format` as `response_format`. Other unknown fields are passed on as chat passes its own
- * (sampling extensions such as `top_k`). What the API cannot serve statelessly, or at all, is refused
+ * (sampling extensions such as `top_k`). What the API cannot serve is refused
  * (400 `unsupported_parameter` naming the field) rather than ignored. InferenceService.chatJob then
  * applies every check of the chat route (model, tool calling, ...).
  */
-export function responsesChatBody(body: ResponsesBody): ResponsesChat {
+export function responsesChatBody(body: ResponsesBody, context: readonly ResponsesInputItem[] = []): ResponsesChat {
   assertServable(body);
   const messages: ChatMessageBody[] = [];
   const sources: number[] = [];
   if (body.instructions != null) {
     messages.push({ role: 'system', content: body.instructions });
     sources.push(-1);
+  }
+  if (context.length > 0) {
+    const start = sources.length;
+    // Items this server stored itself: they convert as the request's own items do.
+    inputMessages(context, messages, sources);
+    sources.fill(FROM_PREVIOUS, start);
   }
   if (typeof body.input === 'string') {
     messages.push({ role: 'user', content: body.input });
@@ -96,11 +108,8 @@ export function responsesChatBody(body: ResponsesBody): ResponsesChat {
   return { chat, sources };
 }
 
-/** Refuses what a stateless server without built-in tools cannot do. */
+/** Refuses what a server without built-in tools or stored conversations cannot do. */
 function assertServable(body: ResponsesBody): void {
-  if (body.previous_response_id != null) {
-    throw unsupported("'previous_response_id' is not supported: responses are not stored. Send the whole conversation in 'input'.", 'previous_response_id');
-  }
   if (body.conversation != null) throw unsupported("'conversation' is not supported: conversations are not stored. Send the whole conversation in 'input'.", 'conversation');
   if (body.background === true) throw unsupported('Background responses are not supported.', 'background');
   if (body.include != null && body.include.length > 0) throw unsupported("'include' is not supported: no extra output data is served.", 'include');
@@ -215,6 +224,7 @@ export function responsesParam(param: string, sources: readonly number[]): strin
   if (match !== null) {
     const source = sources[Number(match[1])];
     if (source === undefined) return 'input';
+    if (source === FROM_PREVIOUS) return 'previous_response_id';
     return source < 0 ? 'instructions' : `input[${source}]`;
   }
   match = /^tools\[(\d+)\]\.function\.(.+)$/.exec(param);

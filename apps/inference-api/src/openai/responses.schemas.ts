@@ -1,5 +1,5 @@
 /**
- * JSON Schemas of POST /v1/responses (OpenAI's Responses API, the stateless text and function-calling
+ * JSON Schemas of POST /v1/responses (OpenAI's Responses API, the text and function-calling
  * subset): the request schema is compiled by Fastify for validation, and both are published as OpenAPI
  * components (openApiComponents in openai.schemas.ts). The same subset as the other schemas: OpenAPI
  * 3.0 `nullable`, `example`, no `type` arrays. What JSON Schema cannot say without conditionals (the
@@ -116,9 +116,18 @@ export const responsesRequestSchema = {
     store: {
       type: 'boolean',
       nullable: true,
-      description: 'Accepted, but responses are never stored (the response says `store: false`; there is no `GET /v1/responses/{id}`).',
+      description:
+        'Store the response (default true, as OpenAI) for `GET /v1/responses/{id}` and `previous_response_id`. The answer says ' +
+        '`store: false` when it was not stored (`store: false` asked, the store disabled, or the store unavailable).',
     },
-    previous_response_id: { type: 'string', nullable: true, description: unsupported('responses are not stored; send the whole conversation in `input`') },
+    previous_response_id: {
+      type: 'string',
+      nullable: true,
+      minLength: 1,
+      description:
+        'Continue a stored response: its conversation (its input and output, and those of the responses it continued) goes before ' +
+        '`input`. Its `instructions` do not carry over. Unknown (or expired, or another API key\'s): 400 `previous_response_not_found`.',
+    },
     conversation: { description: unsupported('conversations are not stored') },
     background: { type: 'boolean', nullable: true, description: unsupported('`true` (background responses)') },
     include: { type: 'array', nullable: true, items: { type: 'string' }, description: unsupported('a non-empty list') },
@@ -206,7 +215,7 @@ export const responseSchema = {
     metadata: { type: 'object', additionalProperties: { type: 'string' } },
     previous_response_id: { type: 'string', nullable: true },
     reasoning: { type: 'object', nullable: true },
-    store: { type: 'boolean', enum: [false] },
+    store: { type: 'boolean', description: 'Whether the response was stored (GET /v1/responses/{id}).' },
     background: { type: 'boolean' },
     truncation: { type: 'string', enum: ['disabled'] },
     user: { type: 'string' },
@@ -240,11 +249,76 @@ export const responseStreamEventSchema = {
   },
 } as const;
 
+export const responseIdParamsSchema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 256 } },
+} as const;
+
+/**
+ * Query strings are validated without type coercion (see bootstrap.ts), so numbers and booleans
+ * arrive as text: `limit` is checked by the route, which names the range in its 400.
+ */
+export const retrieveResponseQuerySchema = {
+  type: 'object',
+  properties: {
+    stream: { type: 'string', enum: ['true', 'false'] },
+    include: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+    include_obfuscation: { type: 'string', enum: ['true', 'false'] },
+    starting_after: { type: 'string', pattern: '^[0-9]+$' },
+  },
+} as const;
+
+export const inputItemListQuerySchema = {
+  type: 'object',
+  properties: {
+    limit: { type: 'string', default: '20' },
+    order: { type: 'string', enum: ['asc', 'desc'], default: 'desc' },
+    after: { type: 'string', minLength: 1 },
+    include: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+  },
+} as const;
+
+/** An input item as listed: the request's item with an id (`msg_`, `fc_`, `fco_`), message content as parts. */
+const listedItem = {
+  type: 'object',
+  required: ['id', 'type'],
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string', example: 'msg_3f1c0a5e8b2d4c7f9a6e1b0d' },
+    type: { type: 'string', enum: ['message', 'function_call', 'function_call_output'] },
+  },
+} as const;
+
+export const inputItemListSchema = {
+  type: 'object',
+  required: ['object', 'data', 'first_id', 'last_id', 'has_more'],
+  properties: {
+    object: { type: 'string', enum: ['list'] },
+    data: { type: 'array', items: listedItem },
+    first_id: { type: 'string', nullable: true },
+    last_id: { type: 'string', nullable: true },
+    has_more: { type: 'boolean' },
+  },
+} as const;
+
+export const deletedResponseSchema = {
+  type: 'object',
+  required: ['id', 'object', 'deleted'],
+  properties: {
+    id: { type: 'string', example: 'resp_3f1c0a5e8b2d4c7f9a6e1b0d' },
+    object: { type: 'string', enum: ['response'] },
+    deleted: { type: 'boolean', enum: [true] },
+  },
+} as const;
+
 /** The OpenAPI components of /v1/responses (merged into openApiComponents). */
 export const responsesApiComponents = {
   CreateResponseRequest: responsesRequestSchema,
   Response: responseSchema,
   ResponseStreamEvent: responseStreamEventSchema,
+  ResponseItemList: inputItemListSchema,
+  DeletedResponse: deletedResponseSchema,
 } as const;
 
 // The request body after validation.

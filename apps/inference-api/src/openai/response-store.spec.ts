@@ -1,0 +1,121 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { RedisConnection } from '../cache/redis-connection.js';
+import { createResponseStore, parseStoredResponse, ResponseStore, type StoredResponse } from './response-store.js';
+
+const logger = () => ({ log: vi.fn(), warn: vi.fn(), debug: vi.fn() });
+
+function record(id: string, owner: string | null = null): StoredResponse {
+  return {
+    v: 1,
+    response: { id, object: 'response', output: [{ id: 'msg_1', type: 'message', content: [{ type: 'output_text', text: 'hi' }] }] },
+    input: [{ id: 'msg_0', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hello' }] }],
+    context: [],
+    owner,
+  };
+}
+
+async function memoryStore(ttlSeconds = 60, maxEntries = 100, log = logger()): Promise<ResponseStore> {
+  const store = await createResponseStore({ responsesStore: { enabled: true, ttlSeconds, maxEntries } }, null, log);
+  expect(store).toBeInstanceOf(ResponseStore);
+  return store as ResponseStore;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('ResponseStore (in memory)', () => {
+  it('is null when disabled, in memory without a Redis connection', async () => {
+    expect(await createResponseStore({ responsesStore: { enabled: false, ttlSeconds: 60, maxEntries: 10 } }, null, logger())).toBeNull();
+    expect((await memoryStore(60, 10)).description).toContain('in memory (LRU of 10');
+  });
+
+  it('saves, reads and deletes by response id', async () => {
+    const store = await memoryStore();
+    expect(await store.get('resp_a', null)).toBeUndefined();
+    expect(await store.save(record('resp_a'))).toBe(true);
+    expect(await store.get('resp_a', null)).toEqual(record('resp_a'));
+    expect(await store.delete('resp_a', null)).toBe(true);
+    expect(await store.get('resp_a', null)).toBeUndefined();
+    expect(await store.delete('resp_a', null)).toBe(false);
+  });
+
+  it('shows a record only to its owner (the API key digest), and lets only its owner delete it', async () => {
+    const store = await memoryStore();
+    await store.save(record('resp_k', 'digest-a'));
+    expect(await store.get('resp_k', 'digest-a')).toBeDefined();
+    expect(await store.get('resp_k', 'digest-b')).toBeUndefined();
+    expect(await store.get('resp_k', null)).toBeUndefined();
+    expect(await store.delete('resp_k', 'digest-b')).toBe(false);
+    expect(await store.get('resp_k', 'digest-a')).toBeDefined();
+  });
+
+  it('forgets records after the TTL, and beyond maxEntries drops the least recently used', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const store = await memoryStore(10, 4);
+    await store.save(record('resp_t'));
+    vi.setSystemTime(Date.now() + 9_000);
+    expect(await store.get('resp_t', null)).toBeDefined();
+    vi.setSystemTime(Date.now() + 2_000);
+    expect(await store.get('resp_t', null)).toBeUndefined();
+
+    const small = await memoryStore(60, 4);
+    for (let i = 0; i < 8; i++) await small.save(record(`resp_${i}`));
+    const kept = await Promise.all([...Array(8).keys()].map(async (i) => (await small.get(`resp_${i}`, null)) !== undefined));
+    expect(kept.filter(Boolean).length).toBeLessThanOrEqual(4);
+    expect(kept[7]).toBe(true);
+  });
+});
+
+describe('ResponseStore on an unavailable Redis', () => {
+  it('answers 503 to reads and deletes, and false (logged) to saves', async () => {
+    const log = logger();
+    const redis = { available: false, bounded: <T>(p: Promise<T>) => p } as unknown as RedisConnection;
+    const keyv = { get: vi.fn(), set: vi.fn(), delete: vi.fn() };
+    const store = new ResponseStore({ keyv: keyv as never, ttlSeconds: 60, redis, logger: log, description: 'test' });
+    await expect(store.get('resp_x', null)).rejects.toMatchObject({ status: 503, code: 'store_unavailable' });
+    await expect(store.delete('resp_x', null)).rejects.toMatchObject({ status: 503 });
+    expect(await store.save(record('resp_x'))).toBe(false);
+    expect(log.warn).toHaveBeenCalledWith(expect.stringContaining('storing response resp_x failed'));
+    expect(keyv.get).not.toHaveBeenCalled();
+    expect(keyv.set).not.toHaveBeenCalled();
+  });
+
+  it('treats a Redis call that fails or times out as unavailable', async () => {
+    const redis = { available: true, bounded: () => Promise.reject(new Error('Redis did not answer within 500 ms')) } as unknown as RedisConnection;
+    const keyv = { get: vi.fn(() => Promise.resolve(undefined)), set: vi.fn(() => Promise.resolve(true)), delete: vi.fn() };
+    const store = new ResponseStore({ keyv: keyv as never, ttlSeconds: 60, redis, logger: logger(), description: 'test' });
+    await expect(store.get('resp_x', null)).rejects.toMatchObject({ status: 503 });
+    expect(await store.save(record('resp_x'))).toBe(false);
+  });
+});
+
+describe('parseStoredResponse', () => {
+  it('accepts a record and refuses malformed ones', () => {
+    expect(parseStoredResponse(record('resp_p'))).toEqual(record('resp_p'));
+    const bad: unknown[] = [
+      null,
+      'x',
+      [],
+      { ...record('r'), v: 2 },
+      { ...record('r'), response: { output: [] } },
+      { ...record('r'), response: { id: 'r', output: [{ type: 'message' }] } },
+      { ...record('r'), input: [{ type: 'message' }] },
+      { ...record('r'), context: 'nope' },
+      { ...record('r'), owner: 5 },
+    ];
+    for (const raw of bad) expect(parseStoredResponse(raw), JSON.stringify(raw)).toBeUndefined();
+  });
+
+  it('a malformed record under an id reads as absent, with a warning', async () => {
+    const log = logger();
+    const store = await memoryStore(60, 10, log);
+    const keyv = (store as unknown as { keyv: { set(k: string, v: unknown): Promise<boolean> } }).keyv;
+    await keyv.set('resp_bad', { v: 1, response: 'garbage' });
+    expect(await store.get('resp_bad', null)).toBeUndefined();
+    expect(log.warn).toHaveBeenCalledWith(expect.stringContaining('unreadable stored response (resp_bad)'));
+    // A record stored under another id than its own is not answered either.
+    await keyv.set('resp_other', record('resp_p'));
+    expect(await store.get('resp_other', null)).toBeUndefined();
+  });
+});

@@ -1,0 +1,152 @@
+import type { Keyv } from 'keyv';
+import { createMemoryStore } from '../cache/cache-stores.js';
+import type { CacheLogger, RedisConnection } from '../cache/redis-connection.js';
+import { ApiError } from '../common/api-error.js';
+import type { AppConfig } from '../config/app-config.js';
+import type { ResponsesInputItem } from './responses.schemas.js';
+
+/** An input item as stored and listed (GET /v1/responses/{id}/input_items): with its id. */
+export type StoredItem = ResponsesInputItem & { readonly id: string };
+
+/** The stored form of one Response (POST /v1/responses with `store`, the default). */
+export interface StoredResponse {
+  readonly v: 1;
+  /** The Response object as it was answered (`store: true`). */
+  readonly response: { readonly id: string; readonly output: readonly Record<string, unknown>[]; readonly [field: string]: unknown };
+  /** This response's own input items, oldest first. */
+  readonly input: readonly StoredItem[];
+  /**
+   * The conversation before them, from the responses it continues (`previous_response_id`): their
+   * input and output items, oldest first. `instructions` are not part of it (as OpenAI: a
+   * continuation does not inherit them).
+   */
+  readonly context: readonly StoredItem[];
+  /** Digest of the API key that created it (API_KEYS set), else null: other keys are told it does not exist. */
+  readonly owner: string | null;
+}
+
+export interface ResponseStoreOptions {
+  /** Keyv on the in-process LRU, or on Redis (the cache's connection). */
+  readonly keyv: Keyv;
+  readonly ttlSeconds: number;
+  /** Set on Redis: every call is bounded, and refused while Redis is down. */
+  readonly redis: RedisConnection | undefined;
+  readonly logger: CacheLogger;
+  /** One line for the boot log. */
+  readonly description: string;
+}
+
+/** DI token of the ResponseStore; null when RESPONSES_STORE_ENABLED=false. */
+export const RESPONSE_STORE = Symbol.for('inference-api:response-store');
+
+/**
+ * The store the config asks for: on Redis when the cache has a connection (REDIS_URL, cache on),
+ * else an LRU in this process; null when disabled. The Redis side is imported only when used.
+ */
+export async function createResponseStore(
+  config: Pick<AppConfig, 'responsesStore'>,
+  redis: RedisConnection | null,
+  logger: CacheLogger,
+): Promise<ResponseStore | null> {
+  const { enabled, ttlSeconds, maxEntries } = config.responsesStore;
+  if (!enabled) return null;
+  if (redis !== null) {
+    const { createRedisStore, RESPONSES_STORE_NAMESPACE } = await import('../cache/redis-store.js');
+    const { keyv } = createRedisStore(
+      redis,
+      (error) => logger.debug?.(`response store error: ${error instanceof Error ? error.message : String(error)}`),
+      RESPONSES_STORE_NAMESPACE,
+    );
+    return new ResponseStore({ keyv, ttlSeconds, redis, logger, description: `stored responses on Redis (shared by every process; kept ${ttlSeconds} s)` });
+  }
+  return new ResponseStore({
+    keyv: createMemoryStore(maxEntries),
+    ttlSeconds,
+    redis: undefined,
+    logger,
+    description: `stored responses in memory (LRU of ${maxEntries}, this process only; kept at most ${ttlSeconds} s)`,
+  });
+}
+
+function unavailable(): ApiError {
+  return new ApiError(503, 'The response store is unavailable; try again later.', 'service_unavailable', 'store_unavailable');
+}
+
+/**
+ * Stored responses of the Responses API: what `previous_response_id` continues and
+ * `GET /v1/responses/{id}` returns. Keyv on the in-process LRU (one process's responses) or on Redis
+ * (every process and host shares them; entries expire after the TTL). A record that cannot be read
+ * (garbage under the key) counts as absent; Redis being down is a 503, not a "not found".
+ */
+export class ResponseStore {
+  readonly description: string;
+  private readonly keyv: Keyv;
+  private readonly ttlMs: number;
+  private readonly redis: RedisConnection | undefined;
+  private readonly logger: CacheLogger;
+
+  constructor(options: ResponseStoreOptions) {
+    this.keyv = options.keyv;
+    this.ttlMs = options.ttlSeconds * 1000;
+    this.redis = options.redis;
+    this.logger = options.logger;
+    this.description = options.description;
+  }
+
+  /** The record of `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
+  async get(id: string, owner: string | null): Promise<StoredResponse | undefined> {
+    const raw = await this.call(() => this.keyv.get<unknown>(id));
+    if (raw === undefined || raw === null) return undefined;
+    const record = parseStoredResponse(raw);
+    if (record === undefined) {
+      this.logger.warn(`ignored an unreadable stored response (${id})`);
+      return undefined;
+    }
+    if (record.response.id !== id || record.owner !== owner) return undefined;
+    return record;
+  }
+
+  /** Stores a record under its response's id; false (logged) when the store could not take it. */
+  async save(record: StoredResponse): Promise<boolean> {
+    try {
+      const ok = await this.call(() => this.keyv.set(record.response.id, record, this.ttlMs));
+      if (ok === false) throw new Error('the store refused the write');
+      return true;
+    } catch (error) {
+      this.logger.warn(`storing response ${record.response.id} failed: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    }
+  }
+
+  /** Deletes `id` if `owner` may see it; false when there was nothing (for this owner) to delete. */
+  async delete(id: string, owner: string | null): Promise<boolean> {
+    if ((await this.get(id, owner)) === undefined) return false;
+    return this.call(() => this.keyv.delete(id));
+  }
+
+  private async call<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.redis === undefined) return operation();
+    if (!this.redis.available) throw unavailable();
+    try {
+      return await this.redis.bounded(operation());
+    } catch {
+      throw unavailable();
+    }
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+const hasId = (item: unknown): boolean => isObject(item) && typeof item['id'] === 'string';
+
+/** A stored record, checked (Redis holds JSON another version or a person may have written); undefined when malformed. */
+export function parseStoredResponse(raw: unknown): StoredResponse | undefined {
+  if (!isObject(raw) || raw['v'] !== 1) return undefined;
+  const { response, input, context, owner } = raw;
+  if (!isObject(response) || typeof response['id'] !== 'string' || !Array.isArray(response['output'])) return undefined;
+  if (!response['output'].every(hasId)) return undefined;
+  if (!Array.isArray(input) || !input.every(hasId)) return undefined;
+  if (!Array.isArray(context) || !context.every(hasId)) return undefined;
+  if (owner !== null && typeof owner !== 'string') return undefined;
+  return raw as unknown as StoredResponse;
+}
