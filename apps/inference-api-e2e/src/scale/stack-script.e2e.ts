@@ -83,6 +83,29 @@ describe('tools/stack', () => {
     const ready = (await (await fetch(`${url}/health/ready`)).json()) as { details: Record<string, { status: string }> };
     expect(ready.details['redis']?.status).toBe('up');
 
+    // A conversation continued turn after turn (previous_response_id) through NGINX, whichever instance
+    // answers: the stored responses are in the stack's Redis.
+    const turnServedBy = new Set<string>();
+    let previous: string | null = null;
+    for (let turn = 0; turn < 6; turn++) {
+      const res = await fetch(`${url}/v1/responses`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', input: `turn ${turn}`, previous_response_id: previous }),
+      });
+      const body = (await res.json()) as { id: string; store: boolean };
+      expect(res.status, JSON.stringify(body)).toBe(200);
+      expect(body.store).toBe(true);
+      turnServedBy.add(res.headers.get('x-served-by') ?? '');
+      previous = body.id;
+    }
+    // In procs mode NGINX alternates between the two instances; PM2's cluster balances connections, and
+    // NGINX's keep-alive connection to it is one worker (the load above reaches both).
+    if (mode === 'procs') expect(turnServedBy.size).toBe(2);
+    const items = (await (await fetch(`${url}/v1/responses/${previous}/input_items?limit=100`)).json()) as { data: unknown[] };
+    // Six inputs and the five outputs before the last.
+    expect(items.data).toHaveLength(11);
+
     const status = await stack(['status', '--dir', stackDir]);
     expect(status.output).toContain(`nginx :${nginxPort} ready=200`);
 
