@@ -30,15 +30,22 @@ export const RESPONSES_STORE_NAMESPACE = 'infer:responses';
  * a deserializer that turns garbage into a miss instead of an exception. `namespace`: the response
  * cache's (default) or another user's of the same connection.
  */
-export function createRedisStore(connection: RedisConnection, onError: (error: unknown) => void, namespace = CACHE_STORE_NAMESPACE): RedisStore {
+export function createRedisStore(
+  connection: RedisConnection,
+  onError: (error: unknown) => void,
+  namespace = CACHE_STORE_NAMESPACE,
+  /** false (the cache): a failed call reads as a miss. true: it rejects, for a caller that must tell "absent" from "unreachable". */
+  throwOnErrors = false,
+): RedisStore {
   const adapter = new ConnectionOwnedKeyvRedis<unknown>(connection.client, {
     namespace,
     throwOnConnectError: false,
-    throwOnErrors: false,
+    throwOnErrors,
   });
   const keyv = new Keyv({
     store: adapter,
     namespace,
+    throwOnErrors,
     useKeyPrefix: false,
     serialize: (data) => JSON.stringify(data),
     deserialize: safeParse,

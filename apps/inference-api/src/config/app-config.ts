@@ -44,6 +44,7 @@ const envSchema = {
     RESPONSES_STORE_ENABLED: { type: 'boolean', default: true },
     RESPONSES_STORE_TTL_SECONDS: { type: 'integer', minimum: 1, default: 2_592_000 },
     RESPONSES_STORE_MAX_ENTRIES: { type: 'integer', minimum: 1, default: 1_000 },
+    RESPONSES_STORE_MAX_BYTES: { type: 'integer', minimum: 1024, default: 33_554_432 },
   },
 } as const;
 
@@ -95,8 +96,9 @@ export interface AppConfig {
   readonly responsesStore: {
     readonly enabled: boolean;
     readonly ttlSeconds: number;
-    /** Bound of the in-process store (an LRU); Redis relies on the TTL. */
+    /** Bounds of the in-process store (an LRU: responses, and their approximate size); Redis relies on the TTL. */
     readonly maxEntries: number;
+    readonly maxBytes: number;
   };
 }
 
@@ -158,6 +160,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       enabled: v['RESPONSES_STORE_ENABLED'],
       ttlSeconds: v['RESPONSES_STORE_TTL_SECONDS'],
       maxEntries: v['RESPONSES_STORE_MAX_ENTRIES'],
+      maxBytes: v['RESPONSES_STORE_MAX_BYTES'],
     },
   };
 }

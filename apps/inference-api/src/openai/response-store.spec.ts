@@ -1,6 +1,7 @@
+import { Keyv } from 'keyv';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RedisConnection } from '../cache/redis-connection.js';
-import { createResponseStore, parseStoredResponse, ResponseStore, type StoredResponse } from './response-store.js';
+import { createResponseStore, parseStoredResponse, recordSize, ResponseStore, type StoredResponse } from './response-store.js';
 
 const logger = () => ({ log: vi.fn(), warn: vi.fn(), debug: vi.fn() });
 
@@ -14,8 +15,8 @@ function record(id: string, owner: string | null = null): StoredResponse {
   };
 }
 
-async function memoryStore(ttlSeconds = 60, maxEntries = 100, log = logger()): Promise<ResponseStore> {
-  const store = await createResponseStore({ responsesStore: { enabled: true, ttlSeconds, maxEntries } }, null, log);
+async function memoryStore(ttlSeconds = 60, maxEntries = 100, log = logger(), maxBytes = 1_000_000): Promise<ResponseStore> {
+  const store = await createResponseStore({ responsesStore: { enabled: true, ttlSeconds, maxEntries, maxBytes } }, null, log);
   expect(store).toBeInstanceOf(ResponseStore);
   return store as ResponseStore;
 }
@@ -26,8 +27,8 @@ afterEach(() => {
 
 describe('ResponseStore (in memory)', () => {
   it('is null when disabled, in memory without a Redis connection', async () => {
-    expect(await createResponseStore({ responsesStore: { enabled: false, ttlSeconds: 60, maxEntries: 10 } }, null, logger())).toBeNull();
-    expect((await memoryStore(60, 10)).description).toContain('in memory (LRU of 10');
+    expect(await createResponseStore({ responsesStore: { enabled: false, ttlSeconds: 60, maxEntries: 10, maxBytes: 10_000 } }, null, logger())).toBeNull();
+    expect((await memoryStore(60, 10)).description).toContain('in memory (at most 10 responses and about 1000000 bytes');
   });
 
   it('saves, reads and deletes by response id', async () => {
@@ -64,6 +65,34 @@ describe('ResponseStore (in memory)', () => {
     const kept = await Promise.all([...Array(8).keys()].map(async (i) => (await small.get(`resp_${i}`, null)) !== undefined));
     expect(kept.filter(Boolean).length).toBeLessThanOrEqual(4);
     expect(kept[7]).toBe(true);
+  });
+});
+
+describe('ResponseStore (in memory): size bound', () => {
+  const sized = (id: string, chars: number): StoredResponse => ({
+    ...record(id),
+    input: [{ id: 'msg_0', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(chars) }] }],
+  });
+
+  it('counts what a record alone holds: its input and Response, a pointer per context item', () => {
+    const base = recordSize(record('resp_s'));
+    expect(recordSize(sized('resp_s', 1000))).toBeGreaterThan(base + 990);
+    const context = Array.from({ length: 100 }, (_, i) => ({ id: `msg_c${i}`, type: 'message', role: 'user' as const, content: 'y'.repeat(1000) }));
+    expect(recordSize({ ...record('resp_s'), context })).toBe(base + 800);
+  });
+
+  it('drops the least recently used records beyond maxBytes, and refuses (false, logged) a record larger than all of it', async () => {
+    const log = logger();
+    // Room for four of them.
+    const store = await memoryStore(60, 100, log, Math.floor(recordSize(sized('resp_0', 1_000)) * 4.5));
+    for (let i = 0; i < 6; i++) expect(await store.save(sized(`resp_${i}`, 1_000))).toBe(true);
+    const kept = await Promise.all([...Array(6).keys()].map(async (i) => (await store.get(`resp_${i}`, null)) !== undefined));
+    expect(kept).toEqual([false, false, true, true, true, true]);
+    expect(await store.save(sized('resp_big', 6_000))).toBe(false);
+    expect(await store.get('resp_big', null)).toBeUndefined();
+    expect(log.warn).toHaveBeenCalledWith(expect.stringContaining('storing response resp_big failed: larger than the in-process store'));
+    // What was there is still there.
+    expect(await store.get('resp_5', null)).toBeDefined();
   });
 });
 
@@ -109,8 +138,9 @@ describe('parseStoredResponse', () => {
 
   it('a malformed record under an id reads as absent, with a warning', async () => {
     const log = logger();
-    const store = await memoryStore(60, 10, log);
-    const keyv = (store as unknown as { keyv: { set(k: string, v: unknown): Promise<boolean> } }).keyv;
+    // As Redis may hold it: another version's record, or a hand-written key.
+    const keyv = new Keyv();
+    const store = new ResponseStore({ keyv, ttlSeconds: 60, redis: undefined, logger: log, description: 'test' });
     await keyv.set('resp_bad', { v: 1, response: 'garbage' });
     expect(await store.get('resp_bad', null)).toBeUndefined();
     expect(log.warn).toHaveBeenCalledWith(expect.stringContaining('unreadable stored response (resp_bad)'));

@@ -1,5 +1,5 @@
-import type { Keyv } from 'keyv';
-import { createMemoryStore } from '../cache/cache-stores.js';
+import { Keyv } from 'keyv';
+import { LRUCache } from 'lru-cache';
 import type { CacheLogger, RedisConnection } from '../cache/redis-connection.js';
 import { ApiError } from '../common/api-error.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -48,7 +48,7 @@ export async function createResponseStore(
   redis: RedisConnection | null,
   logger: CacheLogger,
 ): Promise<ResponseStore | null> {
-  const { enabled, ttlSeconds, maxEntries } = config.responsesStore;
+  const { enabled, ttlSeconds, maxEntries, maxBytes } = config.responsesStore;
   if (!enabled) return null;
   if (redis !== null) {
     const { createRedisStore, RESPONSES_STORE_NAMESPACE } = await import('../cache/redis-store.js');
@@ -56,16 +56,44 @@ export async function createResponseStore(
       redis,
       (error) => logger.debug?.(`response store error: ${error instanceof Error ? error.message : String(error)}`),
       RESPONSES_STORE_NAMESPACE,
+      // A read that fails must be a 503, not "not found".
+      true,
     );
     return new ResponseStore({ keyv, ttlSeconds, redis, logger, description: `stored responses on Redis (shared by every process; kept ${ttlSeconds} s)` });
   }
   return new ResponseStore({
-    keyv: createMemoryStore(maxEntries),
+    keyv: memoryKeyv(maxEntries, maxBytes),
     ttlSeconds,
     redis: undefined,
     logger,
-    description: `stored responses in memory (LRU of ${maxEntries}, this process only; kept at most ${ttlSeconds} s)`,
+    description: `stored responses in memory (at most ${maxEntries} responses and about ${maxBytes} bytes, least recently used dropped first; this process only; kept at most ${ttlSeconds} s)`,
   });
+}
+
+/**
+ * The in-process store: Keyv on lru-cache, bounded by count and by size. A record's size is the
+ * JSON length of what it alone holds (its input items and its Response) plus a pointer per item of
+ * its context: in memory, a continuation shares the item objects of the responses before it rather
+ * than copying them. A record larger than the whole budget is not stored (the write reports false).
+ */
+function memoryKeyv(maxEntries: number, maxBytes: number): Keyv {
+  const lru = new LRUCache<string, { value: StoredResponse }>({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (data) => recordSize(data.value) });
+  // Keyv calls set(key, value, ttl); lru-cache's third argument is an options object, and the expiry is Keyv's.
+  const store = {
+    get: (key: string) => lru.get(key),
+    set: (key: string, value: { value: StoredResponse }) => {
+      lru.set(key, value);
+      return lru.has(key);
+    },
+    delete: (key: string) => lru.delete(key),
+    clear: () => lru.clear(),
+  };
+  return new Keyv({ store, useKeyPrefix: false, serialize: undefined, deserialize: undefined });
+}
+
+/** The approximate memory a record adds (see memoryKeyv); at least 1. */
+export function recordSize(record: StoredResponse): number {
+  return JSON.stringify(record.input).length + JSON.stringify(record.response).length + 8 * record.context.length + 64;
 }
 
 function unavailable(): ApiError {
@@ -110,7 +138,7 @@ export class ResponseStore {
   async save(record: StoredResponse): Promise<boolean> {
     try {
       const ok = await this.call(() => this.keyv.set(record.response.id, record, this.ttlMs));
-      if (ok === false) throw new Error('the store refused the write');
+      if (ok === false) throw new Error(this.redis ? 'Redis refused the write' : 'larger than the in-process store (RESPONSES_STORE_MAX_BYTES)');
       return true;
     } catch (error) {
       this.logger.warn(`storing response ${record.response.id} failed: ${error instanceof Error ? error.message : String(error)}`);
