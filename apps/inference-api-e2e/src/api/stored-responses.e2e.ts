@@ -226,7 +226,7 @@ describe('stored responses disabled (RESPONSES_STORE_ENABLED=false)', () => {
   });
 });
 
-describe('stored responses on Redis, shared by two processes', () => {
+describe('stored responses on Redis, shared by two processes (one with the response cache off)', () => {
   let redis: RedisServer;
   let upstream: FakeUpstream;
   let one: ApiServer;
@@ -235,8 +235,13 @@ describe('stored responses on Redis, shared by two processes', () => {
   beforeAll(async () => {
     redis = await startRedisServer();
     upstream = await startFakeUpstream({ tokens: 4 });
-    const options = { env: { CACHE_ENABLED: 'true', REDIS_URL: redis.url, REDIS_REQUIRED: 'false', REDIS_TIMEOUT_MS: '300', RESPONSES_STORE_TTL_SECONDS: '120' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') };
-    [one, two] = await Promise.all([startApiServer(options), startApiServer(options)]);
+    const env = { REDIS_URL: redis.url, REDIS_REQUIRED: 'false', REDIS_TIMEOUT_MS: '300', RESPONSES_STORE_TTL_SECONDS: '120' };
+    const modelsYaml = fakeModelsYaml(upstream.url, 'm');
+    // REDIS_URL is used with the cache off too (stored responses, rate limits).
+    [one, two] = await Promise.all([
+      startApiServer({ env: { ...env, CACHE_ENABLED: 'true' }, modelsYaml }),
+      startApiServer({ env: { ...env, CACHE_ENABLED: 'false' }, modelsYaml }),
+    ]);
   });
 
   afterAll(async () => {
@@ -256,9 +261,13 @@ describe('stored responses on Redis, shared by two processes', () => {
     const ttl = Number(/^:(\d+)/.exec(await redis.command('TTL', `infer:responses::${created.id}`))![1]);
     expect(ttl).toBeGreaterThan(100);
     expect(ttl).toBeLessThanOrEqual(120);
-    const next = await c2.responses.create({ model: 'm', input: 'Continued', previous_response_id: created.id, temperature: 0.5 });
+    const next = await c2.responses.create({ model: 'm', input: 'Continued', previous_response_id: created.id, temperature: 0.5 }).withResponse();
+    // Served by the process whose cache is off (no x-cache header), from the stored conversation.
+    expect(next.response.headers.get('x-cache')).toBeNull();
+    const readiness = (await (await fetch(`${two.url}/health/ready`)).json()) as { details: Record<string, { status: string }> };
+    expect(readiness.details['redis']?.status).toBe('up');
     expect(lastChatMessages(upstream).map((m) => m.content)).toEqual(['Shared', created.output_text, 'Continued']);
-    expect((await c1.responses.inputItems.list(next.id)).data).toHaveLength(3);
+    expect((await c1.responses.inputItems.list(next.data.id)).data).toHaveLength(3);
     await c2.responses.delete(created.id);
     await apiError(c1.responses.retrieve(created.id), OpenAI.NotFoundError);
 
@@ -268,9 +277,9 @@ describe('stored responses on Redis, shared by two processes', () => {
 
     await redis.stop();
     try {
-      const error = await apiError(c1.responses.create({ model: 'm', input: 'Again', previous_response_id: next.id }), OpenAI.InternalServerError);
+      const error = await apiError(c1.responses.create({ model: 'm', input: 'Again', previous_response_id: next.data.id }), OpenAI.InternalServerError);
       expect(error).toMatchObject({ type: 'service_unavailable', code: 'store_unavailable' });
-      const retrieve = await fetch(`${two.url}/v1/responses/${next.id}`);
+      const retrieve = await fetch(`${two.url}/v1/responses/${next.data.id}`);
       expect(retrieve.status).toBe(503);
       // A new response is still answered, and says it was not stored.
       const unstored = await c1.responses.create({ model: 'm', input: 'While Redis is down', temperature: 0.5 });

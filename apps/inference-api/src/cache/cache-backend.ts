@@ -16,10 +16,12 @@ export interface CacheBackend {
 
 /**
  * The Redis side (@keyv/redis and node-redis, ~3.5 MB of heap once loaded) is imported only when
- * REDIS_URL is set: a worker on the embedded memory cache does not carry it.
+ * REDIS_URL is set: a worker on the embedded memory cache does not carry it. With REDIS_URL the
+ * connection exists even when the cache is off: the rate limiter and the stored responses of
+ * /v1/responses share it, and readiness checks it.
  */
 export async function createCacheBackend(config: Pick<AppConfig, 'cache' | 'redis'>, logger: CacheLogger): Promise<CacheBackend> {
-  if (!config.cache.enabled || config.redis === undefined) {
+  if (config.redis === undefined) {
     return {
       store: createMemoryStore(config.cache.maxEntries),
       redis: undefined,
@@ -30,5 +32,11 @@ export async function createCacheBackend(config: Pick<AppConfig, 'cache' | 'redi
     };
   }
   const { createRedisBackend } = await import('./redis-backend.js');
-  return createRedisBackend(config.redis, logger);
+  const backend = createRedisBackend(config.redis, logger);
+  if (config.cache.enabled) return backend;
+  return {
+    ...backend,
+    coalescer: undefined,
+    description: 'response cache disabled (CACHE_ENABLED=false); Redis (REDIS_URL) still shared by the rate limiter and stored responses',
+  };
 }

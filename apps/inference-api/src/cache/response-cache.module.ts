@@ -18,7 +18,7 @@ import { createCacheBackend } from './cache-backend.js';
 import type { RedisConnection } from './redis-connection.js';
 import { ResponseCacheService } from './response-cache.service.js';
 
-/** The cache's Redis connection (RedisConnection), or null without Redis: also used by the rate limiter. */
+/** The app's Redis connection (RedisConnection; REDIS_URL, cache on or off), or null: the cache, the rate limiter and the response store use it. */
 export const REDIS_CONNECTION = Symbol.for('inference-api:cache-redis-connection');
 const CACHE_DESCRIPTION = Symbol.for('inference-api:cache-description');
 

@@ -91,7 +91,7 @@ export interface AppConfig {
   };
   /**
    * Stored Responses API responses (`store`, `previous_response_id`, GET/DELETE /v1/responses/{id}):
-   * on Redis with the cache's connection (REDIS_URL and the cache on), else in this process.
+   * on Redis with the app's connection (REDIS_URL), else in this process.
    */
   readonly responsesStore: {
     readonly enabled: boolean;

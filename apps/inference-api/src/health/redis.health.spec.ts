@@ -42,8 +42,8 @@ describe('RedisHealthIndicator', () => {
     const indicator = new RedisHealthIndicator(config(REDIS), new HealthIndicatorService(), null);
     expect(indicator.configured).toBe(true);
     expect((await indicator.check())['redis']).toMatchObject({ status: 'down', message: expect.stringContaining('REDIS_PING') });
-    // With the cache off nothing uses Redis: not part of readiness.
-    expect(new RedisHealthIndicator(config({ ...REDIS, CACHE_ENABLED: 'false' }), new HealthIndicatorService(), null).configured).toBe(false);
+    // With the cache off the app still connects (rate limits, stored responses): part of readiness.
+    expect(new RedisHealthIndicator(config({ ...REDIS, CACHE_ENABLED: 'false' }), new HealthIndicatorService(), null).configured).toBe(true);
   });
 
   it('redisTarget', () => {

@@ -20,12 +20,9 @@ export class RedisHealthIndicator {
     @Optional() @Inject(REDIS_PING) private readonly ping: RedisPing | null = null,
   ) {}
 
-  /**
-   * True when readiness includes this check: REDIS_URL is set, and something uses Redis (a client
-   * registered REDIS_PING, or the cache is on and should have).
-   */
+  /** True when readiness includes this check: REDIS_URL is set (the app then connects, cache on or off). */
   get configured(): boolean {
-    return this.config.redis !== undefined && (this.ping !== null || this.config.cache.enabled);
+    return this.config.redis !== undefined;
   }
 
   async check(key = 'redis'): Promise<HealthIndicatorResult> {
@@ -38,7 +35,7 @@ export class RedisHealthIndicator {
     const ping = this.ping;
     if (!ping) {
       return failed({
-        message: 'REDIS_URL is set and the cache is on, but no Redis client is registered (nothing provides REDIS_PING)',
+        message: 'REDIS_URL is set, but no Redis client is registered (nothing provides REDIS_PING)',
       });
     }
     const started = performance.now();

@@ -40,7 +40,7 @@ export interface ResponseStoreOptions {
 export const RESPONSE_STORE = Symbol.for('inference-api:response-store');
 
 /**
- * The store the config asks for: on Redis when the cache has a connection (REDIS_URL, cache on),
+ * The store the config asks for: on Redis when the app has a connection (REDIS_URL),
  * else an LRU in this process; null when disabled. The Redis side is imported only when used.
  */
 export async function createResponseStore(
