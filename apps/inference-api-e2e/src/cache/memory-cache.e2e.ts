@@ -146,6 +146,35 @@ describe('response cache (in memory)', () => {
     expect(upstream.requestCount - calls).toBeGreaterThanOrEqual(1);
   });
 
+  it('caches embeddings: one upstream call, the same vectors as floats and as base64, keyed on inputs and dimensions', async () => {
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const input = [uniquePrompt('emb-a'), uniquePrompt('emb-b')];
+    const calls = () => upstream.requests.filter((r) => r.path.endsWith('/embeddings')).length;
+    const first = await client.embeddings.create({ model: 'm', input, encoding_format: 'float' }).withResponse();
+    expect(first.response.headers.get('x-cache')).toBe('MISS');
+    await sleep(20);
+    const second = await client.embeddings.create({ model: 'm', input, encoding_format: 'float' }).withResponse();
+    expect(second.response.headers.get('x-cache')).toBe('HIT');
+    expect(second.data.data).toEqual(first.data.data);
+    expect(second.data.usage).toEqual(first.data.usage);
+    // The SDK's default (base64) from the same entry decodes to the same vectors, as float32.
+    const base64 = await client.embeddings.create({ model: 'm', input }).withResponse();
+    expect(base64.response.headers.get('x-cache')).toBe('HIT');
+    base64.data.data.forEach((item, i) => {
+      const expected = Array.from(new Float32Array(first.data.data[i]!.embedding));
+      expect(item.embedding).toEqual(expected);
+    });
+    expect(calls()).toBe(1);
+    // Other inputs, order or dimensions are other entries; no-store neither reads nor writes.
+    const reversed = await client.embeddings.create({ model: 'm', input: [...input].reverse() }).withResponse();
+    expect(reversed.response.headers.get('x-cache')).toBe('MISS');
+    const dims = await client.embeddings.create({ model: 'm', input, dimensions: 4 }).withResponse();
+    expect(dims.response.headers.get('x-cache')).toBe('MISS');
+    const noStore = await client.embeddings.create({ model: 'm', input }, { headers: { 'cache-control': 'no-store' } }).withResponse();
+    expect(noStore.response.headers.get('x-cache')).toBe('BYPASS');
+    expect(calls()).toBe(4);
+  });
+
   it('Cache-Control: no-cache skips the lookup and refreshes the entry', async () => {
     const prompt = uniquePrompt('no-cache');
     await chat(server, prompt);

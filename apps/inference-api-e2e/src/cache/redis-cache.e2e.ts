@@ -64,6 +64,22 @@ describe('response cache on Redis, two app processes', () => {
     expect(upstream.requestCount).toBe(1);
   });
 
+  it('embeddings stored by one process are served by the other, under their own namespace', async () => {
+    const input = [uniquePrompt('emb-shared')];
+    const embed = (server: ApiServer) =>
+      fetch(`${server.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', input }) });
+    const first = await embed(a);
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    const firstBody = await first.json();
+    const deadline = Date.now() + 2_000;
+    while (respKeys(await redis.command('KEYS', 'infer:embeddings::*')).length === 0 && Date.now() < deadline) await sleep(20);
+    const second = await embed(b);
+    expect(second.headers.get('x-cache')).toBe('HIT');
+    expect(await second.json()).toEqual(firstBody);
+    expect(upstream.requestCount).toBe(1);
+    expect(await entryKeys()).toEqual([]);
+  });
+
   it('a tool-call answer stored by one process is served with the same calls by the other', async () => {
     const prompt = uniquePrompt('tools');
     const body = { tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { q: { type: 'string' } } } } }] };

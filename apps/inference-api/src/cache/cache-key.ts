@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import type { ChatRequest } from '@infer/model-providers';
-import type { InferenceJob } from '../openai/inference.service.js';
+import type { EmbeddingJob, InferenceJob } from '../openai/inference.service.js';
 
 /** Bump when the canonical form or the entry format changes: old entries then simply stop matching. */
 export const CACHE_KEY_VERSION = 1;
@@ -79,6 +79,19 @@ function num(value: number | undefined, fallback: number | null): string {
 export function cacheKey(job: InferenceJob, namespace: string | null): string {
   // One-shot crypto.hash (Node >= 20.12): no Hash object, about half the cost of createHash().update().digest().
   return hash('sha256', canonicalRequest(job, namespace), 'base64url');
+}
+
+/**
+ * The key of an embeddings request: the model, the inputs, `dimensions` and the output-changing
+ * `extra` fields (e.g. an upstream's `input_type`). `encoding_format` is not part of it: the entry
+ * keeps the vectors, and each answer encodes them as asked.
+ */
+export function embeddingsCacheKey(job: EmbeddingJob, namespace: string | null): string {
+  const r = job.request;
+  const canonical =
+    `{"v":${CACHE_KEY_VERSION},"ns":${namespace === null ? 'null' : q(namespace)},"route":"embeddings","model":${q(job.model)},` +
+    `"input":${q(r.input)},"dimensions":${num(r.dimensions, null)},"extra":${r.extra === undefined ? 'null' : q(canonicalExtra(r.extra))}}`;
+  return hash('sha256', canonical, 'base64url');
 }
 
 function canonicalExtra(extra: Readonly<Record<string, unknown>>): Record<string, unknown> | null {

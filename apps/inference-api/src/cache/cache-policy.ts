@@ -2,8 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { ApiError } from '../common/api-error.js';
 import { presentedKey } from '../common/api-keys.js';
 import type { AppConfig } from '../config/app-config.js';
-import type { InferenceJob } from '../openai/inference.service.js';
-import { cacheKey } from './cache-key.js';
+import type { EmbeddingJob, InferenceJob } from '../openai/inference.service.js';
+import { cacheKey, embeddingsCacheKey } from './cache-key.js';
 
 /** Request headers the cache understands (lower case, as Node gives them). */
 export const CACHE_HEADERS = {
@@ -43,6 +43,48 @@ export const BYPASS_PLAN: CachePlan = Object.freeze({ mode: 'bypass' });
 
 export type CachePolicyConfig = AppConfig['cache'];
 
+/** What the request's cache headers ask for (`Cache-Control`, `X-Cache-TTL`); null: `no-store`. */
+interface Directives {
+  readonly refresh: boolean;
+  readonly maxAgeMs: number | undefined;
+  /** `X-Cache-TTL`, capped by CACHE_MAX_TTL_SECONDS. */
+  readonly ttlSeconds: number | undefined;
+}
+
+const NO_DIRECTIVES: Directives = Object.freeze({ refresh: false, maxAgeMs: undefined, ttlSeconds: undefined });
+
+function directivesOf(headers: IncomingHttpHeaders, config: CachePolicyConfig): Directives | null {
+  const cacheControl = headers[CACHE_HEADERS.cacheControl];
+  const ttlHeader = headers[CACHE_HEADERS.ttl];
+  if (cacheControl === undefined && ttlHeader === undefined) return NO_DIRECTIVES;
+  let refresh = false;
+  let maxAgeMs: number | undefined;
+  if (cacheControl !== undefined) {
+    for (const raw of String(cacheControl).split(',')) {
+      const directive = raw.trim().toLowerCase();
+      if (directive === 'no-store') return null;
+      if (directive === 'no-cache') refresh = true;
+      else if (directive.startsWith('max-age=')) {
+        const seconds = Number(directive.slice(8));
+        if (Number.isInteger(seconds) && seconds >= 0) maxAgeMs = seconds * 1000;
+      }
+    }
+  }
+  // A malformed TTL header is a 400 whether or not this request turns out cacheable.
+  const ttlSeconds = ttlHeader === undefined ? undefined : Math.min(parseTtl(ttlHeader), config.maxTtlSeconds);
+  return { refresh, maxAgeMs, ttlSeconds };
+}
+
+/** The TTL of a cacheable request in ms (header, model, default, first found); 0: do not cache it. */
+function ttlMsOf(directives: Directives, modelTtlSeconds: number | undefined, config: CachePolicyConfig): number {
+  const ttlSeconds = directives.ttlSeconds ?? modelTtlSeconds ?? config.ttlSeconds;
+  return ttlSeconds > 0 ? Math.round(ttlSeconds * 1000) : 0;
+}
+
+function usePlan(key: string, ttlMs: number, directives: Directives): UsePlan {
+  return { mode: 'use', key, ttlMs, refresh: directives.refresh, maxAgeMs: directives.maxAgeMs };
+}
+
 /**
  * Decides what the cache does with one request, cheapest checks first: a request that is not
  * cacheable never pays for the hash.
@@ -56,30 +98,31 @@ export function planRequest(
   modelTtlSeconds: number | undefined,
 ): CachePlan {
   if (!config.enabled) return OFF_PLAN;
-  let refresh = false;
-  let maxAgeMs: number | undefined;
-  const cacheControl = headers[CACHE_HEADERS.cacheControl];
-  if (cacheControl !== undefined) {
-    for (const raw of String(cacheControl).split(',')) {
-      const directive = raw.trim().toLowerCase();
-      if (directive === 'no-store') return BYPASS_PLAN;
-      if (directive === 'no-cache') refresh = true;
-      else if (directive.startsWith('max-age=')) {
-        const seconds = Number(directive.slice(8));
-        if (Number.isInteger(seconds) && seconds >= 0) maxAgeMs = seconds * 1000;
-      }
-    }
-  }
-  // A malformed TTL header is a 400 whether or not this request turns out cacheable.
-  const ttlHeader = headers[CACHE_HEADERS.ttl];
-  const requestTtl = ttlHeader === undefined ? undefined : Math.min(parseTtl(ttlHeader), config.maxTtlSeconds);
+  const directives = directivesOf(headers, config);
+  if (directives === null) return BYPASS_PLAN;
   const r = job.request;
   if (r.temperature !== 0 && r.seed === undefined && !config.cacheNondeterministic && !isTrue(headers[CACHE_HEADERS.allowNondeterministic])) {
     return BYPASS_PLAN;
   }
-  const ttlSeconds = requestTtl ?? modelTtlSeconds ?? config.ttlSeconds;
-  if (!(ttlSeconds > 0)) return BYPASS_PLAN;
-  return { mode: 'use', key: cacheKey(job, namespaceOf(headers, config)), ttlMs: Math.round(ttlSeconds * 1000), refresh, maxAgeMs };
+  const ttlMs = ttlMsOf(directives, modelTtlSeconds, config);
+  return ttlMs === 0 ? BYPASS_PLAN : usePlan(cacheKey(job, namespaceOf(headers, config)), ttlMs, directives);
+}
+
+/**
+ * The same decision for an embeddings request (CACHE_EMBEDDINGS): embeddings are deterministic, so
+ * only the headers, the TTL and the switch decide.
+ */
+export function planEmbeddings(
+  job: EmbeddingJob,
+  headers: IncomingHttpHeaders,
+  config: CachePolicyConfig,
+  modelTtlSeconds: number | undefined,
+): CachePlan {
+  if (!config.enabled || !config.embeddings) return OFF_PLAN;
+  const directives = directivesOf(headers, config);
+  if (directives === null) return BYPASS_PLAN;
+  const ttlMs = ttlMsOf(directives, modelTtlSeconds, config);
+  return ttlMs === 0 ? BYPASS_PLAN : usePlan(embeddingsCacheKey(job, namespaceOf(headers, config)), ttlMs, directives);
 }
 
 /** The cache namespace of a request: null (global), the API key, or the tenant header's value. */

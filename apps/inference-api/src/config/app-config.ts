@@ -33,6 +33,8 @@ const envSchema = {
     CACHE_NAMESPACE: { type: 'string', enum: ['global', 'api-key', 'header'], default: 'global' },
     CACHE_NAMESPACE_HEADER: { type: 'string', minLength: 1, default: 'x-tenant-id' },
     COALESCE_WAIT_MS: { type: 'integer', minimum: 0, default: 30_000 },
+    CACHE_EMBEDDINGS: { type: 'boolean', default: true },
+    CACHE_EMBEDDINGS_MAX_BYTES: { type: 'integer', minimum: 1024, default: 67_108_864 },
     METRICS_PORT: { type: 'integer', minimum: 1, maximum: 65535 },
     METRICS_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
     // Set by PM2 for each worker of a cluster (0, 1, ...): the worker's metrics port is METRICS_PORT + it.
@@ -88,6 +90,10 @@ export interface AppConfig {
     readonly namespace: 'global' | 'api-key' | 'header';
     readonly namespaceHeader: string;
     readonly coalesceWaitMs: number;
+    /** Cache /v1/embeddings answers too (they are deterministic). */
+    readonly embeddings: boolean;
+    /** Bound of the in-process embeddings cache (approximate bytes of vectors); Redis relies on the TTL. */
+    readonly embeddingsMaxBytes: number;
   };
   /**
    * Stored Responses API responses (`store`, `previous_response_id`, GET/DELETE /v1/responses/{id}):
@@ -155,6 +161,8 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       namespace: v['CACHE_NAMESPACE'],
       namespaceHeader: (v['CACHE_NAMESPACE_HEADER'] as string).toLowerCase(),
       coalesceWaitMs: v['COALESCE_WAIT_MS'],
+      embeddings: v['CACHE_EMBEDDINGS'],
+      embeddingsMaxBytes: v['CACHE_EMBEDDINGS_MAX_BYTES'],
     },
     responsesStore: {
       enabled: v['RESPONSES_STORE_ENABLED'],

@@ -1,6 +1,7 @@
-import { Inject, Injectable, type OnModuleInit, Optional } from '@nestjs/common';
-import { encodeBase64Floats } from '@infer/model-providers';
+import { Inject, Injectable, Logger, type OnModuleInit, Optional } from '@nestjs/common';
+import { type EmbeddingResult, encodeBase64Floats } from '@infer/model-providers';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { EMBEDDINGS_CACHE, type EmbeddingsCache } from '../cache/embeddings-cache.js';
 import { errorResponse, inferenceErrorResponses } from '../common/api-docs.js';
 import { ResponseClient } from '../common/client-link.js';
 import { HotRoutes } from '../common/hot-routes.js';
@@ -9,19 +10,22 @@ import { InferenceService } from './inference.service.js';
 import { type EmbeddingBody, embeddingRequestSchema, ref } from './openai.schemas.js';
 
 /**
- * POST /v1/embeddings, served by Fastify directly (see HotRoutes). Not cached: the response cache
- * holds generations. The body is serialised with JSON.stringify (no response schema: a vector is
- * an array or, with `encoding_format: "base64"`, a string).
+ * POST /v1/embeddings, served by Fastify directly (see HotRoutes), through the embeddings cache when
+ * it is on (EmbeddingsCache: `x-cache`, `age`). The body is serialised with JSON.stringify (no
+ * response schema: a vector is an array or, with `encoding_format: "base64"`, a string).
  */
 @Injectable()
 export class EmbeddingsRoutes implements OnModuleInit {
   constructor(
     private readonly routes: HotRoutes,
     private readonly inference: InferenceService,
+    /** null: the cache or CACHE_EMBEDDINGS is off. */
+    @Inject(EMBEDDINGS_CACHE) private readonly cache: EmbeddingsCache | null,
     @Optional() @Inject(USAGE_RECORDER) private readonly usage: UsageRecorder | null = null,
   ) {}
 
   onModuleInit(): void {
+    if (this.cache !== null) new Logger('EmbeddingsCache').log(this.cache.description);
     this.routes.register({
       method: 'POST',
       url: '/v1/embeddings',
@@ -47,9 +51,21 @@ export class EmbeddingsRoutes implements OnModuleInit {
 
   private async embeddings(body: EmbeddingBody, reply: FastifyReply): Promise<unknown> {
     const job = this.inference.embeddingJob(body);
-    const result = await this.inference.embed(job, new ResponseClient(reply.raw).signal);
+    const upstream = () => this.inference.embed(job, new ResponseClient(reply.raw).signal);
+    let result: EmbeddingResult;
+    let hit = false;
+    if (this.cache === null) {
+      result = await upstream();
+    } else {
+      const served = await this.cache.embed(job, reply.request.headers, upstream);
+      result = served.result;
+      if (served.headers !== undefined) {
+        reply.headers(served.headers);
+        hit = served.headers['x-cache'] === 'HIT';
+      }
+    }
     const promptTokens = result.usage.promptTokens;
-    this.usage?.record(job.model, { promptTokens, completionTokens: 0 }, false);
+    this.usage?.record(job.model, { promptTokens, completionTokens: 0 }, hit);
     const base64 = job.encoding === 'base64';
     return {
       object: 'list',

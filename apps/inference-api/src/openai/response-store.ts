@@ -1,5 +1,5 @@
-import { Keyv } from 'keyv';
-import { LRUCache } from 'lru-cache';
+import type { Keyv } from 'keyv';
+import { boundedMemoryKeyv } from '../cache/bounded-memory-store.js';
 import type { CacheLogger, RedisConnection } from '../cache/redis-connection.js';
 import { ApiError } from '../common/api-error.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -62,7 +62,7 @@ export async function createResponseStore(
     return new ResponseStore({ keyv, ttlSeconds, redis, logger, description: `stored responses on Redis (shared by every process; kept ${ttlSeconds} s)` });
   }
   return new ResponseStore({
-    keyv: memoryKeyv(maxEntries, maxBytes),
+    keyv: boundedMemoryKeyv<StoredResponse>({ maxEntries, maxBytes, sizeOf: recordSize }),
     ttlSeconds,
     redis: undefined,
     logger,
@@ -71,27 +71,10 @@ export async function createResponseStore(
 }
 
 /**
- * The in-process store: Keyv on lru-cache, bounded by count and by size. A record's size is the
- * JSON length of what it alone holds (its input items and its Response) plus a pointer per item of
- * its context: in memory, a continuation shares the item objects of the responses before it rather
- * than copying them. A record larger than the whole budget is not stored (the write reports false).
+ * The approximate memory a record adds to the in-process store: the JSON length of what it alone
+ * holds (its input items and its Response) plus a pointer per item of its context. In memory, a
+ * continuation shares the item objects of the responses before it rather than copying them.
  */
-function memoryKeyv(maxEntries: number, maxBytes: number): Keyv {
-  const lru = new LRUCache<string, { value: StoredResponse }>({ max: maxEntries, maxSize: maxBytes, sizeCalculation: (data) => recordSize(data.value) });
-  // Keyv calls set(key, value, ttl); lru-cache's third argument is an options object, and the expiry is Keyv's.
-  const store = {
-    get: (key: string) => lru.get(key),
-    set: (key: string, value: { value: StoredResponse }) => {
-      lru.set(key, value);
-      return lru.has(key);
-    },
-    delete: (key: string) => lru.delete(key),
-    clear: () => lru.clear(),
-  };
-  return new Keyv({ store, useKeyPrefix: false, serialize: undefined, deserialize: undefined });
-}
-
-/** The approximate memory a record adds (see memoryKeyv); at least 1. */
 export function recordSize(record: StoredResponse): number {
   return JSON.stringify(record.input).length + JSON.stringify(record.response).length + 8 * record.context.length + 64;
 }
