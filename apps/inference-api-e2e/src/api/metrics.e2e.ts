@@ -66,4 +66,22 @@ describe('metrics', () => {
     // The API port does not serve them (a balancer would pick a worker at random).
     expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
   });
+
+  it('counts the embeddings cache results', async () => {
+    const before = await (await fetch(metricsUrl)).text();
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${server.url}/v1/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', input: 'metrics embeddings' }),
+      });
+      expect(res.status).toBe(200);
+      await res.text();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const text = await (await fetch(metricsUrl)).text();
+    const delta = (result: string) =>
+      series(text, `infer_embeddings_cache_requests_total{result="${result}"`) - series(before, `infer_embeddings_cache_requests_total{result="${result}"`);
+    expect([delta('miss'), delta('hit')]).toEqual([1, 2]);
+  });
 });

@@ -47,6 +47,8 @@ const BYPASS: CacheHeaders = Object.freeze({ 'x-cache': 'BYPASS' });
  * No single-flight: identical concurrent requests each call the model.
  */
 export class EmbeddingsCache {
+  /** Counters for /metrics and tests. */
+  readonly stats = { hits: 0, misses: 0, bypasses: 0, storeErrors: 0 };
   readonly description: string;
   private readonly options: EmbeddingsCacheOptions;
 
@@ -59,14 +61,19 @@ export class EmbeddingsCache {
     const { config, modelTtlSeconds } = this.options;
     const plan = planEmbeddings(job, headers, config, config.enabled ? modelTtlSeconds(job.model) : undefined);
     if (plan.mode === 'off') return { result: await upstream(), headers: undefined };
-    if (plan.mode === 'bypass') return { result: await upstream(), headers: BYPASS };
+    if (plan.mode === 'bypass') {
+      this.stats.bypasses += 1;
+      return { result: await upstream(), headers: BYPASS };
+    }
     if (!plan.refresh) {
       const entry = await this.read(plan.key, job.request.input.length);
       if (entry !== undefined && (plan.maxAgeMs === undefined || Date.now() - entry.createdAt <= plan.maxAgeMs)) {
+        this.stats.hits += 1;
         const age = Math.max(0, Math.floor((Date.now() - entry.createdAt) / 1000));
         return { result: { embeddings: entry.embeddings, usage: { promptTokens: entry.promptTokens } }, headers: { 'x-cache': 'HIT', age: String(age) } };
       }
     }
+    this.stats.misses += 1;
     const result = await upstream();
     const entry: EmbeddingsEntry = { v: 1, embeddings: result.embeddings, promptTokens: result.usage.promptTokens, createdAt: Date.now() };
     // Not awaited: the answer does not wait for the store.
@@ -89,9 +96,11 @@ export class EmbeddingsCache {
 
   private async write(key: string, entry: EmbeddingsEntry, ttlMs: number): Promise<void> {
     try {
+      // false: the in-process store would not keep it (larger than CACHE_EMBEDDINGS_MAX_BYTES); not an error.
       await this.call(() => this.options.keyv.set(key, entry, ttlMs));
     } catch {
       // A cache that cannot store is a cache that misses.
+      this.stats.storeErrors += 1;
     }
   }
 

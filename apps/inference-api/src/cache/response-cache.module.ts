@@ -15,6 +15,7 @@ import type { ModelCatalog } from '../models/model-catalog.js';
 import { MODEL_CATALOG } from '../models/models.tokens.js';
 import { REDIS_PING, type RedisPing } from './cache.tokens.js';
 import { createCacheBackend } from './cache-backend.js';
+import { createEmbeddingsCache, EMBEDDINGS_CACHE } from './embeddings-cache.js';
 import type { RedisConnection } from './redis-connection.js';
 import { ResponseCacheService } from './response-cache.service.js';
 
@@ -24,8 +25,9 @@ const CACHE_DESCRIPTION = Symbol.for('inference-api:cache-description');
 
 /**
  * The response cache: @nestjs/cache-manager on a Keyv store (a bounded in-memory LRU, or Redis via
- * @keyv/redis when REDIS_URL is set), the single-flight coalescer, and REDIS_PING for readiness.
- * Global: CompletionResponder and PredictService inject ResponseCacheService.
+ * @keyv/redis when REDIS_URL is set), the single-flight coalescer, and REDIS_PING for readiness;
+ * also the embeddings cache (EMBEDDINGS_CACHE). Global: CompletionResponder and PredictService inject
+ * ResponseCacheService, the embeddings route and the metrics EMBEDDINGS_CACHE.
  */
 @Global()
 @Module({})
@@ -55,11 +57,17 @@ export class ResponseCacheModule implements OnModuleInit, OnApplicationShutdown 
       providers.push({ provide: REDIS_PING, useValue: ping });
     }
     providers.push({ provide: CACHE_DESCRIPTION, useValue: description });
+    providers.push({
+      provide: EMBEDDINGS_CACHE,
+      inject: [MODEL_CATALOG],
+      useFactory: (catalog: ModelCatalog) =>
+        createEmbeddingsCache(config, redis ?? null, (model) => catalog.cacheTtlSeconds(model), new Logger('EmbeddingsCache')),
+    });
     return {
       module: ResponseCacheModule,
       imports: [NestCacheModule.register({ stores: [store] })],
       providers,
-      exports: redis ? [ResponseCacheService, REDIS_CONNECTION, REDIS_PING] : [ResponseCacheService, REDIS_CONNECTION],
+      exports: redis ? [ResponseCacheService, REDIS_CONNECTION, EMBEDDINGS_CACHE, REDIS_PING] : [ResponseCacheService, REDIS_CONNECTION, EMBEDDINGS_CACHE],
     };
   }
 

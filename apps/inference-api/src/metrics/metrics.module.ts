@@ -3,6 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { ModelRouter } from '@infer/model-providers';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { EMBEDDINGS_CACHE, type EmbeddingsCache } from '../cache/embeddings-cache.js';
 import { ResponseCacheService } from '../cache/response-cache.service.js';
 import type { AppConfig } from '../config/app-config.js';
 import { MODEL_ROUTER } from '../models/models.tokens.js';
@@ -27,8 +28,9 @@ export class MetricsModule implements OnModuleInit, OnApplicationShutdown {
       providers: [
         {
           provide: METRICS_REGISTRY,
-          inject: [ResponseCacheService, MODEL_ROUTER],
-          useFactory: (cache: ResponseCacheService, router: ModelRouter) => createMetricsRegistry(instanceId, { cache, router }),
+          inject: [ResponseCacheService, MODEL_ROUTER, EMBEDDINGS_CACHE],
+          useFactory: (cache: ResponseCacheService, router: ModelRouter, embeddings: EmbeddingsCache | null) =>
+            createMetricsRegistry(instanceId, { cache, router, embeddings }),
         },
         { provide: USAGE_RECORDER, inject: [METRICS_REGISTRY], useFactory: (registry: Registry) => createUsageRecorder(registry) },
         {

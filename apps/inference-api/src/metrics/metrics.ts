@@ -1,6 +1,7 @@
 import type { ModelRouter } from '@infer/model-providers';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { EmbeddingsCache } from '../cache/embeddings-cache.js';
 import type { ResponseCacheService } from '../cache/response-cache.service.js';
 import type { UsageRecorder } from './usage-recorder.js';
 
@@ -9,6 +10,8 @@ const DURATION_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
 
 export interface MetricsSources {
   readonly cache: Pick<ResponseCacheService, 'stats' | 'inFlight' | 'enabled'>;
+  /** null: the embeddings cache is off. */
+  readonly embeddings?: Pick<EmbeddingsCache, 'stats'> | null;
   readonly router: Pick<ModelRouter, 'models' | 'status'>;
 }
 
@@ -44,6 +47,20 @@ export function createMetricsRegistry(instance: string, sources: MetricsSources)
     collect() {
       this.reset();
       this.inc(sources.cache.stats.storeErrors);
+    },
+  });
+  new Counter({
+    name: 'infer_embeddings_cache_requests_total',
+    help: 'Embeddings requests the embeddings cache decided on, by result: hit, miss, bypass.',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const stats = sources.embeddings?.stats;
+      if (stats === undefined) return;
+      this.inc({ result: 'hit' }, stats.hits);
+      this.inc({ result: 'miss' }, stats.misses);
+      this.inc({ result: 'bypass' }, stats.bypasses);
     },
   });
   new Gauge({

@@ -1,11 +1,8 @@
 import { Logger, Module } from '@nestjs/common';
-import { createEmbeddingsCache, EMBEDDINGS_CACHE } from '../cache/embeddings-cache.js';
 import { REDIS_CONNECTION } from '../cache/response-cache.module.js';
 import type { RedisConnection } from '../cache/redis-connection.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
-import type { ModelCatalog } from '../models/model-catalog.js';
-import { MODEL_CATALOG } from '../models/models.tokens.js';
 import { CompletionResponder } from './completion-responder.js';
 import { EmbeddingsRoutes } from './embeddings.routes.js';
 import { InferenceService } from './inference.service.js';
@@ -27,12 +24,6 @@ import { ResponsesRoutes } from './responses.routes.js';
       provide: RESPONSE_STORE,
       inject: [APP_CONFIG, REDIS_CONNECTION],
       useFactory: (config: AppConfig, redis: RedisConnection | null) => createResponseStore(config, redis, new Logger('ResponseStore')),
-    },
-    {
-      provide: EMBEDDINGS_CACHE,
-      inject: [APP_CONFIG, REDIS_CONNECTION, MODEL_CATALOG],
-      useFactory: (config: AppConfig, redis: RedisConnection | null, catalog: ModelCatalog) =>
-        createEmbeddingsCache(config, redis, (model) => catalog.cacheTtlSeconds(model), new Logger('EmbeddingsCache')),
     },
   ],
   exports: [InferenceService, CompletionResponder],
