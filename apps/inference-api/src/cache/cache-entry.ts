@@ -125,7 +125,7 @@ export function resultOf(entry: CacheEntry): GenerationResult {
 }
 
 /** Whole seconds since the entry was generated (never negative: clocks of other hosts may be ahead). */
-export function ageSeconds(entry: CacheEntry, now = Date.now()): number {
+export function ageSeconds(entry: Pick<CacheEntry, 'createdAt'>, now = Date.now()): number {
   return Math.max(0, Math.floor((now - entry.createdAt) / 1000));
 }
 

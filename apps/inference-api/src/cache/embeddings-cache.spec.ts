@@ -127,7 +127,7 @@ describe('EmbeddingsCache (in memory)', () => {
 
 describe('EmbeddingsCache on Redis that is unavailable', () => {
   it('misses and answers from the model, without an error', async () => {
-    const redis = { available: false, bounded: <T>(p: Promise<T>) => p } as unknown as RedisConnection;
+    const redis = { available: false, call: () => Promise.reject(new Error('Redis is unavailable')) } as unknown as RedisConnection;
     const cache = await createEmbeddingsCache(config({ REDIS_URL: 'redis://127.0.0.1:1' }), redis, () => undefined, logger());
     const { calls, call } = upstreamFor(job());
     expect((await cache!.embed(job(), {}, call)).headers).toEqual({ 'x-cache': 'MISS' });

@@ -6,7 +6,7 @@ import type { EmbeddingJob } from '../openai/inference.service.js';
 import { boundedMemoryKeyv } from './bounded-memory-store.js';
 import { planEmbeddings } from './cache-policy.js';
 import type { CacheLogger, RedisConnection } from './redis-connection.js';
-import type { CacheHeaders } from './response-cache.service.js';
+import { BYPASS_HEADERS, type CacheHeaders, hitHeaders, MISS_HEADERS } from './response-cache.service.js';
 
 /** What the embeddings cache keeps: the vectors as the provider gave them, and the usage. */
 export interface EmbeddingsEntry {
@@ -34,9 +34,6 @@ export interface EmbeddingsCacheOptions {
   readonly description: string;
 }
 
-const MISS: CacheHeaders = Object.freeze({ 'x-cache': 'MISS' });
-const BYPASS: CacheHeaders = Object.freeze({ 'x-cache': 'BYPASS' });
-
 /**
  * The cache of POST /v1/embeddings: a whole request's vectors under a key of its model, inputs,
  * `dimensions` and output-changing extra fields (the encoding is applied per answer). Same rules as
@@ -63,14 +60,13 @@ export class EmbeddingsCache {
     if (plan.mode === 'off') return { result: await upstream(), headers: undefined };
     if (plan.mode === 'bypass') {
       this.stats.bypasses += 1;
-      return { result: await upstream(), headers: BYPASS };
+      return { result: await upstream(), headers: BYPASS_HEADERS };
     }
     if (!plan.refresh) {
       const entry = await this.read(plan.key, job.request.input.length);
       if (entry !== undefined && (plan.maxAgeMs === undefined || Date.now() - entry.createdAt <= plan.maxAgeMs)) {
         this.stats.hits += 1;
-        const age = Math.max(0, Math.floor((Date.now() - entry.createdAt) / 1000));
-        return { result: { embeddings: entry.embeddings, usage: { promptTokens: entry.promptTokens } }, headers: { 'x-cache': 'HIT', age: String(age) } };
+        return { result: { embeddings: entry.embeddings, usage: { promptTokens: entry.promptTokens } }, headers: hitHeaders(entry) };
       }
     }
     this.stats.misses += 1;
@@ -78,7 +74,7 @@ export class EmbeddingsCache {
     const entry: EmbeddingsEntry = { v: 1, embeddings: result.embeddings, promptTokens: result.usage.promptTokens, createdAt: Date.now() };
     // Not awaited: the answer does not wait for the store.
     void this.write(plan.key, entry, plan.ttlMs);
-    return { result, headers: MISS };
+    return { result, headers: MISS_HEADERS };
   }
 
   private async read(key: string, inputs: number): Promise<EmbeddingsEntry | undefined> {
@@ -106,9 +102,7 @@ export class EmbeddingsCache {
 
   private call<T>(operation: () => Promise<T>): Promise<T> {
     const redis = this.options.redis;
-    if (redis === undefined) return operation();
-    if (!redis.available) return Promise.reject(new Error('Redis is unavailable'));
-    return redis.bounded(operation());
+    return redis === undefined ? operation() : redis.call(operation);
   }
 }
 

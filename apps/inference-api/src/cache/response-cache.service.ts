@@ -54,11 +54,12 @@ export interface ResponseCacheOptions {
   readonly coalescer?: RedisCoalescer;
 }
 
-const BYPASS_HEADERS: CacheHeaders = Object.freeze({ 'x-cache': 'BYPASS' });
-const MISS_HEADERS: CacheHeaders = Object.freeze({ 'x-cache': 'MISS' });
+export const BYPASS_HEADERS: CacheHeaders = Object.freeze({ 'x-cache': 'BYPASS' });
+export const MISS_HEADERS: CacheHeaders = Object.freeze({ 'x-cache': 'MISS' });
 const HIT_FRESH_HEADERS: CacheHeaders = Object.freeze({ 'x-cache': 'HIT', age: '0' });
 
-function hitHeaders(entry: CacheEntry | undefined): CacheHeaders {
+/** `x-cache: HIT` and the `age` of the entry (of this cache's or the embeddings cache's). */
+export function hitHeaders(entry: Pick<CacheEntry, 'createdAt'> | undefined): CacheHeaders {
   const age = entry ? ageSeconds(entry) : 0;
   return age === 0 ? HIT_FRESH_HEADERS : { 'x-cache': 'HIT', age: String(age) };
 }

@@ -99,7 +99,8 @@ describe('ResponseStore (in memory): size bound', () => {
 describe('ResponseStore on an unavailable Redis', () => {
   it('answers 503 to reads and deletes, and false (logged) to saves', async () => {
     const log = logger();
-    const redis = { available: false, bounded: <T>(p: Promise<T>) => p } as unknown as RedisConnection;
+    // As RedisConnection.call while Redis is down: refused without running the operation.
+    const redis = { available: false, call: () => Promise.reject(new Error('Redis is unavailable')) } as unknown as RedisConnection;
     const keyv = { get: vi.fn(), set: vi.fn(), delete: vi.fn() };
     const store = new ResponseStore({ keyv: keyv as never, ttlSeconds: 60, redis, logger: log, description: 'test' });
     await expect(store.get('resp_x', null)).rejects.toMatchObject({ status: 503, code: 'store_unavailable' });
@@ -111,7 +112,7 @@ describe('ResponseStore on an unavailable Redis', () => {
   });
 
   it('treats a Redis call that fails or times out as unavailable', async () => {
-    const redis = { available: true, bounded: () => Promise.reject(new Error('Redis did not answer within 500 ms')) } as unknown as RedisConnection;
+    const redis = { available: true, call: <T>(op: () => Promise<T>) => op().then(() => Promise.reject<T>(new Error('Redis did not answer within 500 ms'))) } as unknown as RedisConnection;
     const keyv = { get: vi.fn(() => Promise.resolve(undefined)), set: vi.fn(() => Promise.resolve(true)), delete: vi.fn() };
     const store = new ResponseStore({ keyv: keyv as never, ttlSeconds: 60, redis, logger: logger(), description: 'test' });
     await expect(store.get('resp_x', null)).rejects.toMatchObject({ status: 503 });

@@ -137,9 +137,8 @@ export class ResponseStore {
 
   private async call<T>(operation: () => Promise<T>): Promise<T> {
     if (this.redis === undefined) return operation();
-    if (!this.redis.available) throw unavailable();
     try {
-      return await this.redis.bounded(operation());
+      return await this.redis.call(operation);
     } catch {
       throw unavailable();
     }
