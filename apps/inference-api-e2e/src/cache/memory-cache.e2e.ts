@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import OpenAI from 'openai';
 import { type FakeUpstream, fakeReplyText, startFakeUpstream } from '@infer/model-providers/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -362,5 +363,37 @@ describe('response cache (in memory)', () => {
       expect(r.content).toBe(expectedReply(prompt));
     }
     expect(responses.filter((r) => r.xCache === 'MISS')).toHaveLength(1);
+  });
+
+  it('coalesces identical concurrent embeddings requests; the first client leaving does not fail the others', async () => {
+    upstream.configure({ latencyMs: 300 });
+    const input = [uniquePrompt('emb-burst-a'), uniquePrompt('emb-burst-b')];
+    const body = JSON.stringify({ model: 'm', input, encoding_format: 'float' });
+    const calls = () => upstream.requests.filter((r) => r.path.endsWith('/embeddings')).length;
+    // The first request leads the model call, then its client leaves while the call is under way.
+    const first = request(`${server.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+    first.on('error', () => undefined);
+    first.end(body);
+    await sleep(50);
+    const post = () => fetch(`${server.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const pending = Array.from({ length: 9 }, post);
+    await sleep(50);
+    first.destroy();
+    const responses = await Promise.all(pending);
+    upstream.configure({ latencyMs: 0 });
+    expect(calls()).toBe(1);
+    const bodies = await Promise.all(responses.map((r) => r.json() as Promise<{ data: Array<{ embedding: number[] }> }>));
+    for (const r of responses) {
+      expect(r.status).toBe(200);
+      expect([r.headers.get('x-cache'), r.headers.get('age')]).toEqual(['HIT', '0']);
+    }
+    for (const b of bodies) expect(b.data).toEqual(bodies[0]!.data);
+    expect(bodies[0]!.data).toHaveLength(2);
+    // Stored once the call ended: the next one is a HIT from the store, with the same vectors.
+    await sleep(20);
+    const after = await post();
+    expect(after.headers.get('x-cache')).toBe('HIT');
+    expect(((await after.json()) as { data: unknown }).data).toEqual(bodies[0]!.data);
+    expect(calls()).toBe(1);
   });
 });

@@ -1,5 +1,6 @@
 import type { EmbeddingResult, ModelRouter } from '@infer/model-providers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SignalClient } from '../common/client-link.js';
 import { loadAppConfig } from '../config/app-config.js';
 import type { ModelCatalog } from '../models/model-catalog.js';
 import { type EmbeddingJob, InferenceService } from '../openai/inference.service.js';
@@ -16,6 +17,12 @@ const inference = new InferenceService(
 const job = (body: Partial<EmbeddingBody> = {}): EmbeddingJob => inference.embeddingJob({ model: 'e', input: ['a', 'b'], ...body } as EmbeddingBody);
 const config = (env: Record<string, string> = {}) => loadAppConfig(env);
 const logger = () => ({ log: vi.fn(), warn: vi.fn(), debug: vi.fn() });
+/** A request's client that stays until `leave()`. */
+function clientOf() {
+  const controller = new AbortController();
+  return { client: new SignalClient(controller.signal), leave: () => controller.abort() };
+}
+const stays = () => clientOf().client;
 
 /** A provider call that counts itself and answers vectors derived from the inputs. */
 function upstreamFor(j: EmbeddingJob) {
@@ -80,16 +87,16 @@ describe('EmbeddingsCache (in memory)', () => {
     const cache = await memoryCache();
     const j = job();
     const { calls, call } = upstreamFor(j);
-    const miss = await cache.embed(j, {}, call);
+    const miss = await cache.embed(j, {}, call, stays());
     expect(miss.headers).toEqual({ 'x-cache': 'MISS' });
     await new Promise((r) => setImmediate(r));
-    const hit = await cache.embed(job(), {}, call);
+    const hit = await cache.embed(job(), {}, call, stays());
     expect(hit.headers).toEqual({ 'x-cache': 'HIT', age: '0' });
     expect(hit.result).toEqual(miss.result);
     expect(calls.n).toBe(1);
     // no-cache refreshes; no-store bypasses.
-    expect((await cache.embed(job(), { 'cache-control': 'no-cache' }, call)).headers).toEqual({ 'x-cache': 'MISS' });
-    expect((await cache.embed(job(), { 'cache-control': 'no-store' }, call)).headers).toEqual({ 'x-cache': 'BYPASS' });
+    expect((await cache.embed(job(), { 'cache-control': 'no-cache' }, call, stays())).headers).toEqual({ 'x-cache': 'MISS' });
+    expect((await cache.embed(job(), { 'cache-control': 'no-store' }, call, stays())).headers).toEqual({ 'x-cache': 'BYPASS' });
     expect(calls.n).toBe(3);
   });
 
@@ -97,13 +104,14 @@ describe('EmbeddingsCache (in memory)', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const cache = await memoryCache({}, 10);
     const { calls, call } = upstreamFor(job());
-    await cache.embed(job(), {}, call);
-    await Promise.resolve();
+    await cache.embed(job(), {}, call, stays());
+    // The call stays joinable until its entry is stored (a few ticks).
+    await new Promise((r) => setImmediate(r));
     vi.setSystemTime(Date.now() + 4_000);
-    expect((await cache.embed(job(), {}, call)).headers).toEqual({ 'x-cache': 'HIT', age: '4' });
-    expect((await cache.embed(job(), { 'cache-control': 'max-age=3' }, call)).headers).toEqual({ 'x-cache': 'MISS' });
+    expect((await cache.embed(job(), {}, call, stays())).headers).toEqual({ 'x-cache': 'HIT', age: '4' });
+    expect((await cache.embed(job(), { 'cache-control': 'max-age=3' }, call, stays())).headers).toEqual({ 'x-cache': 'MISS' });
     vi.setSystemTime(Date.now() + 11_000);
-    expect((await cache.embed(job({ input: ['z'] }), {}, call)).headers).toEqual({ 'x-cache': 'MISS' });
+    expect((await cache.embed(job({ input: ['z'] }), {}, call, stays())).headers).toEqual({ 'x-cache': 'MISS' });
     expect(calls.n).toBe(3);
   });
 
@@ -113,15 +121,126 @@ describe('EmbeddingsCache (in memory)', () => {
     const oneEntry = embeddingsEntrySize({ v: 1, embeddings: vectorsOf(wide(4, 100)).embeddings, promptTokens: 1, createdAt: 0 });
     const cache = await memoryCache({ CACHE_EMBEDDINGS_MAX_BYTES: String(Math.floor(oneEntry * 2.5)) });
     const jobs = [wide(4, 100), { ...wide(4, 100), model: 'x' }, { ...wide(4, 100), model: 'y' }] as EmbeddingJob[];
-    for (const j of jobs) await cache.embed(j, {}, () => Promise.resolve(vectorsOf(j)));
+    for (const j of jobs) await cache.embed(j, {}, () => Promise.resolve(vectorsOf(j)), stays());
     await new Promise((r) => setImmediate(r));
-    const status = async (j: EmbeddingJob) => (await cache.embed(j, {}, () => Promise.resolve(vectorsOf(j)))).headers?.['x-cache'];
+    const status = async (j: EmbeddingJob) => (await cache.embed(j, {}, () => Promise.resolve(vectorsOf(j)), stays())).headers?.['x-cache'];
     // Room for two: the last two are there, the first was pushed out (newest first: a miss stores again).
     expect([await status(jobs[2]!), await status(jobs[1]!), await status(jobs[0]!)]).toEqual(['HIT', 'HIT', 'MISS']);
     const huge = wide(8, 200);
-    await cache.embed(huge, {}, () => Promise.resolve(vectorsOf(huge)));
+    await cache.embed(huge, {}, () => Promise.resolve(vectorsOf(huge)), stays());
     await new Promise((r) => setImmediate(r));
-    expect((await cache.embed(huge, {}, () => Promise.resolve(vectorsOf(huge)))).headers).toEqual({ 'x-cache': 'MISS' });
+    expect((await cache.embed(huge, {}, () => Promise.resolve(vectorsOf(huge)), stays())).headers).toEqual({ 'x-cache': 'MISS' });
+  });
+});
+
+/** A model call that waits until `release()` (or `fail()`), recording the signal it was given. */
+function heldUpstream(j: EmbeddingJob) {
+  const state = { calls: 0, signals: [] as AbortSignal[] };
+  const settles: Array<{ resolve: (r: EmbeddingResult) => void; reject: (e: unknown) => void }> = [];
+  const call = (signal: AbortSignal): Promise<EmbeddingResult> => {
+    state.calls += 1;
+    state.signals.push(signal);
+    return new Promise<EmbeddingResult>((resolve, reject) => {
+      settles.push({ resolve, reject });
+      signal.addEventListener('abort', () => reject(new Error('aborted by the cache')), { once: true });
+    });
+  };
+  const release = () => {
+    for (const s of settles.splice(0)) s.resolve({ embeddings: j.request.input.map((t) => [t.length, 0.5]), usage: { promptTokens: 7 } });
+  };
+  const fail = (error: unknown) => {
+    for (const s of settles.splice(0)) s.reject(error);
+  };
+  return { state, call, release, fail };
+}
+
+describe('EmbeddingsCache single-flight (in this process)', () => {
+  it('identical concurrent requests share one model call: the first is a MISS, the others HIT with age 0', async () => {
+    const cache = await memoryCache();
+    const up = heldUpstream(job());
+    const pending = [0, 1, 2, 3].map(() => cache.embed(job(), {}, up.call, stays()));
+    await new Promise((r) => setImmediate(r));
+    expect(up.state.calls).toBe(1);
+    expect(cache.inFlight).toBe(1);
+    up.release();
+    const served = await Promise.all(pending);
+    expect(served.map((s) => s.headers)).toEqual([{ 'x-cache': 'MISS' }, ...Array(3).fill({ 'x-cache': 'HIT', age: '0' })]);
+    for (const s of served) expect(s.result).toEqual(served[0]!.result);
+    expect(cache.stats).toMatchObject({ misses: 1, coalesced: 3, hits: 0 });
+    await new Promise((r) => setImmediate(r));
+    expect(cache.inFlight).toBe(0);
+    // Stored: the next one is a HIT from the store, still one call.
+    expect((await cache.embed(job(), {}, up.call, stays())).headers).toEqual({ 'x-cache': 'HIT', age: '0' });
+    expect(up.state.calls).toBe(1);
+  });
+
+  it('the first client leaving does not abort the call while another request waits on it', async () => {
+    const cache = await memoryCache();
+    const up = heldUpstream(job());
+    const first = clientOf();
+    const leader = cache.embed(job(), {}, up.call, first.client);
+    const joined = cache.embed(job(), {}, up.call, stays());
+    await new Promise((r) => setImmediate(r));
+    first.leave();
+    await expect(leader).rejects.toMatchObject({ code: 'aborted' });
+    expect(up.state.signals[0]!.aborted).toBe(false);
+    up.release();
+    expect((await joined).headers).toEqual({ 'x-cache': 'HIT', age: '0' });
+    expect(up.state.calls).toBe(1);
+  });
+
+  it('the call is aborted once every request waiting on it is gone, and is not joined or stored after that', async () => {
+    const cache = await memoryCache();
+    const up = heldUpstream(job());
+    const a = clientOf();
+    const b = clientOf();
+    const pa = cache.embed(job(), {}, up.call, a.client);
+    const pb = cache.embed(job(), {}, up.call, b.client);
+    await new Promise((r) => setImmediate(r));
+    a.leave();
+    b.leave();
+    await expect(pa).rejects.toMatchObject({ code: 'aborted' });
+    await expect(pb).rejects.toMatchObject({ code: 'aborted' });
+    expect(up.state.signals[0]!.aborted).toBe(true);
+    expect(cache.inFlight).toBe(0);
+    // A new request makes a new call.
+    const again = cache.embed(job(), {}, up.call, stays());
+    await new Promise((r) => setImmediate(r));
+    expect(up.state.calls).toBe(2);
+    up.release();
+    expect((await again).headers).toEqual({ 'x-cache': 'MISS' });
+  });
+
+  it("a failed call fails every request waiting on it, stores nothing, and the next request calls again", async () => {
+    const cache = await memoryCache();
+    const up = heldUpstream(job());
+    const pending = [cache.embed(job(), {}, up.call, stays()), cache.embed(job(), {}, up.call, stays())];
+    await new Promise((r) => setImmediate(r));
+    const boom = new Error('upstream down');
+    up.fail(boom);
+    for (const p of pending) await expect(p).rejects.toBe(boom);
+    await new Promise((r) => setImmediate(r));
+    expect(cache.inFlight).toBe(0);
+    const next = cache.embed(job(), {}, up.call, stays());
+    await new Promise((r) => setImmediate(r));
+    expect(up.state.calls).toBe(2);
+    up.release();
+    expect((await next).headers).toEqual({ 'x-cache': 'MISS' });
+  });
+
+  it('a no-cache request does not join the call in flight; other inputs never do', async () => {
+    const cache = await memoryCache();
+    const up = heldUpstream(job());
+    const other = heldUpstream(job({ input: ['c'] }));
+    const pending = [cache.embed(job(), {}, up.call, stays())];
+    await new Promise((r) => setImmediate(r));
+    pending.push(cache.embed(job(), { 'cache-control': 'no-cache' }, up.call, stays()), cache.embed(job({ input: ['c'] }), {}, other.call, stays()));
+    await new Promise((r) => setImmediate(r));
+    expect(up.state.calls).toBe(2);
+    expect(other.state.calls).toBe(1);
+    up.release();
+    other.release();
+    await Promise.all(pending);
   });
 });
 
@@ -130,8 +249,11 @@ describe('EmbeddingsCache on Redis that is unavailable', () => {
     const redis = { available: false, call: () => Promise.reject(new Error('Redis is unavailable')) } as unknown as RedisConnection;
     const cache = await createEmbeddingsCache(config({ REDIS_URL: 'redis://127.0.0.1:1' }), redis, () => undefined, logger());
     const { calls, call } = upstreamFor(job());
-    expect((await cache!.embed(job(), {}, call)).headers).toEqual({ 'x-cache': 'MISS' });
-    expect((await cache!.embed(job(), {}, call)).headers).toEqual({ 'x-cache': 'MISS' });
+    expect((await cache!.embed(job(), {}, call, stays())).headers).toEqual({ 'x-cache': 'MISS' });
+    // Once the store has been tried (and failed), the next identical request calls the model again.
+    await new Promise((r) => setImmediate(r));
+    expect(cache!.inFlight).toBe(0);
+    expect((await cache!.embed(job(), {}, call, stays())).headers).toEqual({ 'x-cache': 'MISS' });
     expect(calls.n).toBe(2);
     expect(cache!.description).toContain('on Redis');
   });

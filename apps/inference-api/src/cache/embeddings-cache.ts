@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { EmbeddingResult } from '@infer/model-providers';
+import { abortedError, type EmbeddingResult } from '@infer/model-providers';
 import type { Keyv } from 'keyv';
+import { abortControllers } from '../common/abort-pool.js';
+import type { CacheClient } from '../common/client-link.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { EmbeddingJob } from '../openai/inference.service.js';
 import { boundedMemoryKeyv } from './bounded-memory-store.js';
@@ -41,40 +43,82 @@ export interface EmbeddingsCacheOptions {
  * `age`), every request cacheable since embeddings are deterministic. Its own store, so large
  * vectors never evict generations: Keyv on an LRU bounded by bytes (CACHE_EMBEDDINGS_MAX_BYTES) in
  * this process, or on Redis (`infer:embeddings::<key>`). Any store failure is a miss, never an error.
- * No single-flight: identical concurrent requests each call the model.
+ * Single-flight in this process: an identical request that comes while the model computes the
+ * vectors joins that call (`x-cache: HIT`, `age: 0`) instead of making its own; the call is aborted
+ * only when every request waiting on it is gone. Processes do not coalesce with each other here.
  */
 export class EmbeddingsCache {
   /** Counters for /metrics and tests. */
-  readonly stats = { hits: 0, misses: 0, bypasses: 0, storeErrors: 0 };
+  readonly stats = { hits: 0, misses: 0, coalesced: 0, bypasses: 0, storeErrors: 0 };
   readonly description: string;
   private readonly options: EmbeddingsCacheOptions;
+  /** Calls in flight by cache key, until their entry is stored. */
+  private readonly flights = new Map<string, EmbeddingsFlight>();
 
   constructor(options: EmbeddingsCacheOptions) {
     this.options = options;
     this.description = options.description;
   }
 
-  async embed(job: EmbeddingJob, headers: IncomingHttpHeaders, upstream: () => Promise<EmbeddingResult>): Promise<ServedEmbeddings> {
+  /** Embeddings in flight that identical requests can join (tests, shutdown logs). */
+  get inFlight(): number {
+    return this.flights.size;
+  }
+
+  /**
+   * The vectors for `job`: from the store, from an identical call in flight, or from `upstream`
+   * (given the signal to abort it with). `client` is the request's: its leaving stops its wait,
+   * and the call once nobody waits for it.
+   */
+  async embed(
+    job: EmbeddingJob,
+    headers: IncomingHttpHeaders,
+    upstream: (signal: AbortSignal) => Promise<EmbeddingResult>,
+    client: CacheClient,
+  ): Promise<ServedEmbeddings> {
     const { config, modelTtlSeconds } = this.options;
     const plan = planEmbeddings(job, headers, config, config.enabled ? modelTtlSeconds(job.model) : undefined);
-    if (plan.mode === 'off') return { result: await upstream(), headers: undefined };
+    if (plan.mode === 'off') return { result: await upstream(client.signal), headers: undefined };
     if (plan.mode === 'bypass') {
       this.stats.bypasses += 1;
-      return { result: await upstream(), headers: BYPASS_HEADERS };
+      return { result: await upstream(client.signal), headers: BYPASS_HEADERS };
     }
+    const { key } = plan;
     if (!plan.refresh) {
-      const entry = await this.read(plan.key, job.request.input.length);
-      if (entry !== undefined && (plan.maxAgeMs === undefined || Date.now() - entry.createdAt <= plan.maxAgeMs)) {
-        this.stats.hits += 1;
-        return { result: { embeddings: entry.embeddings, usage: { promptTokens: entry.promptTokens } }, headers: hitHeaders(entry) };
+      let running = this.flights.get(key);
+      if (running === undefined) {
+        const entry = await this.read(key, job.request.input.length);
+        if (entry !== undefined && (plan.maxAgeMs === undefined || Date.now() - entry.createdAt <= plan.maxAgeMs)) {
+          this.stats.hits += 1;
+          return { result: { embeddings: entry.embeddings, usage: { promptTokens: entry.promptTokens } }, headers: hitHeaders(entry) };
+        }
+        // Another request may have started the call while the store was read.
+        running = this.flights.get(key);
+      }
+      if (running !== undefined) {
+        this.stats.coalesced += 1;
+        return { result: await running.join(client), headers: hitHeaders(undefined) };
       }
     }
     this.stats.misses += 1;
-    const result = await upstream();
-    const entry: EmbeddingsEntry = { v: 1, embeddings: result.embeddings, promptTokens: result.usage.promptTokens, createdAt: Date.now() };
-    // Not awaited: the answer does not wait for the store.
-    void this.write(plan.key, entry, plan.ttlMs);
-    return { result, headers: MISS_HEADERS };
+    const controller = client.adopt?.() ?? abortControllers.acquire();
+    const flight = new EmbeddingsFlight(controller, upstream, () => this.forget(key, flight));
+    this.flights.set(key, flight);
+    // The answer does not wait for the store; the call stays joinable until the entry is there.
+    flight.result
+      .then(
+        (result) => this.write(key, { v: 1, embeddings: result.embeddings, promptTokens: result.usage.promptTokens, createdAt: Date.now() }, plan.ttlMs),
+        noop,
+      )
+      .finally(() => {
+        this.forget(key, flight);
+        abortControllers.release(controller);
+      });
+    return { result: await flight.join(client), headers: MISS_HEADERS };
+  }
+
+  private forget(key: string, flight: EmbeddingsFlight): void {
+    if (this.flights.get(key) === flight) this.flights.delete(key);
   }
 
   private async read(key: string, inputs: number): Promise<EmbeddingsEntry | undefined> {
@@ -103,6 +147,69 @@ export class EmbeddingsCache {
   private call<T>(operation: () => Promise<T>): Promise<T> {
     const redis = this.options.redis;
     return redis === undefined ? operation() : redis.call(operation);
+  }
+}
+
+const noop = () => undefined;
+
+/**
+ * One embeddings call shared by the identical requests that join it. Its AbortController is its
+ * own (lent by the first request's client, or from the pool): it is aborted when the last request
+ * waiting on the call is gone, so one client leaving does not fail the others.
+ */
+class EmbeddingsFlight {
+  readonly result: Promise<EmbeddingResult>;
+  private consumers = 0;
+  private settled = false;
+
+  constructor(
+    private readonly controller: AbortController,
+    upstream: (signal: AbortSignal) => Promise<EmbeddingResult>,
+    private readonly onAbandon: () => void,
+  ) {
+    this.result = upstream(controller.signal);
+    const settle = () => {
+      this.settled = true;
+    };
+    this.result.then(settle, settle);
+  }
+
+  /** Waits for the call on behalf of `client`; rejects as aborted if the client leaves first. */
+  join(client: CacheClient): Promise<EmbeddingResult> {
+    this.consumers += 1;
+    return new Promise<EmbeddingResult>((resolve, reject) => {
+      let waiting = true;
+      const unregister = client.onGone(() => {
+        if (!waiting) return;
+        waiting = false;
+        this.leave();
+        reject(abortedError());
+      });
+      this.result.then(
+        (result) => {
+          if (!waiting) return;
+          waiting = false;
+          unregister();
+          this.consumers -= 1;
+          resolve(result);
+        },
+        (error: unknown) => {
+          if (!waiting) return;
+          waiting = false;
+          unregister();
+          this.consumers -= 1;
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private leave(): void {
+    this.consumers -= 1;
+    if (this.consumers === 0 && !this.settled) {
+      this.controller.abort();
+      this.onAbandon();
+    }
   }
 }
 

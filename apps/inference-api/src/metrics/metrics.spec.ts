@@ -10,7 +10,7 @@ const quiet = { log: () => undefined, warn: () => undefined };
 function sources(): MetricsSources & { cache: { stats: Record<string, number>; inFlight: number } } {
   return {
     cache: { enabled: true, inFlight: 2, stats: { hits: 5, misses: 3, bypasses: 1, coalesced: 4, storeErrors: 0 } },
-    embeddings: { stats: { hits: 7, misses: 2, bypasses: 1, storeErrors: 0 } },
+    embeddings: { stats: { hits: 7, misses: 2, coalesced: 4, bypasses: 1, storeErrors: 0 } },
     router: {
       models: () => ['m'],
       status: () => [
@@ -36,6 +36,7 @@ describe('metrics', () => {
     expect(value(text, 'infer_cache_generations_in_flight{instance="host:1"}')).toBe(2);
     expect(value(text, 'infer_embeddings_cache_requests_total{result="hit",instance="host:1"}')).toBe(7);
     expect(value(text, 'infer_embeddings_cache_requests_total{result="miss",instance="host:1"}')).toBe(2);
+    expect(value(text, 'infer_embeddings_cache_requests_total{result="coalesced",instance="host:1"}')).toBe(4);
     expect(value(text, 'infer_deployment_outstanding_requests{model="m",deployment="m#0",instance="host:1"}')).toBe(3);
     expect(value(text, 'infer_deployment_cooldown_seconds{model="m",deployment="m#1",instance="host:1"}')).toBe(2.5);
     expect(value(text, 'infer_deployment_consecutive_failures{model="m",deployment="m#1",instance="host:1"}')).toBe(2);

@@ -51,7 +51,7 @@ export function createMetricsRegistry(instance: string, sources: MetricsSources)
   });
   new Counter({
     name: 'infer_embeddings_cache_requests_total',
-    help: 'Embeddings requests the embeddings cache decided on, by result: hit, miss, bypass.',
+    help: 'Embeddings requests the embeddings cache decided on, by result: hit, miss (led a model call), coalesced (joined one in flight), bypass.',
     labelNames: ['result'],
     registers: [registry],
     collect() {
@@ -60,6 +60,7 @@ export function createMetricsRegistry(instance: string, sources: MetricsSources)
       if (stats === undefined) return;
       this.inc({ result: 'hit' }, stats.hits);
       this.inc({ result: 'miss' }, stats.misses);
+      this.inc({ result: 'coalesced' }, stats.coalesced);
       this.inc({ result: 'bypass' }, stats.bypasses);
     },
   });

@@ -51,13 +51,13 @@ export class EmbeddingsRoutes implements OnModuleInit {
 
   private async embeddings(body: EmbeddingBody, reply: FastifyReply): Promise<unknown> {
     const job = this.inference.embeddingJob(body);
-    const upstream = () => this.inference.embed(job, new ResponseClient(reply.raw).signal);
+    const client = new ResponseClient(reply.raw);
     let result: EmbeddingResult;
     let hit = false;
     if (this.cache === null) {
-      result = await upstream();
+      result = await this.inference.embed(job, client.signal);
     } else {
-      const served = await this.cache.embed(job, reply.request.headers, upstream);
+      const served = await this.cache.embed(job, reply.request.headers, (signal) => this.inference.embed(job, signal), client);
       result = served.result;
       if (served.headers !== undefined) {
         reply.headers(served.headers);
