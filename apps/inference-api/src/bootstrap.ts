@@ -91,7 +91,8 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
     // @fastify/cors through Nest; preflights are answered before the API-key check (they carry no key).
     app.enableCors({
       origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins],
-      methods: ['GET', 'POST', 'OPTIONS'],
+      // DELETE: a browser client removing a stored response (DELETE /v1/responses/{id}).
+      methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
       exposedHeaders: [
         'x-request-id',
         'x-served-by',

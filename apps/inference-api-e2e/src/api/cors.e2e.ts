@@ -31,6 +31,13 @@ describe('CORS', () => {
     expect(res.headers.get('access-control-allow-origin')).toBe(allowed);
     expect(res.headers.get('access-control-allow-methods')).toContain('POST');
     expect(res.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('authorization');
+    // A browser client may delete a stored response.
+    const del = await fetch(`${server.url}/v1/responses/resp_x`, {
+      method: 'OPTIONS',
+      headers: { origin: allowed, 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'authorization' },
+    });
+    expect(del.status).toBe(204);
+    expect(del.headers.get('access-control-allow-methods')).toContain('DELETE');
   });
 
   it('marks responses to allowed origins, exposes the cache and request-id headers, and not others', async () => {
