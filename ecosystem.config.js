@@ -107,6 +107,8 @@ export const apps = [
       INSTANCE_ID: 'model-node',
       // Clients authenticate at the gateway; the model node listens on loopback for the gateway only.
       API_KEYS: '',
+      // Clients are rate-limited at the gateway; here every request would come from one client (the gateway).
+      RATE_LIMIT_RPM: '0',
       // Its metrics, if wanted, on a port of its own (the gateway's workers use METRICS_PORT + 0, 1, ...).
       METRICS_PORT: env.MODEL_NODE_METRICS_PORT ?? '',
     },
