@@ -19,7 +19,7 @@
 // Everything the stack starts keeps running after `up` returns (daemons, detached processes);
 // its state, logs and configs live in --dir (default tmp/stack). Requires the build (npm run build).
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -43,6 +43,8 @@ const USAGE = `Usage: node tools/stack/stack.mjs <up|down|status> [options]
 `;
 
 const API_MAIN = join(repoRoot, 'apps/inference-api/dist/main.js');
+/** The API's V8 flags (`nodeArgs` in its package.json), passed by every launcher. */
+const API_NODE_ARGS = JSON.parse(readFileSync(join(repoRoot, 'apps/inference-api/package.json'), 'utf8')).nodeArgs;
 const PM2_BIN = join(repoRoot, 'node_modules/pm2/bin/pm2');
 
 function parse(argv) {
@@ -248,7 +250,7 @@ async function up(o) {
   } else {
     const start = (name, port, extra) => {
       const out = openSync(join(logs, `${name}.log`), 'a');
-      const child = spawn(process.execPath, ['--enable-source-maps', API_MAIN], {
+      const child = spawn(process.execPath, ['--enable-source-maps', ...API_NODE_ARGS, API_MAIN], {
         cwd: repoRoot,
         env: { ...apiEnv, PORT: String(port), INSTANCE_ID: name, ...extra },
         stdio: ['ignore', out, out],

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +105,16 @@ describe('tools/stack', () => {
     const items = (await (await fetch(`${url}/v1/responses/${previous}/input_items?limit=100`)).json()) as { data: unknown[] };
     // Six inputs and the five outputs before the last.
     expect(items.data).toHaveLength(11);
+
+    if (mode === 'procs') {
+      // The instances run with the API's V8 flags (nodeArgs), as npm start and PM2 run it.
+      const { nodeArgs } = JSON.parse(await readFile(join(repoRoot, 'apps/inference-api/package.json'), 'utf8')) as { nodeArgs: string[] };
+      const state = JSON.parse(await readFile(join(stackDir, 'stack.json'), 'utf8')) as { pids: Record<string, number> };
+      for (const name of ['api-1', 'api-2']) {
+        const argv = (await readFile(`/proc/${state.pids[name]}/cmdline`, 'utf8')).split('\0');
+        for (const flag of nodeArgs) expect(argv, name).toContain(flag);
+      }
+    }
 
     const status = await stack(['status', '--dir', stackDir]);
     expect(status.output).toContain(`nginx :${nginxPort} ready=200`);
