@@ -45,7 +45,7 @@ const PASSED = [
   'HOST', 'MODELS_DIR', 'DEFAULT_MODEL_THREADS', 'PREDICT_MODEL', 'PREDICT_MAX_TOKENS', 'LOG_LEVEL', 'LOG_REQUESTS',
   'BODY_LIMIT_BYTES', 'TRUST_PROXY', 'REDIS_URL', 'REDIS_TIMEOUT_MS', 'REDIS_REQUIRED', 'CACHE_ENABLED',
   'CACHE_TTL_SECONDS', 'CACHE_MAX_TTL_SECONDS', 'CACHE_MAX_ENTRIES', 'CACHE_NONDETERMINISTIC', 'CACHE_NAMESPACE',
-  'CACHE_NAMESPACE_HEADER', 'COALESCE_WAIT_MS', 'CACHE_EMBEDDINGS', 'CACHE_EMBEDDINGS_MAX_BYTES', 'API_KEYS', 'METRICS_PORT', 'METRICS_HOST',
+  'CACHE_NAMESPACE_HEADER', 'COALESCE_WAIT_MS', 'CACHE_EMBEDDINGS', 'CACHE_EMBEDDINGS_MAX_BYTES', 'API_KEYS', 'API_KEYS_FILE', 'METRICS_PORT', 'METRICS_HOST',
   'CORS_ORIGINS', 'RATE_LIMIT_RPM', 'RESPONSES_STORE_ENABLED', 'RESPONSES_STORE_TTL_SECONDS', 'RESPONSES_STORE_MAX_ENTRIES',
   'RESPONSES_STORE_MAX_BYTES',
 ];
@@ -107,6 +107,7 @@ export const apps = [
       INSTANCE_ID: 'model-node',
       // Clients authenticate at the gateway; the model node listens on loopback for the gateway only.
       API_KEYS: '',
+      API_KEYS_FILE: '',
       // Clients are rate-limited at the gateway; here every request would come from one client (the gateway).
       RATE_LIMIT_RPM: '0',
       // Its metrics, if wanted, on a port of its own (the gateway's workers use METRICS_PORT + 0, 1, ...).

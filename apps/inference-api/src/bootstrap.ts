@@ -7,10 +7,12 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import { AppModule } from './app.module.js';
 import { REDIS_CONNECTION } from './cache/response-cache.module.js';
 import type { RedisConnection } from './cache/redis-connection.js';
-import { registerApiKeyHook } from './common/api-keys.js';
-import { RateLimiter, registerRateLimitHook } from './common/rate-limit.js';
+import { registerApiKeyHook, registerModelAccessHook } from './common/api-keys.js';
+import { RATE_LIMITED_ROUTES, RateLimiter, registerRateLimitHook } from './common/rate-limit.js';
 import { LazyRequestLogger } from './common/lazy-request-logger.js';
-import type { AppConfig } from './config/app-config.js';
+import { type AppConfig, ConfigValidationError } from './config/app-config.js';
+import type { ModelCatalog } from './models/model-catalog.js';
+import { MODEL_CATALOG } from './models/models.tokens.js';
 import { registerOpenApiRoutes } from './openapi.js';
 
 /** Paths never written to logs: credentials and prompt/completion bodies. */
@@ -107,10 +109,23 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
     });
   }
   if (config.apiKeys.length > 0) registerApiKeyHook(fastify, config.apiKeys);
-  if (config.rateLimitRpm > 0) {
+  if (config.rateLimitRpm > 0 || config.apiKeys.some((key) => (key.rpm ?? 0) > 0)) {
     // After the API-key hook: a request without a valid key is refused before it is counted.
     const redis = app.get<symbol, RedisConnection | null>(REDIS_CONNECTION, { strict: false });
-    registerRateLimitHook(fastify, new RateLimiter(config.rateLimitRpm, redis ?? undefined), config.apiKeys.length > 0);
+    registerRateLimitHook(fastify, new RateLimiter(config.rateLimitRpm, redis ?? undefined));
+  }
+  if (config.apiKeys.some((key) => key.models !== undefined)) {
+    const catalog = app.get<symbol, ModelCatalog>(MODEL_CATALOG);
+    for (const key of config.apiKeys) {
+      for (const model of key.models ?? []) {
+        if (!catalog.get(model)) {
+          throw new ConfigValidationError(
+            `Invalid configuration: API_KEYS_FILE: key "${key.name ?? '?'}" lists the model "${model}", which the models file does not serve (${catalog.list.data.map((m) => m.id).join(', ')})`,
+          );
+        }
+      }
+    }
+    registerModelAccessHook(fastify, RATE_LIMITED_ROUTES, config.predictModel ?? catalog.defaultModel);
   }
   registerOpenApiRoutes(app, { apiKeys: config.apiKeys.length > 0 });
   await app.init();

@@ -37,6 +37,7 @@ describe('ecosystem.config.js', () => {
     // The model node is internal: no client keys, no cache, its own models file.
     const modelNode = apps.find((app) => app.name === 'model-node');
     expect(modelNode!.env['API_KEYS']).toBe('');
+    expect(modelNode!.env['API_KEYS_FILE']).toBe('');
     expect(modelNode!.env['RATE_LIMIT_RPM']).toBe('0');
     expect(modelNode!.env['METRICS_PORT']).toBe('');
     expect(modelNode!.env['CACHE_ENABLED']).toBe('false');

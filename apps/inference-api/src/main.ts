@@ -28,6 +28,11 @@ async function main(): Promise<void> {
     // PM2 wait_ready: we are serving.
     process.send?.('ready');
   } catch (error) {
+    // A configuration that only the built app can check (e.g. API_KEYS_FILE against the models): as above.
+    if (error instanceof ConfigValidationError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
     logger.fatal({ err: error }, `inference-api failed to start: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   }

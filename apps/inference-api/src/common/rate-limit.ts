@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RedisConnection } from '../cache/redis-connection.js';
 import { ApiError } from './api-error.js';
-import { keyDigest, presentedKey } from './api-keys.js';
+import './api-keys.js';
 import { replyWithError } from './error-reply.js';
 
 /** The routes RATE_LIMIT_RPM counts: the ones that run a model (not /v1/models, health or docs). */
@@ -66,38 +66,42 @@ export class RateLimiter {
 }
 
 /**
- * Who a request counts for: with API_KEYS (`byKey`), its key (checked by then; a digest, never the
- * key itself); otherwise its address (TRUST_PROXY decides which): an unchecked key would let a
- * client make up a new one for every request.
+ * Who a request counts for: with API keys, its key (checked by the key hook by then; its digest,
+ * never the key itself); otherwise its address (TRUST_PROXY decides which): an unchecked key would
+ * let a client make up a new one for every request.
  */
-export function rateLimitClient(request: FastifyRequest, byKey: boolean): string {
-  const key = byKey ? presentedKey(request.headers) : undefined;
-  return key === undefined ? `ip:${request.ip}` : `key:${keyDigest(key)}`;
+export function rateLimitClient(request: FastifyRequest): string {
+  const key = request.apiKey;
+  return key ? `key:${key.digest}` : `ip:${request.ip}`;
 }
 
 /**
- * RATE_LIMIT_RPM: an `onRequest` hook (after the API-key check, before the body is read) on the
- * inference routes, registered only when a limit is set. Every answer carries OpenAI's headers
- * (`x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests`, `x-ratelimit-reset-requests`);
- * over the limit the answer is OpenAI's 429 (`type: "requests"`, `code: "rate_limit_exceeded"`)
- * with `retry-after`.
+ * RATE_LIMIT_RPM, and the `rpm` of named keys (API_KEYS_FILE): an `onRequest` hook (after the
+ * API-key check, before the body is read) on the inference routes, registered only when a limit is
+ * set somewhere. A request's limit is its key's `rpm` if it has one, else RATE_LIMIT_RPM (0: none).
+ * Every limited answer carries OpenAI's headers (`x-ratelimit-limit-requests`,
+ * `x-ratelimit-remaining-requests`, `x-ratelimit-reset-requests`); over the limit the answer is
+ * OpenAI's 429 (`type: "requests"`, `code: "rate_limit_exceeded"`) with `retry-after`.
  */
-export function registerRateLimitHook(fastify: FastifyInstance, limiter: RateLimiter, byKey: boolean): void {
-  const limit = String(limiter.limit);
+export function registerRateLimitHook(fastify: FastifyInstance, limiter: RateLimiter): void {
+  const defaultLimit = String(limiter.limit);
   fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const route = request.routeOptions.url;
     if (route === undefined || !RATE_LIMITED_ROUTES.has(route)) return;
-    const { count, resetAt } = await limiter.hit(rateLimitClient(request, byKey));
+    const rpm = request.apiKey?.rpm;
+    const limit = rpm ?? limiter.limit;
+    if (limit === 0) return;
+    const { count, resetAt } = await limiter.hit(rateLimitClient(request));
     const resetSeconds = Math.max(1, Math.ceil((resetAt - Date.now()) / 1000));
-    reply.header('x-ratelimit-limit-requests', limit);
-    reply.header('x-ratelimit-remaining-requests', String(Math.max(0, limiter.limit - count)));
+    reply.header('x-ratelimit-limit-requests', rpm === undefined ? defaultLimit : String(rpm));
+    reply.header('x-ratelimit-remaining-requests', String(Math.max(0, limit - count)));
     reply.header('x-ratelimit-reset-requests', `${resetSeconds}s`);
-    if (count <= limiter.limit) return;
+    if (count <= limit) return;
     reply.header('retry-after', String(resetSeconds));
     replyWithError(
       new ApiError(
         429,
-        `Rate limit reached for requests per minute (RPM): limit ${limiter.limit}, used ${count - 1}. Try again in ${resetSeconds}s.`,
+        `Rate limit reached for requests per minute (RPM): limit ${limit}, used ${count - 1}. Try again in ${resetSeconds}s.`,
         'requests',
         'rate_limit_exceeded',
       ),

@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { anonymousKeys, keyDigest } from '../common/api-keys.js';
 import { ConfigValidationError, loadAppConfig } from './app-config.js';
 
 describe('loadAppConfig', () => {
@@ -22,7 +26,7 @@ describe('loadAppConfig', () => {
 
   it('reads API_KEYS as a list, and never shows it in an error', () => {
     expect(loadAppConfig({}).apiKeys).toEqual([]);
-    expect(loadAppConfig({ API_KEYS: ' sk-one, sk-two ,sk-one,' }).apiKeys).toEqual(['sk-one', 'sk-two']);
+    expect(loadAppConfig({ API_KEYS: ' sk-one, sk-two ,sk-one,' }).apiKeys).toEqual(anonymousKeys(['sk-one', 'sk-two']));
     expect(() => loadAppConfig({ API_KEYS: 'sk-one,sk two' })).toThrow(/API_KEYS must be keys without spaces, separated by commas \(value not shown\)/);
     expect(() => loadAppConfig({ API_KEYS: 'sk-secret,,x' })).toThrow(ConfigValidationError);
     try {
@@ -30,6 +34,21 @@ describe('loadAppConfig', () => {
     } catch (e) {
       expect((e as Error).message).not.toContain('sk-secret');
     }
+  });
+
+  it('adds the named keys of API_KEYS_FILE (a key in both is the named one); a bad or missing file fails the boot', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keys-'));
+    const file = join(dir, 'keys.yaml');
+    writeFileSync(file, 'keys:\n  - name: team\n    key: sk-shared-key\n    rpm: 3\n');
+    const keys = loadAppConfig({ API_KEYS: 'sk-anon-key,sk-shared-key', API_KEYS_FILE: file }).apiKeys;
+    expect(keys.map((k) => [k.name, k.digest, k.rpm])).toEqual([
+      [undefined, keyDigest('sk-anon-key'), undefined],
+      ['team', keyDigest('sk-shared-key'), 3],
+    ]);
+    expect(() => loadAppConfig({ API_KEYS_FILE: join(dir, 'missing.yaml') })).toThrow(/Invalid configuration: API_KEYS_FILE .*missing\.yaml cannot be read \(ENOENT\)/);
+    writeFileSync(file, 'keys:\n  - name: team\n    key: sk-secret-key\n    rpm: many\n');
+    expect(() => loadAppConfig({ API_KEYS_FILE: file })).toThrow(ConfigValidationError);
+    expect(() => loadAppConfig({ API_KEYS_FILE: file })).toThrow(/keys\[0\] \("team"\)\.rpm must be integer/);
   });
 
   it('gives each PM2 worker its own metrics port', () => {

@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
 import { Ajv } from 'ajv';
+import { ApiKeysFileError, loadApiKeysFile } from '../common/api-keys-file.js';
+import { type ApiKeyRecord, anonymousKeys } from '../common/api-keys.js';
 
 /**
  * Every environment variable the API reads, validated once at boot. Nothing else in the app
@@ -42,6 +44,7 @@ const envSchema = {
     NODE_APP_INSTANCE: { type: 'string' },
     CORS_ORIGINS: { type: 'string', pattern: '^(\\*|https?://[^\\s,]+(\\s*,\\s*https?://[^\\s,]+)*)$' },
     API_KEYS: { type: 'string', pattern: '^[^\\s,]+(\\s*,\\s*[^\\s,]+)*\\s*,?$' },
+    API_KEYS_FILE: { type: 'string', minLength: 1 },
     RATE_LIMIT_RPM: { type: 'integer', minimum: 0, default: 0 },
     RESPONSES_STORE_ENABLED: { type: 'boolean', default: true },
     RESPONSES_STORE_TTL_SECONDS: { type: 'integer', minimum: 1, default: 2_592_000 },
@@ -75,8 +78,11 @@ export interface AppConfig {
   readonly metrics: { readonly host: string; readonly port: number } | undefined;
   /** Browser origins allowed by CORS (CORS_ORIGINS): `*`, a list, or undefined (no CORS headers). */
   readonly corsOrigins: '*' | readonly string[] | undefined;
-  /** Keys accepted on /v1 and /predict (API_KEYS, comma-separated); empty: no authentication. */
-  readonly apiKeys: readonly string[];
+  /**
+   * Keys accepted on /v1 and /predict: API_KEYS (comma-separated, anonymous) and API_KEYS_FILE (named,
+   * with their own rate limits and model lists); empty: no authentication.
+   */
+  readonly apiKeys: readonly ApiKeyRecord[];
   /** Requests per minute per client (API key, else address) on the inference routes; 0: no limit. */
   readonly rateLimitRpm: number;
   readonly redis: { readonly url: string; readonly timeoutMs: number; readonly required: boolean } | undefined;
@@ -150,7 +156,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
     metrics,
     corsOrigins: parseCorsOrigins(v['CORS_ORIGINS']),
     rateLimitRpm: v['RATE_LIMIT_RPM'],
-    apiKeys: v['API_KEYS'] === undefined ? [] : [...new Set((v['API_KEYS'] as string).split(',').map((k) => k.trim()).filter((k) => k.length > 0))],
+    apiKeys: apiKeysOf(v['API_KEYS'], v['API_KEYS_FILE']),
     redis: redisUrl ? { url: redisUrl, timeoutMs: v['REDIS_TIMEOUT_MS'], required: v['REDIS_REQUIRED'] } : undefined,
     cache: {
       enabled: v['CACHE_ENABLED'],
@@ -171,6 +177,21 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       maxBytes: v['RESPONSES_STORE_MAX_BYTES'],
     },
   };
+}
+
+/** API_KEYS (anonymous) then API_KEYS_FILE (named: a key in both is the named one). */
+function apiKeysOf(list: string | undefined, file: string | undefined): ApiKeyRecord[] {
+  const anonymous = list === undefined ? [] : anonymousKeys([...new Set(list.split(',').map((k) => k.trim()).filter((k) => k.length > 0))]);
+  if (file === undefined) return anonymous;
+  let named: ApiKeyRecord[];
+  try {
+    named = loadApiKeysFile(file);
+  } catch (error) {
+    if (error instanceof ApiKeysFileError) throw new ConfigValidationError(`Invalid configuration: ${error.message}`);
+    throw error;
+  }
+  const digests = new Set(named.map((record) => record.digest));
+  return [...anonymous.filter((record) => !digests.has(record.digest)), ...named];
 }
 
 /** METRICS_PORT + the PM2 worker number (NODE_APP_INSTANCE, 0 outside PM2). */

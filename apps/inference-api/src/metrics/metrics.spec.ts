@@ -77,6 +77,22 @@ describe('metrics', () => {
     expect(value(text, 'infer_tokens_total{model="m",kind="prompt",source="upstream",instance="h"}')).toBe(53);
     expect(value(text, 'infer_tokens_total{model="m",kind="completion",source="upstream",instance="h"}')).toBe(13);
     expect(value(text, 'infer_tokens_total{model="m",kind="completion",source="cache",instance="h"}')).toBe(5);
+    // Nothing per key without named keys.
+    expect(text).not.toMatch(/^infer_key_tokens_total\{/m);
+  });
+
+  it('adds up the tokens of named API keys by key, model and kind (cache hits included)', async () => {
+    const registry = createMetricsRegistry('h', sources());
+    const usage = createUsageRecorder(registry);
+    usage.record('m', { promptTokens: 10, completionTokens: 5 }, false, 'team-a');
+    usage.record('m', { promptTokens: 10, completionTokens: 5 }, true, 'team-a');
+    usage.record('m', { promptTokens: 4, completionTokens: 1 }, false, 'team-b');
+    usage.record('m', { promptTokens: 100, completionTokens: 100 }, false);
+    const text = await registry.metrics();
+    expect(value(text, 'infer_key_tokens_total{key="team-a",model="m",kind="prompt",instance="h"}')).toBe(20);
+    expect(value(text, 'infer_key_tokens_total{key="team-a",model="m",kind="completion",instance="h"}')).toBe(10);
+    expect(value(text, 'infer_key_tokens_total{key="team-b",model="m",kind="prompt",instance="h"}')).toBe(4);
+    expect(value(text, 'infer_tokens_total{model="m",kind="prompt",source="upstream",instance="h"}')).toBe(114);
   });
 
   it('serves GET /metrics, and waits for a port another process still holds (pm2 reload)', async () => {

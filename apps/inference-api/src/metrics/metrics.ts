@@ -111,10 +111,18 @@ export function recordHttpMetrics(fastify: FastifyInstance, registry: Registry):
     buckets: DURATION_BUCKETS,
     registers: [registry],
   });
+  const keyRequests = new Counter({
+    name: 'infer_key_requests_total',
+    help: 'HTTP responses to requests made with a named API key (API_KEYS_FILE), by key name, route and status code.',
+    labelNames: ['key', 'route', 'status'],
+    registers: [registry],
+  });
   fastify.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? '(unmatched)';
     requests.inc({ method: request.method, route, status: reply.statusCode });
     duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    const key = request.apiKey?.name;
+    if (key !== undefined) keyRequests.inc({ key, route, status: reply.statusCode });
     done();
   });
 }
@@ -131,12 +139,22 @@ export function createUsageRecorder(registry: Registry): UsageRecorder {
     labelNames: ['model', 'kind', 'source'],
     registers: [registry],
   });
+  const keyTokens = new Counter({
+    name: 'infer_key_tokens_total',
+    help: 'Tokens of the completions answered to requests made with a named API key (API_KEYS_FILE), by key name, model and kind (prompt, completion).',
+    labelNames: ['key', 'model', 'kind'],
+    registers: [registry],
+  });
   return {
-    record(model, usage, fromCache) {
+    record(model, usage, fromCache, key) {
       const source = fromCache ? 'cache' : 'upstream';
       tokens.inc({ model, kind: 'prompt', source }, usage.promptTokens);
       tokens.inc({ model, kind: 'completion', source }, usage.completionTokens);
       if (usage.cachedPromptTokens !== undefined) tokens.inc({ model, kind: 'prompt_cached', source }, usage.cachedPromptTokens);
+      if (key !== undefined) {
+        keyTokens.inc({ key, model, kind: 'prompt' }, usage.promptTokens);
+        keyTokens.inc({ key, model, kind: 'completion' }, usage.completionTokens);
+      }
     },
   };
 }

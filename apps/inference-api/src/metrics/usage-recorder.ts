@@ -5,8 +5,11 @@ import type { TokenUsage } from '@infer/model-providers';
  * metrics module when METRICS_PORT is set; without it nothing is injected and nothing is recorded.
  */
 export interface UsageRecorder {
-  /** `fromCache`: answered by the response cache (a stored entry, or a generation another request led). */
-  record(model: string, usage: TokenUsage, fromCache: boolean): void;
+  /**
+   * `fromCache`: answered by the response cache (a stored entry, or a generation another request led).
+   * `key`: the name of the request's API key when it is a named one (API_KEYS_FILE).
+   */
+  record(model: string, usage: TokenUsage, fromCache: boolean, key?: string): void;
 }
 
 export const USAGE_RECORDER = Symbol.for('inference-api:usage-recorder');

@@ -50,7 +50,9 @@ export class CompletionResponder {
       const { parts, headers } = await this.stream(job, reply);
       const usage = this.usage;
       const onFinish =
-        usage === null ? undefined : (tokens: TokenUsage, sent: CacheHeaders | undefined) => usage.record(job.model, tokens, sent?.['x-cache'] === 'HIT');
+        usage === null
+          ? undefined
+          : (tokens: TokenUsage, sent: CacheHeaders | undefined) => usage.record(job.model, tokens, sent?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
       await writeSse(reply, parts, format, { includeUsage, headers, onFinish });
       return;
     }
@@ -67,12 +69,12 @@ export class CompletionResponder {
     const client = new ResponseClient(reply.raw);
     if (!this.cache.enabled) {
       const result = await this.inference.generate(job, client.signal);
-      this.usage?.record(job.model, result.usage, false);
+      this.usage?.record(job.model, result.usage, false, reply.request.apiKey?.name);
       return result;
     }
     const served = await this.cache.generate(job, reply.request.headers, this.upstream(job), client);
     if (served.headers) reply.headers(served.headers);
-    this.usage?.record(job.model, served.result.usage, served.headers?.['x-cache'] === 'HIT');
+    this.usage?.record(job.model, served.result.usage, served.headers?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
     return served.result;
   }
 
@@ -119,7 +121,9 @@ export class CompletionResponder {
       const headers = (): CacheHeaders | undefined =>
         combinedCacheHeaders(streams.map((s) => (typeof s.headers === 'function' ? s.headers() : s.headers)));
       const onFinish =
-        usage === null ? undefined : (tokens: TokenUsage, sent: CacheHeaders | undefined) => usage.record(job.model, tokens, sent?.['x-cache'] === 'HIT');
+        usage === null
+          ? undefined
+          : (tokens: TokenUsage, sent: CacheHeaders | undefined) => usage.record(job.model, tokens, sent?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
       const outcome = await writeSse(reply, mergeChoices(streams.map((s) => s.parts)), format, {
         includeUsage: flags.stream_options?.include_usage === true,
         headers,
@@ -148,7 +152,7 @@ export class CompletionResponder {
     const cacheHeaders = combinedCacheHeaders(served.map((s) => s.headers));
     if (cacheHeaders) reply.headers(cacheHeaders);
     const results = served.map((s) => s.result);
-    this.usage?.record(job.model, choicesUsage(results.map((r) => r.usage)), cacheHeaders?.['x-cache'] === 'HIT');
+    this.usage?.record(job.model, choicesUsage(results.map((r) => r.usage)), cacheHeaders?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
     const body =
       job.kind === 'chat'
         ? chatCompletionBodyOf(completionId('chatcmpl'), created, job.model, results)

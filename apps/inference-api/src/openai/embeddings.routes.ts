@@ -65,7 +65,7 @@ export class EmbeddingsRoutes implements OnModuleInit {
       }
     }
     const promptTokens = result.usage.promptTokens;
-    this.usage?.record(job.model, { promptTokens, completionTokens: 0 }, hit);
+    this.usage?.record(job.model, { promptTokens, completionTokens: 0 }, hit, reply.request.apiKey?.name);
     const base64 = job.encoding === 'base64';
     return {
       object: 'list',

@@ -1,7 +1,9 @@
-import { Controller, Get, Inject, Param } from '@nestjs/common';
+import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
 import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiDocs } from '../common/api-docs.js';
+import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../common/api-error.js';
+import { keyAllowsModel } from '../common/api-keys.js';
 import type { ModelCard, ModelCatalog } from '../models/model-catalog.js';
 import { MODEL_CATALOG } from '../models/models.tokens.js';
 import { modelListSchema, modelSchema, ref } from './openai.schemas.js';
@@ -14,8 +16,10 @@ export class ModelsController {
   @Get()
   @RouteSchema({ response: { 200: modelListSchema } })
   @ApiDocs((s) => [s.ApiOperation({ summary: 'List the models this server serves' }), s.ApiOkResponse({ schema: ref('ModelList') })])
-  list(): ModelCatalog['list'] {
-    return this.catalog.list;
+  list(@Req() request: FastifyRequest): ModelCatalog['list'] {
+    // A named key with a model list (API_KEYS_FILE) sees only those models.
+    if (request.apiKey?.models === undefined) return this.catalog.list;
+    return { object: 'list', data: this.catalog.list.data.filter((card) => keyAllowsModel(request, card.id)) };
   }
 
   @Get(':model')
@@ -26,9 +30,9 @@ export class ModelsController {
     s.ApiOkResponse({ schema: ref('Model') }),
     s.ApiNotFoundResponse({ description: 'Unknown model', schema: ref('ErrorResponse') }),
   ])
-  get(@Param('model') model: string): ModelCard {
+  get(@Param('model') model: string, @Req() request: FastifyRequest): ModelCard {
     const card = this.catalog.get(model);
-    if (!card) throw ApiError.modelNotFound(model);
+    if (!card || !keyAllowsModel(request, model)) throw ApiError.modelNotFound(model);
     return card;
   }
 }

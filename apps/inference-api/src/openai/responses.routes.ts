@@ -3,11 +3,8 @@ import type { StreamPart } from '@infer/model-providers';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorResponse, inferenceErrorResponses } from '../common/api-docs.js';
 import { ApiError } from '../common/api-error.js';
-import { keyDigest, presentedKey } from '../common/api-keys.js';
 import { mapError } from '../common/error-mapping.js';
 import { HotRoutes } from '../common/hot-routes.js';
-import type { AppConfig } from '../config/app-config.js';
-import { APP_CONFIG } from '../config/config.tokens.js';
 import { USAGE_RECORDER, type UsageRecorder } from '../metrics/usage-recorder.js';
 import { CompletionResponder } from './completion-responder.js';
 import { type InferenceJob, InferenceService } from './inference.service.js';
@@ -61,7 +58,6 @@ export class ResponsesRoutes implements OnModuleInit {
     private readonly routes: HotRoutes,
     private readonly inference: InferenceService,
     private readonly responder: CompletionResponder,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
     /** null: RESPONSES_STORE_ENABLED=false. */
     @Inject(RESPONSE_STORE) private readonly store: ResponseStore | null,
     /** Set with METRICS_PORT: told the token usage of every answer (JSON answers: by the responder). */
@@ -263,11 +259,15 @@ export class ResponsesRoutes implements OnModuleInit {
     return record;
   }
 
-  /** Who owns what this request stores or reads: its API key's digest when API_KEYS is set (the key hook has checked it). */
+  /**
+   * Who owns what this request stores or reads, with API keys (the key hook has checked the key): a
+   * named key (API_KEYS_FILE) by its name, so its responses stay its own when the key is rotated; a
+   * key of API_KEYS by its digest.
+   */
   private owner(request: FastifyRequest): string | null {
-    if (this.config.apiKeys.length === 0) return null;
-    const key = presentedKey(request.headers);
-    return key === undefined ? null : keyDigest(key);
+    const key = request.apiKey;
+    if (!key) return null;
+    return key.name === undefined ? key.digest : `name:${key.name}`;
   }
 
   /**
@@ -295,7 +295,7 @@ export class ResponsesRoutes implements OnModuleInit {
           frames = events.part(part);
         } else if (!finished) {
           finished = true;
-          this.usage?.record(job.model, part.usage, headers?.['x-cache'] === 'HIT');
+          this.usage?.record(job.model, part.usage, headers?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
           const end = events.finish(part.finishReason, part.usage);
           frames = end.frames + events.last(await this.save(end.response, target));
         }
