@@ -39,7 +39,7 @@ describe('named API keys (API_KEYS_FILE)', () => {
     );
     metricsPort = await freePort();
     server = await startApiServer({
-      env: { API_KEYS: 'sk-e2e-anon', API_KEYS_FILE: keysFile, CACHE_ENABLED: 'false', METRICS_PORT: String(metricsPort) },
+      env: { API_KEYS: 'sk-e2e-anon', API_KEYS_FILE: keysFile, CACHE_ENABLED: 'false', METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info' },
       modelsYaml: fakeModelsYaml(upstream.url, 'm1') + fakeModelsYaml(upstream.url, 'm2').replace('models:\n', ''),
     });
   });
@@ -116,6 +116,18 @@ describe('named API keys (API_KEYS_FILE)', () => {
     expect(value('infer_key_requests_total{key="wide",route="/v1/chat/completions",status="200",instance="' + instanceOf(text) + '"}')).toBeGreaterThanOrEqual(5);
     expect(value('infer_key_tokens_total{key="wide",model="m2",kind="completion",instance="' + instanceOf(text) + '"}')).toBe(4);
     expect(text).not.toContain('sk-e2e');
+  });
+
+  it("names the key in the request's log lines, never the key itself", async () => {
+    await chat('sk-e2e-wide', 'm1');
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = server
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"request completed"'));
+    expect(lines.some((line) => line.includes('"key":"wide"'))).toBe(true);
+    expect(lines.some((line) => line.includes('"key":"narrow"'))).toBe(true);
+    expect(server.output()).not.toContain('sk-e2e-');
   });
 
   it('stored responses belong to the key name that created them', async () => {

@@ -101,6 +101,12 @@ export function registerApiKeyHook(fastify: FastifyInstance, keys: readonly ApiK
     const result = apiKeys.find(request.headers);
     if (typeof result !== 'string') {
       request.apiKey = result;
+      if (result.name !== undefined) {
+        // The request's log lines (the request log included) say which named key made it.
+        const log = request.log.child({ key: result.name });
+        request.log = log;
+        reply.log = log;
+      }
       return done();
     }
     reply.header('www-authenticate', result === 'missing' ? 'Bearer' : 'Bearer error="invalid_token"');

@@ -61,4 +61,14 @@ describe('LazyRequestLogger', () => {
     log.child({ part: 'cache' }).info('nested');
     expect(lines[0]).toMatchObject({ reqId: 'r4', part: 'cache', msg: 'nested' });
   });
+
+  it('makes children lazily too: bindings only, until something is logged', () => {
+    const { root, lines, children } = capture('warn');
+    const log = LazyRequestLogger.factory(root, { reqId: 'r5' }, {}).child({ key: 'team-a' });
+    log.info('not logged');
+    expect(children()).toBe(0);
+    log.warn('logged');
+    expect(children()).toBe(1);
+    expect(lines[0]).toMatchObject({ reqId: 'r5', key: 'team-a', msg: 'logged' });
+  });
 });

@@ -67,8 +67,12 @@ export class LazyRequestLogger {
     // pino's silent level: nothing.
   }
 
+  /** A child is lazy too until this logger exists: it only adds bindings (e.g. the API key's name). */
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
-    return this.logger().child(bindings, options);
+    if (this.instance) return this.instance.child(bindings, options);
+    const child = new LazyRequestLogger(this.parent, { ...this.bindings, ...bindings }, { ...this.options, ...options });
+    if (this.ownLevel !== undefined) child.ownLevel = this.ownLevel;
+    return child as unknown as FastifyBaseLogger;
   }
 
   private log(level: Level, args: unknown[]): void {
