@@ -245,10 +245,17 @@ describe('llama-cpp provider: response_format (grammar-constrained sampling)', (
       [{ type: 'xml' }, 'response_format.type'],
       [{ type: 'json_schema' }, 'response_format.json_schema'],
       [{ type: 'json_schema', json_schema: { name: 'x', schema: 'object' } }, 'response_format.json_schema.schema'],
+      // Not JSON Schema: node-llama-cpp used to make grammars of these (answers `null` or empty).
+      [{ type: 'json_schema', json_schema: { name: 'x', schema: { type: 'nope' } } }, 'response_format.json_schema.schema'],
+      [{ type: 'json_schema', json_schema: { name: 'x', schema: { enum: [] } } }, 'response_format.json_schema.schema'],
+      [{ type: 'json_schema', json_schema: { name: 'x', schema: { $ref: '#/$defs/none' } } }, 'response_format.json_schema.schema'],
     ];
     for (const [response_format, param] of cases) {
       const error = await rejection(p.chat({ messages, maxTokens: 5, extra: { response_format } }));
-      expect(error).toMatchObject({ code: 'invalid_request', param, isRetryable: false });
+      expect(error, JSON.stringify(response_format)).toMatchObject({ code: 'invalid_request', param, isRetryable: false });
+      // A stream fails before its first part, so the API answers a plain 400.
+      const streamError = await rejection(collect(p.streamComplete({ prompt: 'x', maxTokens: 5, extra: { response_format } })));
+      expect(streamError, JSON.stringify(response_format)).toMatchObject({ code: 'invalid_request', param });
     }
   });
 });
@@ -441,6 +448,26 @@ describe('llama-cpp provider: context length', () => {
     expect(chatError).toMatchObject({ code: 'context_length_exceeded', param: 'messages' });
     const streamError = await rejection(collect(p.streamChat({ messages: [{ role: 'user', content: 'y'.repeat(300) }] })));
     expect(streamError.code).toBe('context_length_exceeded');
+  });
+
+  it('a text far longer than the context is refused before it is tokenized (no event-loop stall on ~1 MB)', async () => {
+    const huge = 'x'.repeat(1_000_000);
+    const started = performance.now();
+    const errors = [
+      await rejection(p.complete({ prompt: huge })),
+      await rejection(p.chat({ messages: [{ role: 'user', content: 'hi' }, { role: 'user', content: huge }] })),
+      await rejection(p.embed({ input: ['x', huge] })),
+    ];
+    // Tokenizing this much took ~50 s here before the check (the tokenizer is synchronous).
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(errors.map((e) => [e.code, e.param])).toEqual([
+      ['context_length_exceeded', 'prompt'],
+      ['context_length_exceeded', 'messages'],
+      ['context_length_exceeded', 'input[1]'],
+    ]);
+    expect(errors[0]!.message).toBe(
+      "This model's maximum context length is 256 tokens, and the prompt (1000000 characters) is far longer than that. Please shorten the prompt.",
+    );
   });
 
   it('an explicit maxTokens must fit beside the prompt; the default is capped by the room left', async () => {

@@ -98,6 +98,12 @@ interface Loaded {
   readonly contextSize: number;
   /** Tokens in the model's vocabulary, from the GGUF metadata (bounds logit_bias); undefined if it does not say. */
   readonly vocabularySize: number | undefined;
+  /**
+   * Most characters of text that can fit in the context: a text longer than this cannot tokenize to
+   * fewer than `contextSize` tokens, and is refused before it is tokenized (llama.cpp's tokenizer runs
+   * synchronously, and on ~1 MB of text it would hold the event loop for many seconds).
+   */
+  readonly maxPromptChars: number;
   readonly modelPath: string;
 }
 
@@ -269,6 +275,7 @@ export class LlamaCppProvider implements ModelProvider {
           grammars: new GrammarCache(llama),
           contextSize: context.contextSize,
           vocabularySize: vocabularySizeOf(model),
+          maxPromptChars: context.contextSize * longestTokenChars(model) * 2,
           modelPath,
         };
         if (this.closed) {
@@ -391,6 +398,7 @@ export class LlamaCppProvider implements ModelProvider {
     // Measure everything first: an input that does not fit fails the request before any work.
     let promptTokens = 0;
     request.input.forEach((text, i) => {
+      assertFitsUnread(loaded, text.length, `input[${i}]`);
       const tokens = context.calculateInputLength(text);
       if (text.length === 0 || tokens === 0) throw new ModelProviderError(`input[${i}] is empty`, { code: 'invalid_request', param: `input[${i}]` });
       if (tokens >= loaded.contextSize) {
@@ -487,6 +495,9 @@ export class LlamaCppProvider implements ModelProvider {
       throw new ModelProviderError('messages must contain at least one message', { code: 'invalid_request', param: 'messages' });
     }
     const history = toChatHistory(request.messages, this.options.systemPrompt);
+    let chars = 0;
+    for (const message of request.messages) chars += message.content.length;
+    assertFitsUnread(loaded, chars, 'messages');
     let tokens: Token[];
     try {
       const { contextText } = loaded.chatWrapper.generateContextState({ chatHistory: history });
@@ -501,6 +512,7 @@ export class LlamaCppProvider implements ModelProvider {
     const promptTokens = tokens.length;
     const maxTokens = this.budget(loaded, promptTokens, request, 'messages');
     const format = responseFormatOf(request.extra);
+    loaded.grammars.check(format);
     const extras = samplingExtrasOf(request.extra, loaded.vocabularySize);
     return {
       promptTokens,
@@ -523,6 +535,7 @@ export class LlamaCppProvider implements ModelProvider {
   private prepareCompletion(loaded: Loaded, request: CompletionRequest): Prepared {
     completionEchoOf(request.extra); // validated before anything runs
     const { model } = loaded;
+    assertFitsUnread(loaded, request.prompt.length, 'prompt');
     const tokens: Token[] = model.tokenize(request.prompt, false, 'trimLeadingSpace');
     const bos = beginningTokenPrepended(loaded) ? model.tokens.bos : null;
     const promptTokens = tokens.length + (bos === null ? 0 : 1);
@@ -531,6 +544,7 @@ export class LlamaCppProvider implements ModelProvider {
     }
     const maxTokens = this.budget(loaded, promptTokens, request, 'prompt');
     const format = responseFormatOf(request.extra);
+    loaded.grammars.check(format);
     const extras = samplingExtrasOf(request.extra, loaded.vocabularySize);
     return {
       promptTokens,
@@ -701,6 +715,33 @@ function tokenBiasOf(loaded: Loaded, logitBias: SamplingExtras['logitBias']): To
   const bias = new loaded.lib.TokenBias(loaded.model.tokenizer);
   for (const [token, value] of logitBias) bias.set(token as Token, value <= -100 ? 'never' : { logit: value });
   return bias;
+}
+
+/**
+ * The longest token's text in the vocabulary (GGUF metadata), in UTF-16 units: a token stands for at
+ * most that much input text (SentencePiece's `▁` and byte tokens such as `<0x0A>` are longer than
+ * what they stand for), so a text of n characters has at least n / this tokens. 64 when the
+ * metadata has no token list.
+ */
+function longestTokenChars(model: LlamaModel): number {
+  const metadata = model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } };
+  const tokens = metadata.tokenizer?.ggml?.tokens;
+  if (!Array.isArray(tokens) || tokens.length === 0) return 64;
+  let longest = 1;
+  for (const token of tokens) if (typeof token === 'string' && token.length > longest) longest = token.length;
+  return longest;
+}
+
+/**
+ * Refuses a text that cannot fit in the context without tokenizing it (see Loaded.maxPromptChars;
+ * the factor 2 there leaves room for tokenizers that normalise text, e.g. merge spaces).
+ */
+function assertFitsUnread(loaded: Loaded, chars: number, param: string): void {
+  if (chars <= loaded.maxPromptChars) return;
+  throw contextLengthExceeded(
+    `This model's maximum context length is ${loaded.contextSize} tokens, and the ${param} (${chars} characters) is far longer than that. Please shorten the ${param}.`,
+    param,
+  );
 }
 
 /** The vocabulary size the GGUF metadata states (its token list, or `<arch>.vocab_size`). */

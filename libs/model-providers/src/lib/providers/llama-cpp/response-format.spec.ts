@@ -80,4 +80,29 @@ describe('GrammarCache', () => {
     await expect(cache.get(failing)).rejects.toBeInstanceOf(ModelProviderError);
     expect(compiled).toHaveLength(2);
   });
+
+  it('refuses a schema that is not a valid JSON Schema, or whose $refs do not resolve, before compiling anything', async () => {
+    const { llama, compiled } = fakeLlama();
+    const cache = new GrammarCache(llama);
+    const of = (value: object) => ({ kind: 'schema' as const, schema: value, key: JSON.stringify(value) });
+    for (const [bad, message] of [
+      [{ type: 'nope' }, /is not a valid JSON Schema at \/type: must be equal to one of the allowed values/],
+      [{ enum: [] }, /at \/enum: must NOT have fewer than 1 items/],
+      [{ oneOf: [] }, /at \/oneOf: must NOT have fewer than 1 items/],
+      [{ type: 'object', properties: { a: { $ref: '#/$defs/missing' } } }, /can't resolve reference #\/\$defs\/missing/],
+    ] as Array<[object, RegExp]>) {
+      const error = (await cache.get(of(bad)).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as ModelProviderError;
+      expect(error, JSON.stringify(bad)).toMatchObject({ code: 'invalid_request', param: 'response_format.json_schema.schema' });
+      expect(error.message, JSON.stringify(bad)).toMatch(message);
+    }
+    expect(compiled).toEqual([]);
+    // Valid ones compile, whatever draft their $schema names; $refs to $defs resolve; checking twice is fine.
+    const good = { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties: { a: { $ref: '#/$defs/b' } }, $defs: { b: { type: 'string' } } };
+    await cache.get(of(good));
+    await cache.get(of({ ...good, required: ['a'] }));
+    expect(compiled).toHaveLength(2);
+  });
 });

@@ -1,5 +1,9 @@
+import { Ajv } from 'ajv';
 import type { Llama, LlamaGrammar } from 'node-llama-cpp';
 import { ModelProviderError } from '../../contract/errors.js';
+
+/** Checks schemas against JSON Schema itself (draft-07 meta-schema) before they become grammars. */
+const schemaChecker = new Ajv({ strict: false, allErrors: false, validateFormats: false });
 
 /** What OpenAI's `response_format` asks of the generated text, when it asks for JSON. */
 export type ResponseFormat = { readonly kind: 'json' } | { readonly kind: 'schema'; readonly schema: object; readonly key: string };
@@ -61,6 +65,15 @@ export class GrammarCache {
     return this.grammars.size;
   }
 
+  /**
+   * Throws (an 'invalid_request') when the format's schema cannot be used: called when a request is
+   * prepared, so the 400 comes before any sequence is taken or any byte is streamed. Free for a
+   * schema already compiled.
+   */
+  check(format: ResponseFormat | undefined): void {
+    if (format?.kind === 'schema' && !this.grammars.has(format.key)) assertJsonSchema(format.schema);
+  }
+
   get(format: ResponseFormat): Promise<LlamaGrammar> {
     const key = format.kind === 'json' ? '' : format.key;
     const cached = this.grammars.get(key);
@@ -68,6 +81,13 @@ export class GrammarCache {
       this.grammars.delete(key);
       this.grammars.set(key, cached);
       return cached;
+    }
+    // node-llama-cpp makes a grammar of anything (`{"type":"nope"}` gave `null`, `{"enum":[]}` an empty
+    // answer): a schema that is not a valid JSON Schema, or whose $refs do not resolve, is a 400.
+    try {
+      this.check(format);
+    } catch (error) {
+      return Promise.reject(error);
     }
     const compiled = (format.kind === 'json' ? this.llama.getGrammarFor('json') : this.llama.createGrammarForJsonSchema(format.schema as never)).catch(
       (error: unknown) => {
@@ -82,6 +102,25 @@ export class GrammarCache {
     this.grammars.set(key, compiled);
     if (this.grammars.size > this.maxEntries) this.grammars.delete(this.grammars.keys().next().value as string);
     return compiled;
+  }
+}
+
+function assertJsonSchema(given: object): void {
+  const param = 'response_format.json_schema.schema';
+  // Whatever draft it names (zod-to-json-schema says draft-07, others 2020-12), it is checked as draft-07.
+  const { $schema: _draft, ...schema } = given as Record<string, unknown>;
+  if (!schemaChecker.validateSchema(schema)) {
+    const first = schemaChecker.errors?.[0];
+    const where = first?.instancePath ? ` at ${first.instancePath}` : '';
+    throw invalid(`${param} is not a valid JSON Schema${where}: ${first?.message ?? 'invalid'}`, param);
+  }
+  try {
+    schemaChecker.compile(schema);
+  } catch (error) {
+    throw invalid(`${param} is not a valid JSON Schema: ${error instanceof Error ? error.message : String(error)}`, param, error);
+  } finally {
+    // Compiled only to check it: not kept.
+    schemaChecker.removeSchema(schema);
   }
 }
 
