@@ -209,13 +209,17 @@ describe('response cache on Redis', () => {
 
   it('a remote follower gets the leader error', async () => {
     upstream.latencyMs = 100;
-    upstream.failWith = new ModelProviderError('upstream said 500', { code: 'upstream_error' });
+    upstream.failWith = new ModelProviderError('http://10.0.0.7:8000: upstream said 500', {
+      code: 'upstream_error',
+      publicMessage: 'The model server returned an error (HTTP 500).',
+    });
     const job = uniqueJob();
     const leader = a.service.generate(job, {}, upstream, client());
     await sleep(30);
     const follower = b.service.generate(job, {}, upstream, client());
     await expect(leader).rejects.toBe(upstream.failWith);
-    await expect(follower).rejects.toMatchObject({ status: 502, message: 'upstream said 500', code: 'upstream_error' });
+    // What the leader's client is told (never the provider's own message, which names the upstream).
+    await expect(follower).rejects.toMatchObject({ status: 502, message: 'The model server returned an error (HTTP 500).', code: 'upstream_error' });
     expect(upstream.calls).toBe(1);
   });
 

@@ -33,6 +33,21 @@ describe('mapError', () => {
     }
   });
 
+  it("shows a provider's publicMessage, its message for 4xx/429/503 codes, and a generic text for upstream failures", () => {
+    const internal = 'openai-compatible(http://10.0.0.7:8000/v1, llama): upstream unavailable (ECONNREFUSED 10.0.0.7:8000)';
+    const down = mapError(new ModelProviderError(internal, { code: 'upstream_unavailable' }), 'req-9');
+    expect(down.body.error.message).toBe('The model server is unavailable; try again later (request id req-9).');
+    expect(mapError(new ModelProviderError(internal, { code: 'upstream_timeout' }), 'req-9').body.error.message).toBe(
+      'The model server did not answer in time (request id req-9).',
+    );
+    expect(mapError(new ModelProviderError(internal, { code: 'upstream_error' })).body.error.message).toBe('The model server failed to answer this request.');
+    const said = mapError(new ModelProviderError(internal, { code: 'upstream_error', publicMessage: 'The model server returned an error (HTTP 500): GPU on fire' }));
+    expect(said.body.error.message).toBe('The model server returned an error (HTTP 500): GPU on fire');
+    for (const code of ['invalid_request', 'context_length_exceeded', 'rate_limited', 'no_deployment_available'] as const) {
+      expect(mapError(new ModelProviderError('about the request', { code })).body.error.message).toBe('about the request');
+    }
+  });
+
   it('never leaks the message of an unexpected error', () => {
     const mapped = mapError(new Error('secret stack detail at /srv/app.js:1'), 'req-1');
     expect(mapped.status).toBe(500);

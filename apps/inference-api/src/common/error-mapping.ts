@@ -64,8 +64,7 @@ export function mapError(error: unknown, requestId?: string): MappedError {
   if (error instanceof ModelProviderError) {
     const status = statusForProviderError(error.code);
     const code = error.code === 'internal' ? 'internal_error' : error.code;
-    const message = error.code === 'internal' ? internalMessage(requestId) : error.message;
-    return { status, body: errorBody(status, message, undefined, code, error.param ?? null), unexpected: error.code === 'internal' };
+    return { status, body: errorBody(status, providerMessage(error, requestId), undefined, code, error.param ?? null), unexpected: error.code === 'internal' };
   }
   if (error instanceof HttpException) {
     // Nest wraps Fastify's own 4xx errors (body too large, bad JSON, ...) and keeps them as the cause.
@@ -80,11 +79,41 @@ export function mapError(error: unknown, requestId?: string): MappedError {
   }
   if (fastifyError && typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     const status = fastifyError.statusCode;
-    const code = status === 413 ? 'request_too_large' : fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(fastifyError.message) ? 'invalid_json' : null;
-    const message = status === 413 ? 'Request body is too large' : fastifyError.message;
+    const code =
+      status === 413
+        ? 'request_too_large'
+        : status === 415
+          ? 'unsupported_media_type'
+          : fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(fastifyError.message)
+            ? 'invalid_json'
+            : null;
+    const message =
+      status === 413 ? 'Request body is too large' : status === 415 ? 'Unsupported Content-Type: send the body as application/json.' : fastifyError.message;
     return { status, body: errorBody(status, message, undefined, code), unexpected: false };
   }
   return { status: 500, body: errorBody(500, internalMessage(requestId), 'server_error', 'internal_error'), unexpected: true };
+}
+
+/**
+ * What a client is told of a provider error: its `publicMessage`, else its message for the codes
+ * whose messages are about the request (4xx, 429, 503), else a generic text with the request id.
+ * Provider messages for upstream failures name internals (the upstream's address, raw upstream
+ * bodies): they go to the logs only.
+ */
+function providerMessage(error: ModelProviderError, requestId: string | undefined): string {
+  if (error.code === 'internal') return internalMessage(requestId);
+  if (error.publicMessage !== undefined) return error.publicMessage;
+  const id = requestId === undefined ? '' : ` (request id ${requestId})`;
+  switch (error.code) {
+    case 'upstream_unavailable':
+      return `The model server is unavailable; try again later${id}.`;
+    case 'upstream_timeout':
+      return `The model server did not answer in time${id}.`;
+    case 'upstream_error':
+      return `The model server failed to answer this request${id}.`;
+    default:
+      return error.message;
+  }
 }
 
 function internalMessage(requestId: string | undefined): string {
@@ -97,7 +126,7 @@ function validationBody(error: FastifyLikeError): OpenAIErrorBody {
   let param = (chosen?.instancePath ?? '').replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replaceAll('/', '.');
   if (typeof params['missingProperty'] === 'string') param = param ? `${param}.${params['missingProperty']}` : params['missingProperty'];
   if (typeof params['additionalProperty'] === 'string') param = param ? `${param}.${params['additionalProperty']}` : params['additionalProperty'];
-  const where = error.validationContext === 'querystring' ? 'query parameter' : 'body';
+  const where = error.validationContext === 'querystring' ? 'query parameter' : error.validationContext === 'params' ? 'path parameter' : 'body';
   let detail = chosen?.message ?? 'is invalid';
   if (Array.isArray(params['allowedValues'])) detail += ` (${params['allowedValues'].join(', ')})`;
   const message = param ? `Invalid ${where} '${param}': ${detail}` : `Invalid ${where}: ${detail}`;

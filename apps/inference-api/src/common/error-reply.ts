@@ -10,7 +10,8 @@ import { mapError } from './error-mapping.js';
 export function replyWithError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body, unexpected } = mapError(error, request.id);
   if (unexpected) request.log.error({ err: error }, 'unhandled error');
-  else if (status >= 500) request.log.warn({ status, code: body.error.code, msg: body.error.message }, 'request failed');
+  // The client's message may be a generic one: the log keeps what happened (the provider's own message).
+  else if (status >= 500) request.log.warn({ status, code: body.error.code, detail: error instanceof Error ? error.message : String(error) }, 'request failed');
   if (reply.sent || reply.raw.headersSent) {
     // Too late for a status: the stream writer reports errors in-band. Make sure the socket ends.
     if (!reply.raw.writableEnded) reply.raw.end();

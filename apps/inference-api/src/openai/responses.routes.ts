@@ -307,7 +307,7 @@ export class ResponsesRoutes implements OnModuleInit {
       if (res.destroyed || res.writableEnded) return;
       const { status, body, unexpected } = mapError(responsesError(error, sources), reply.request.id);
       if (unexpected) reply.request.log.error({ err: error }, 'stream failed');
-      else reply.request.log.warn({ code: body.error.code, msg: body.error.message }, 'stream failed');
+      else reply.request.log.warn({ code: body.error.code, detail: error instanceof Error ? error.message : String(error) }, 'stream failed');
       res.end(events.failed(status, body));
     } finally {
       await iterator.return?.();

@@ -89,7 +89,7 @@ export async function writeSse(
     if (res.destroyed || res.writableEnded) return 'aborted';
     const { body, unexpected } = mapError(error, reply.request.id);
     if (unexpected) reply.request.log.error({ err: error }, 'stream failed');
-    else reply.request.log.warn({ code: body.error.code, msg: body.error.message }, 'stream failed');
+    else reply.request.log.warn({ code: body.error.code, detail: error instanceof Error ? error.message : String(error) }, 'stream failed');
     res.end(`data: ${JSON.stringify(body)}\n\n`);
     return 'failed';
   } finally {

@@ -31,6 +31,12 @@ export interface ModelProviderErrorOptions {
   readonly upstreamStatus?: number;
   /** The request parameter at fault, for OpenAI's `param`. */
   readonly param?: string;
+  /**
+   * What a client may be told, when `message` (for the logs) names internals: upstream addresses,
+   * raw upstream bodies. Without it the API shows `message` for the 4xx codes and `rate_limited`,
+   * and a generic text for the other 5xx codes.
+   */
+  readonly publicMessage?: string;
   readonly cause?: unknown;
 }
 
@@ -47,6 +53,7 @@ export class ModelProviderError extends Error {
   readonly isRetryable: boolean;
   readonly upstreamStatus: number | undefined;
   readonly param: string | undefined;
+  readonly publicMessage: string | undefined;
 
   constructor(message: string, options: ModelProviderErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -54,6 +61,7 @@ export class ModelProviderError extends Error {
     this.isRetryable = options.isRetryable ?? RETRYABLE_BY_DEFAULT.has(options.code);
     this.upstreamStatus = options.upstreamStatus;
     this.param = options.param;
+    this.publicMessage = options.publicMessage;
   }
 
   static isInstance(error: unknown): error is ModelProviderError {

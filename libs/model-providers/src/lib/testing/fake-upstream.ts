@@ -170,6 +170,8 @@ const CHAT_PATH = '/v1/chat/completions';
 const COMPLETIONS_PATH = '/v1/completions';
 const MODELS_PATH = '/v1/models';
 const EMBEDDINGS_PATH = '/v1/embeddings';
+/** The widest vectors the fake makes (OpenAI's widest model has 3072). */
+const MAX_FAKE_DIMENSIONS = 8192;
 const STATS_PATH = '/__fake/stats';
 
 /** Starts a fake upstream; resolves once it listens. */
@@ -605,7 +607,12 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
       return;
     }
     const requested = numberField(body['dimensions']);
-    const dimensions = requested !== undefined && Number.isInteger(requested) && requested > 0 ? requested : this.state.embeddingDimensions;
+    if (requested !== undefined && (!Number.isInteger(requested) || requested < 1 || requested > MAX_FAKE_DIMENSIONS)) {
+      // As OpenAI does for a width its model does not have (and a huge one would not fit in memory).
+      this.sendJson(res, 400, errorBody(`'dimensions' must be an integer from 1 to ${MAX_FAKE_DIMENSIONS}`, 'invalid_request_error', 'dimensions'));
+      return;
+    }
+    const dimensions = requested ?? this.state.embeddingDimensions;
     const base64 = body['encoding_format'] === 'base64';
     const promptTokens = inputs.reduce((sum, input) => sum + estimateTokens(input), 0);
     const answer = {

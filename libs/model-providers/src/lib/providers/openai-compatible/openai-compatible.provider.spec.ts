@@ -303,6 +303,28 @@ describe('OpenAICompatibleProvider: errors', () => {
     }
   });
 
+  it('keeps the details for the logs and gives a client-safe publicMessage: never the upstream address or a raw body', async () => {
+    const p = provider();
+    upstream.configure({ failNext: { status: 500, body: { error: { message: 'GPU on fire', type: 'server_error', param: null, code: null } } } });
+    const json = await providerError(() => p.chat(CHAT));
+    expect(json.message).toContain(upstream.url);
+    expect(json.publicMessage).toBe('The model server returned an error (HTTP 500): GPU on fire');
+    upstream.configure({ failNext: { status: 502, body: '<html>Traceback (most recent call last): File "/srv/app.py"</html>' } });
+    const html = await providerError(() => p.chat(CHAT));
+    expect(html.message).toContain('Traceback');
+    expect(html.publicMessage).toBe('The model server returned an error (HTTP 502).');
+    upstream.configure({ failNext: { status: 400, body: 'bad things at /srv/app.py' } });
+    expect((await providerError(() => p.chat(CHAT))).publicMessage).toBe('The model server refused the request (HTTP 400).');
+    upstream.configure({ failNext: { status: 429, body: { error: { message: 'slow down', type: 'x', param: null, code: null } } } });
+    expect((await providerError(() => p.chat(CHAT))).publicMessage).toBe('slow down');
+    upstream.configure({ failNext: { status: 403 } });
+    expect((await providerError(() => p.chat(CHAT))).publicMessage).toBe("The model server refused this gateway's credentials (HTTP 403).");
+    // A transport error has none: the API shows a generic text.
+    const down = await providerError(() => provider({ baseUrl: 'http://127.0.0.1:1/v1' }).chat(CHAT));
+    expect(down).toMatchObject({ code: 'upstream_unavailable', publicMessage: undefined });
+    expect(down.message).toContain('127.0.0.1:1');
+  });
+
   it('maps 401/403 to a non-retryable upstream_error about credentials', async () => {
     upstream.configure({ apiKey: 'right' });
     const error = await providerError(() => provider({ apiKey: 'wrong' }).chat(CHAT));
@@ -874,6 +896,14 @@ describe('OpenAICompatibleProvider: embeddings', () => {
     } finally {
       await raw.close();
     }
+  });
+
+  it("the fake upstream answers a width it cannot make with OpenAI's 400, which stays a 400 (it used to crash on 1e8)", async () => {
+    for (const dimensions of [100_000_000, 1e308, 0]) {
+      const error = await captureError(() => provider().embed({ input: ['a'], dimensions }));
+      expect(error, String(dimensions)).toMatchObject({ code: 'invalid_request', param: 'dimensions' });
+    }
+    expect((await provider().embed({ input: ['a'], dimensions: 8 })).embeddings[0]).toHaveLength(8);
   });
 
   it('rejects answers that do not fit the inputs as malformed upstream answers', async () => {

@@ -181,6 +181,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       throw new ModelProviderError(`${this.label}: this upstream does not serve embeddings (supportsEmbeddings: false)`, {
         code: 'not_supported',
         isRetryable: false,
+        publicMessage: 'This model does not serve embeddings.',
       });
     }
     const text = await this.post('embeddings', embeddingBody(request, this.options.model), options?.signal);
@@ -226,6 +227,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       throw new ModelProviderError(`${this.label}: this upstream does not serve completions (supportsCompletions: false)`, {
         code: 'not_supported',
         isRetryable: false,
+        publicMessage: 'This model does not serve text completions: use /v1/chat/completions.',
       });
     }
   }

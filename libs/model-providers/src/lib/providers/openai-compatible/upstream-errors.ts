@@ -84,6 +84,8 @@ interface UpstreamErrorInfo {
   readonly message: string | undefined;
   readonly param: string | undefined;
   readonly code: string | undefined;
+  /** The message came from a JSON error body (not raw text or HTML): what may be passed on to a client. */
+  readonly structured?: boolean;
 }
 
 /** Extracts message/param/code from the error bodies OpenAI, vLLM, llama.cpp, TGI and Ollama send. */
@@ -102,18 +104,18 @@ export function parseUpstreamErrorBody(text: string): UpstreamErrorInfo {
     const error = root['error'];
     if (error !== null && typeof error === 'object' && !Array.isArray(error)) {
       const e = error as Record<string, unknown>;
-      return { message: str(e['message']), param: str(e['param']), code: str(e['code']) ?? str(e['type']) };
+      return { message: str(e['message']), param: str(e['param']), code: str(e['code']) ?? str(e['type']), structured: true };
     }
-    if (typeof error === 'string') return { message: error, param: undefined, code: str(root['error_type']) };
+    if (typeof error === 'string') return { message: error, param: undefined, code: str(root['error_type']), structured: true };
     const detail = root['detail'];
-    if (typeof detail === 'string') return { message: detail, param: undefined, code: undefined };
+    if (typeof detail === 'string') return { message: detail, param: undefined, code: undefined, structured: true };
     if (Array.isArray(detail)) {
       // FastAPI validation errors: [{ loc: [...], msg }]
       const first = detail[0] as Record<string, unknown> | undefined;
       const loc = Array.isArray(first?.['loc']) ? (first['loc'] as unknown[]).filter((x) => x !== 'body').join('.') : undefined;
-      return { message: str(first?.['msg']) ?? truncate(text), param: loc || undefined, code: undefined };
+      return { message: str(first?.['msg']) ?? truncate(text), param: loc || undefined, code: undefined, structured: first?.['msg'] !== undefined };
     }
-    return { message: str(root['message']) ?? truncate(text), param: str(root['param']), code: str(root['code']) };
+    return { message: str(root['message']) ?? truncate(text), param: str(root['param']), code: str(root['code']), structured: typeof root['message'] === 'string' };
   }
   return { message: truncate(text), param: undefined, code: undefined };
 }
@@ -124,20 +126,27 @@ function truncate(text: string, max = 500): string {
 
 const CONTEXT_LENGTH = /context[_ ]length|maximum context|context window|too many tokens|exceeds? the (model'?s? )?(maximum|max)/i;
 
-/** Maps an upstream HTTP error status and body. */
+/** Maps an upstream HTTP error status and body. `message` keeps everything for the logs; `publicMessage` is what a client sees. */
 export function mapHttpError(status: number, bodyText: string, label: string): ModelProviderError {
   const info = parseUpstreamErrorBody(bodyText);
   const said = info.message ?? `HTTP ${status}`;
+  // Only a message from a JSON error body is passed on (shortened): never raw text, HTML or tracebacks.
+  const relayed = info.structured === true && info.message !== undefined ? truncate(info.message, 300) : undefined;
   const base = { upstreamStatus: status, ...(info.param !== undefined && { param: info.param }) };
   if (status === 401 || status === 403) {
     return new ModelProviderError(`${label}: upstream rejected credentials (${status}): ${said}`, {
       ...base,
       code: 'upstream_error',
       isRetryable: false,
+      publicMessage: `The model server refused this gateway's credentials (HTTP ${status}).`,
     });
   }
   if (status === 429) {
-    return new ModelProviderError(`${label}: upstream rate limit (429): ${said}`, { ...base, code: 'rate_limited' });
+    return new ModelProviderError(`${label}: upstream rate limit (429): ${said}`, {
+      ...base,
+      code: 'rate_limited',
+      publicMessage: relayed ?? 'The model server is rate limiting requests: try again later.',
+    });
   }
   if (status === 408) {
     return new ModelProviderError(`${label}: upstream timed out (408): ${said}`, { ...base, code: 'upstream_timeout' });
@@ -147,6 +156,7 @@ export function mapHttpError(status: number, bodyText: string, label: string): M
       ...base,
       code: 'upstream_error',
       isRetryable: true,
+      publicMessage: `The model server returned an error (HTTP ${status})${relayed === undefined ? '.' : `: ${relayed}`}`,
     });
   }
   if (status >= 400) {
@@ -155,6 +165,7 @@ export function mapHttpError(status: number, bodyText: string, label: string): M
       ...base,
       code: contextLength ? 'context_length_exceeded' : 'invalid_request',
       isRetryable: false,
+      ...(relayed === undefined && { publicMessage: `The model server refused the request (HTTP ${status}).` }),
     });
   }
   return new ModelProviderError(`${label}: unexpected upstream status ${status}`, { ...base, code: 'upstream_error' });
