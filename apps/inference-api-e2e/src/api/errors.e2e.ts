@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { startFakeUpstream, type FakeUpstream } from '@infer/model-providers/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
@@ -230,11 +231,69 @@ describe('errors', () => {
     upstream.configure({ failNext: { count: 10, status: 500, body: { error: { message: 'GPU on fire', type: 'server_error', param: null, code: null } } } });
     const failed = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'x' }] });
     expect(failed.status).toBe(502);
-    expect(failed.body.error.message).toContain('GPU on fire');
+    // The upstream's own JSON message, never its address or a raw (HTML, traceback) body.
+    expect(failed.body.error.message).toBe('The model server returned an error (HTTP 500): GPU on fire');
+    upstream.configure({ failNext: { count: 10, status: 500, body: '<html>Traceback (most recent call last): File "/srv/app.py"</html>' } });
+    const html = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'x' }] });
+    expect(html.body.error.message).toBe('The model server returned an error (HTTP 500).');
+    upstream.configure({ failNext: { count: 10, mode: 'reset' } });
+    const reset = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'x' }] });
+    expect(reset.status).toBe(502);
+    expect(reset.body.error.message).toMatch(/^The model server is unavailable; try again later \(request id [\w-]+\)\.$/);
+    for (const text of [failed.text, html.text, reset.text]) expect(text).not.toMatch(/127\.0\.0\.1|openai-compatible\(|Traceback/);
     upstream.configure({ failNext: { count: 10, mode: 'hang' } });
     const hung = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'x' }] });
     expect(hung.status).toBe(504);
     upstream.configure({ failNext: { count: 0 } });
+  });
+
+  it('400 for free-form fields nested too deeply (a stack overflow was a 500), on every route that takes them', async () => {
+    // 1000 levels (the server's BODY_LIMIT_BYTES is 4 KB here; 10 000 levels, 25 KB, overflowed the stack).
+    const deep = '['.repeat(1_000) + ']'.repeat(1_000);
+    const withDeep = (body: object) => JSON.stringify(body).replace('"DEEP"', deep);
+    const chat = { model: 'm', messages: [{ role: 'user', content: 'x' }] };
+    const cases: Array<[string, string, string]> = [
+      ['/v1/completions', withDeep({ model: 'm', prompt: 'x', x: 'DEEP' }), 'x'],
+      ['/v1/chat/completions', withDeep({ ...chat, response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { a: 'DEEP' } } } }), 'response_format'],
+      ['/v1/chat/completions', withDeep({ ...chat, tools: [{ type: 'function', function: { name: 'f', parameters: { a: 'DEEP' } } }] }), 'tools[0].function.parameters'],
+      ['/v1/responses', withDeep({ model: 'm', input: 'x', text: { format: { type: 'json_schema', name: 'n', schema: { a: 'DEEP' } } } }), 'text.format'],
+      ['/v1/embeddings', withDeep({ model: 'm', input: 'x', x: 'DEEP' }), 'x'],
+    ];
+    for (const [path, body, param] of cases) {
+      const res = await call(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(res.status, path).toBe(400);
+      expect(res.body.error, path).toMatchObject({ type: 'invalid_request_error', param });
+      expect(res.body.error.message, path).toMatch(/nested deeper than 64 levels/);
+    }
+  });
+
+  it('OpenAI-shaped errors for what fails before any route runs: bad URLs, long parameters, huge headers, non-HTTP, other media types', async () => {
+    const badUrl = await call('/v1/models/%ZZ');
+    expect(badUrl.status).toBe(400);
+    const longParam = await call(`/v1/responses/resp_${'a'.repeat(200)}`);
+    expect(longParam.status).toBe(414);
+    const hugeHeaders = await call('/v1/models', { headers: { 'x-big': 'a'.repeat(20_000) } });
+    expect(hugeHeaders.status).toBe(431);
+    expect(hugeHeaders.body.error.code).toBe('request_headers_too_large');
+    const text = await post('/v1/chat/completions', '{}', { 'content-type': 'text/plain' });
+    expect(text.status).toBe(415);
+    expect(text.body.error.code).toBe('unsupported_media_type');
+    const emptyId = await call('/v1/responses/');
+    expect(emptyId.status).toBe(400);
+    expect(emptyId.body.error.message).toMatch(/^Invalid path parameter 'id'/);
+    // A header value with a control character: Node's parser refuses it before Fastify.
+    const raw = await rawHttp(server.port, 'GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Bad: a\u0001b\r\n\r\n');
+    expect(raw.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(JSON.parse(raw.split('\r\n\r\n')[1]!)).toEqual({ error: { message: 'The request is not valid HTTP.', type: 'invalid_request_error', param: null, code: 'invalid_http' } });
+  });
+
+  it("echoes a client's plain x-request-id and replaces an unsafe or over-long one", async () => {
+    const plain = await fetch(`${server.url}/v1/models`, { headers: { 'x-request-id': 'client-id.42' } });
+    expect(plain.headers.get('x-request-id')).toBe('client-id.42');
+    for (const bad of ['<script>alert(1)</script>', 'x'.repeat(500)]) {
+      const res = await fetch(`${server.url}/v1/models`, { headers: { 'x-request-id': bad } });
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
   });
 
   it('keeps serving after all of that', async () => {
@@ -248,3 +307,15 @@ describe('errors', () => {
     expect(res.headers.get('x-request-id')).toBeTruthy();
   });
 });
+
+/** Sends raw bytes and returns what the server wrote before closing (at most 2 s). */
+function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.end(request));
+    let data = '';
+    socket.setTimeout(2_000, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
+    socket.on('close', () => resolve(data));
+    socket.on('error', reject);
+  });
+}

@@ -119,7 +119,11 @@ export class InferenceService {
     if (body.dimensions !== undefined) request.dimensions = body.dimensions;
     let extra: Record<string, unknown> | undefined;
     for (const key in body) {
-      if (!EMBEDDING_KNOWN.has(key) && body[key] !== undefined) (extra ??= {})[key] = body[key];
+      const value = body[key];
+      if (!EMBEDDING_KNOWN.has(key) && value !== undefined) {
+        if (typeof value === 'object' && value !== null) assertNesting(value, key);
+        (extra ??= {})[key] = value;
+      }
     }
     if (extra !== undefined) request.extra = extra;
     return { model: body.model, request, encoding: body.encoding_format ?? 'float' };
@@ -242,7 +246,10 @@ function toolDefinitions(tools: NonNullable<ChatCompletionBody['tools']>): ToolD
     seen.add(fn.name);
     const definition: Mutable<ToolDefinition> = { name: fn.name };
     if (fn.description !== undefined) definition.description = fn.description;
-    if (fn.parameters !== undefined) definition.parameters = fn.parameters;
+    if (fn.parameters !== undefined) {
+      assertNesting(fn.parameters, `tools[${i}].function.parameters`);
+      definition.parameters = fn.parameters;
+    }
     if (fn.strict !== undefined && fn.strict !== null) definition.strict = fn.strict;
     return definition;
   });
@@ -280,8 +287,33 @@ function params(body: SharedBody, maxTokens: number | undefined, known: Readonly
   if (body.frequency_penalty != null) out.frequencyPenalty = body.frequency_penalty;
   let extra: Record<string, unknown> | undefined;
   for (const key in body) {
-    if (!known.has(key) && body[key] !== undefined) (extra ??= {})[key] = body[key];
+    const value = body[key];
+    if (!known.has(key) && value !== undefined) {
+      if (typeof value === 'object' && value !== null) assertNesting(value, key);
+      (extra ??= {})[key] = value;
+    }
   }
   if (extra !== undefined) out.extra = extra;
   return out;
+}
+
+/** How deep a free-form value (unknown fields, JSON Schemas) may nest: far more than any real schema. */
+export const MAX_NESTING = 64;
+
+/**
+ * Refuses a free-form value nested deeper than MAX_NESTING levels. The fields the request schemas
+ * describe are bounded by them; these are not, and the cache key, the upstream body and the
+ * grammar compiler all walk them recursively (10 000 levels fit in 25 KB of JSON and overflowed
+ * the stack: a 500). Iterative, so the check itself cannot overflow.
+ */
+export function assertNesting(value: object, param: string): void {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > MAX_NESTING) throw ApiError.invalidRequest(`Invalid body '${param}': nested deeper than ${MAX_NESTING} levels.`, param);
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
 }
