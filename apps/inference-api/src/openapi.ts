@@ -33,7 +33,7 @@ export async function createOpenApiDocument(app: INestApplication, options: Open
     .addBearerAuth({
       type: 'http',
       scheme: 'bearer',
-      description: 'One of the keys in API_KEYS (also accepted as an `x-api-key` header). Required on /v1 and /predict when the server has API_KEYS set.',
+      description: 'One of the keys in API_KEYS (also accepted as an `x-api-key` header). Required on /v1, /predict and /health/providers when the server has API keys (API_KEYS, API_KEYS_FILE).',
     })
     .build();
   const document = swagger.SwaggerModule.createDocument(app, config);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
 import { fakeModelsYaml } from '../support/load.js';
 
-/** API_KEYS: the inference routes need one of the keys; health and docs stay open. */
+/** API_KEYS: the inference routes and /health/providers need one of the keys; liveness, readiness and docs stay open. */
 describe('API keys', () => {
   let server: ApiServer;
   let upstream: FakeUpstream;
@@ -50,9 +50,14 @@ describe('API keys', () => {
     expect(viaHeader.status).toBe(200);
   });
 
-  it('health and docs need no key; the document marks the guarded operations', async () => {
+  it('liveness, readiness and docs need no key, /health/providers does; the document marks the guarded operations', async () => {
     expect((await fetch(`${server.url}/health/live`)).status).toBe(200);
     expect((await fetch(`${server.url}/health/ready`)).status).toBe(200);
+    // Per-deployment health names the upstream addresses: it needs a key.
+    const providers = await fetch(`${server.url}/health/providers`);
+    expect(providers.status).toBe(401);
+    expect(await providers.text()).not.toContain(upstream.url);
+    expect((await fetch(`${server.url}/health/providers`, { headers: { authorization: 'Bearer sk-e2e-one' } })).status).toBe(200);
     const res = await fetch(`${server.url}/docs-json`);
     expect(res.status).toBe(200);
     const document = (await res.json()) as { paths: Record<string, Record<string, { security?: unknown }>> };
@@ -60,5 +65,6 @@ describe('API keys', () => {
     expect(document.paths['/v1/models/{model}']?.['get']?.security).toEqual([{ bearer: [] }]);
     expect(document.paths['/predict']?.['get']?.security).toEqual([{ bearer: [] }]);
     expect(document.paths['/health/ready']?.['get']?.security).toBeUndefined();
+    expect(document.paths['/health/providers']?.['get']?.security).toEqual([{ bearer: [] }]);
   });
 });

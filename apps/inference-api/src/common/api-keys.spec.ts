@@ -6,8 +6,8 @@ import { anonymousKeys, ApiKeys, keyDigest, presentedKey, registerApiKeyHook, re
 import { RATE_LIMITED_ROUTES, RateLimiter, registerRateLimitHook } from './rate-limit.js';
 
 describe('API keys', () => {
-  it('guards /v1 and /predict, not health or docs', () => {
-    for (const url of ['/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/models/:model', '/predict']) expect(routeNeedsKey(url)).toBe(true);
+  it('guards /v1, /predict and /health/providers, not liveness, readiness or docs', () => {
+    for (const url of ['/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/models/:model', '/predict', '/health/providers']) expect(routeNeedsKey(url)).toBe(true);
     for (const url of ['/health/live', '/health/ready', '/docs', '/docs-json', '/v1x', '/predictions', undefined]) expect(routeNeedsKey(url)).toBe(false);
   });
 

@@ -7,14 +7,16 @@ import { replyWithError } from './error-reply.js';
 export type KeyCheck = 'ok' | 'missing' | 'invalid';
 
 /**
- * The routes that need a key when API_KEYS is set: everything under /v1 and /predict, as vLLM's
- * `--api-key` guards /v1. Health and docs stay open (balancers and orchestrators probe without
- * credentials). Decided on the route Fastify matched, not on the raw URL, so an encoded or oddly
- * written path cannot reach a guarded route unguarded; a URL that matches no route gets its 404.
+ * The routes that need a key when API keys are set: everything under /v1 and /predict, as vLLM's
+ * `--api-key` guards /v1, and /health/providers (it names every deployment's upstream address: as
+ * LiteLLM guards its /health). Liveness, readiness and the docs stay open (balancers and
+ * orchestrators probe without credentials). Decided on the route Fastify matched, not on the raw
+ * URL, so an encoded or oddly written path cannot reach a guarded route unguarded; a URL that
+ * matches no route gets its 404.
  */
 export function routeNeedsKey(routeUrl: string | undefined): boolean {
   if (routeUrl === undefined) return false;
-  return routeUrl === '/predict' || routeUrl === '/v1' || routeUrl.startsWith('/v1/');
+  return routeUrl === '/predict' || routeUrl === '/v1' || routeUrl.startsWith('/v1/') || routeUrl === '/health/providers';
 }
 
 /** The key a client sent: `Authorization: Bearer <key>` (OpenAI SDKs) or `x-api-key: <key>`. */
