@@ -1,8 +1,9 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { GenerationResult, TokenUsage } from '@infer/model-providers';
 import type { FastifyReply } from 'fastify';
 import { type CacheHeaders, ResponseCacheService, type ServedResult, type ServedStream, type Upstream } from '../cache/response-cache.service.js';
-import { ResponseClient } from '../common/client-link.js';
+import { ResponseClient, SignalClient } from '../common/client-link.js';
 import { USAGE_RECORDER, type UsageRecorder } from '../metrics/usage-recorder.js';
 import { choiceJobs, mergeChoices } from './choices.js';
 import { InferenceService, type InferenceJob } from './inference.service.js';
@@ -76,6 +77,16 @@ export class CompletionResponder {
     if (served.headers) reply.headers(served.headers);
     this.usage?.record(job.model, served.result.usage, served.headers?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
     return served.result;
+  }
+
+  /**
+   * The whole result of a job run for no HTTP request (a background response): through the cache
+   * like `generate`, stopped by `signal`. Returns whether the cache answered it (for the usage).
+   */
+  async generateDetached(job: InferenceJob, headers: IncomingHttpHeaders, signal: AbortSignal): Promise<{ result: GenerationResult; fromCache: boolean }> {
+    if (!this.cache.enabled) return { result: await this.inference.generate(job, signal), fromCache: false };
+    const served = await this.cache.generate(job, headers, this.upstream(job), new SignalClient(signal));
+    return { result: served.result, fromCache: served.headers?.['x-cache'] === 'HIT' };
   }
 
   /**

@@ -104,6 +104,11 @@ export class ResponseStore {
     this.description = options.description;
   }
 
+  /** True when every process sees the same records (Redis). */
+  get shared(): boolean {
+    return this.redis !== undefined;
+  }
+
   /** The record of `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
   async get(id: string, owner: string | null): Promise<StoredResponse | undefined> {
     const raw = await this.call(() => this.keyv.get<unknown>(id));

@@ -10,7 +10,7 @@ import type { ResponsesBody, ResponsesTextFormat } from './responses.schemas.js'
  */
 
 type ItemStatus = 'in_progress' | 'completed' | 'incomplete';
-type ResponseStatus = 'in_progress' | 'completed' | 'incomplete' | 'failed';
+export type ResponseStatus = 'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled';
 
 export function responseId(): string {
   return `resp_${randomHex24()}`;
@@ -67,6 +67,8 @@ export interface ResponseHead {
   /** The response is to be stored (`store`, and a store configured); a failed write answers false. */
   readonly store: boolean;
   readonly previousResponseId: string | null;
+  /** `background: true`: answered at once as `queued`, run afterwards, polled with GET /v1/responses/{id}. */
+  readonly background?: boolean;
 }
 
 export function responseUsage(usage: TokenUsage) {
@@ -118,7 +120,7 @@ export function responseObject(head: ResponseHead, state: ResponseState) {
     object: 'response' as const,
     created_at: head.createdAt,
     status: state.status,
-    background: false,
+    background: head.background === true,
     completed_at: state.status === 'completed' ? Math.floor(Date.now() / 1000) : null,
     error: state.error ?? null,
     incomplete_details: state.incomplete ?? null,
@@ -154,6 +156,16 @@ export function responseBody(head: ResponseHead, result: GenerationResult) {
   if (result.text !== '' || calls.length === 0) output.push(messageItem(itemId('msg'), itemStatus, result.text));
   for (const call of calls) output.push(functionCallItem(itemId('fc'), itemStatus, call));
   return responseObject(head, { status, output, usage: result.usage, incomplete });
+}
+
+/** A Response without output yet (a background response `queued` or `in_progress`), or one that was `cancelled`. */
+export function pendingResponseBody(head: ResponseHead, status: 'queued' | 'in_progress' | 'cancelled') {
+  return responseObject(head, { status, output: [], usage: null });
+}
+
+/** A Response that failed (a background one: its error is in the object, as GET returns it). */
+export function failedResponseBody(head: ResponseHead, status: number, body: OpenAIErrorBody) {
+  return responseObject(head, { status: 'failed', output: [], usage: null, error: { code: failureCode(status), message: body.error.message } });
 }
 
 /** `response.error.code` (an enum in OpenAI's types) for an error of this status. */

@@ -218,7 +218,8 @@ describe('responsesChatBody', () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ conversation: 'conv_1' }, 'conversation'],
       [{ conversation: { id: 'conv_1' } }, 'conversation'],
-      [{ background: true }, 'background'],
+      // Background responses are served, but not streamed.
+      [{ background: true, stream: true }, 'stream'],
       [{ include: ['message.output_text.logprobs'] }, 'include'],
       [{ reasoning: { effort: 'low' } }, 'reasoning'],
       [{ prompt: { id: 'pmpt_1' } }, 'prompt'],
@@ -230,6 +231,7 @@ describe('responsesChatBody', () => {
     }
     const off = { previous_response_id: null, conversation: null, background: false, include: [], reasoning: null, prompt: null, truncation: 'disabled', store: true };
     expect(chatOf(off as never)).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    expect(chatOf({ background: true })).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
     // Output-neutral Responses fields are accepted and not passed on.
     expect(chatOf({ service_tier: 'auto', prompt_cache_key: 'k', safety_identifier: 's', stream: true, stream_options: { include_obfuscation: false } })).toEqual({
       model: 'm',

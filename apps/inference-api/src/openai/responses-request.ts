@@ -111,7 +111,9 @@ export function responsesChatBody(body: ResponsesBody, context: readonly Respons
 /** Refuses what a server without built-in tools or stored conversations cannot do. */
 function assertServable(body: ResponsesBody): void {
   if (body.conversation != null) throw unsupported("'conversation' is not supported: conversations are not stored. Send the whole conversation in 'input'.", 'conversation');
-  if (body.background === true) throw unsupported('Background responses are not supported.', 'background');
+  if (body.background === true && body.stream === true) {
+    throw unsupported('Streaming a background response is not supported: create it without `stream` and poll GET /v1/responses/{id}.', 'stream');
+  }
   if (body.include != null && body.include.length > 0) throw unsupported("'include' is not supported: no extra output data is served.", 'include');
   if (body.reasoning != null) throw unsupported("'reasoning' is not supported: the served models are not reasoning models.", 'reasoning');
   if (body.prompt != null) throw unsupported("'prompt' (stored prompt templates) is not supported.", 'prompt');

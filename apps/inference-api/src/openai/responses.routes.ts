@@ -1,17 +1,20 @@
-import { Inject, Injectable, Logger, type OnModuleInit, Optional } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnModuleInit, Optional } from '@nestjs/common';
 import type { StreamPart } from '@infer/model-providers';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorResponse, inferenceErrorResponses } from '../common/api-docs.js';
-import { ApiError } from '../common/api-error.js';
+import { ApiError, errorBody } from '../common/api-error.js';
 import { mapError } from '../common/error-mapping.js';
 import { HotRoutes } from '../common/hot-routes.js';
 import { USAGE_RECORDER, type UsageRecorder } from '../metrics/usage-recorder.js';
+import { BackgroundResponses, stopReasonOf } from './background-responses.js';
 import { CompletionResponder } from './completion-responder.js';
 import { type InferenceJob, InferenceService } from './inference.service.js';
 import { ref } from './openai.schemas.js';
 import { RESPONSE_STORE, type ResponseStore, type StoredItem, type StoredResponse } from './response-store.js';
 import {
   continuation,
+  failedResponseBody,
+  pendingResponseBody,
   type ResponseHead,
   type ResponseObject,
   ResponseStreamEvents,
@@ -31,6 +34,9 @@ import {
   retrieveResponseQuerySchema,
 } from './responses.schemas.js';
 import { openSse, sendFrames } from './sse-writer.js';
+
+/** How often a background response looks whether another process cancelled it (a shared store). */
+const CANCEL_POLL_MS = 1_000;
 
 /** What a response to be stored needs besides its Response object. */
 interface StoreTarget {
@@ -53,7 +59,10 @@ interface StoreTarget {
  * the key that created it.
  */
 @Injectable()
-export class ResponsesRoutes implements OnModuleInit {
+export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly background = new BackgroundResponses();
+  private readonly logger = new Logger('Responses');
+
   constructor(
     private readonly routes: HotRoutes,
     private readonly inference: InferenceService,
@@ -68,6 +77,13 @@ export class ResponsesRoutes implements OnModuleInit {
     new Logger('ResponseStore').log(this.store?.description ?? 'responses are not stored (RESPONSES_STORE_ENABLED=false)');
     this.registerCreate();
     this.registerStored();
+    this.registerCancel();
+  }
+
+  /** Background responses still running are stopped and recorded as failed before the store closes. */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.background.size > 0) this.logger.warn(`stopping ${this.background.size} background response(s)`);
+    await this.background.shutdown();
   }
 
   private registerCreate(): void {
@@ -86,7 +102,10 @@ export class ResponsesRoutes implements OnModuleInit {
           '`text.format` (JSON, JSON Schema), `metadata` (echoed). Runs as a chat completion (same models, cache and checks). ' +
           'Stored unless `store: false` (see `GET /v1/responses/{id}`); `previous_response_id` continues a stored response ' +
           '(its conversation goes before `input`; its `instructions` do not carry over; unknown: 400 `previous_response_not_found`). ' +
-          'Refused (400 `unsupported_parameter`): `conversation`, `background: true`, built-in tools, ' +
+          '`background: true` answers at once with `status: "queued"` and runs the response afterwards: poll ' +
+          '`GET /v1/responses/{id}` (`in_progress`, then `completed`, `incomplete`, `failed` or `cancelled`), stop it with ' +
+          '`POST /v1/responses/{id}/cancel` (needs `store`; not with `stream`). ' +
+          'Refused (400 `unsupported_parameter`): `conversation`, built-in tools, ' +
           '`reasoning`, a non-empty `include`, `prompt`, `truncation: "auto"`. With `stream: true`: `event: <type>` / ' +
           '`data: <ResponseStreamEvent>` frames ending with `response.completed` (or `response.incomplete`), no `[DONE]`.',
         requestBody: { required: true, content: { 'application/json': { schema: ref('CreateResponseRequest') } } },
@@ -210,6 +229,17 @@ export class ResponsesRoutes implements OnModuleInit {
       previousResponseId: previousId,
     };
     const target: StoreTarget | undefined = store ? { input: body.input, context, owner } : undefined;
+    if (body.background === true) {
+      if (this.store === null) {
+        throw ApiError.invalidRequest(
+          'Background responses are not supported: this server does not store responses (RESPONSES_STORE_ENABLED=false).',
+          'background',
+          'unsupported_parameter',
+        );
+      }
+      if (target === undefined) throw ApiError.invalidRequest('Background mode requires `store` to be true.', 'store');
+      return this.startBackground(job, { ...head, background: true }, sources, target, reply);
+    }
     try {
       if (body.stream === true) {
         await this.stream(job, head, sources, target, reply);
@@ -222,20 +252,142 @@ export class ResponsesRoutes implements OnModuleInit {
   }
 
   /**
-   * Stores a finished response (when it is to be stored) and returns what to answer: the response
-   * itself, or, when the store could not take it, the same with `store: false` (it cannot be
-   * retrieved or continued, and the client is told so rather than finding out later).
+   * `background: true`: the response is stored as `queued` and answered at once; it runs afterwards
+   * (runBackground), detached from this request. 503 when the store cannot keep it (nobody could
+   * ever read the result).
    */
-  private async save(response: ResponseObject, target: StoreTarget | undefined): Promise<ResponseObject> {
-    if (target === undefined || this.store === null) return response;
-    const record: StoredResponse = {
+  private async startBackground(job: InferenceJob, head: ResponseHead, sources: readonly number[], target: StoreTarget, reply: FastifyReply): Promise<ResponseObject> {
+    const store = this.store as ResponseStore;
+    const queued = pendingResponseBody(head, 'queued');
+    if (!(await store.save(this.record(queued, target)))) {
+      throw new ApiError(503, 'The response store could not keep a background response: try again, or leave out `background`.', 'server_error', 'store_unavailable');
+    }
+    // What the run needs of the request, copied: the request object is gone by then.
+    const headers = { ...reply.request.headers };
+    const key = reply.request.apiKey?.name;
+    this.background.start(head.id, (signal) => this.runBackground(job, head, sources, target, headers, key, signal));
+    return queued;
+  }
+
+  /**
+   * Runs a background response: `in_progress`, then its end as GET will return it (`completed`,
+   * `incomplete`, or `failed` with the error a client would have been answered). Cancelled (here, or
+   * in another process when the store is shared: looked up every CANCEL_POLL_MS), it stops and
+   * leaves the `cancelled` record the cancel route wrote; stopped by a shutdown, it records
+   * `failed`. A record cancelled or deleted meanwhile is never overwritten by the end.
+   */
+  private async runBackground(
+    job: InferenceJob,
+    head: ResponseHead,
+    sources: readonly number[],
+    target: StoreTarget,
+    headers: FastifyRequest['headers'],
+    key: string | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const store = this.store as ResponseStore;
+    const id = head.id;
+    await store.save(this.record(pendingResponseBody(head, 'in_progress'), target));
+    const watch = store.shared
+      ? setInterval(() => {
+          void this.goneElsewhere(id, target.owner).then((gone) => {
+            if (gone) this.background.cancel(id);
+          });
+        }, CANCEL_POLL_MS)
+      : undefined;
+    let end: ResponseObject;
+    try {
+      const { result, fromCache } = await this.responder.generateDetached(job, headers, signal);
+      this.usage?.record(job.model, result.usage, fromCache, key);
+      end = responseBody(head, result);
+    } catch (error) {
+      if (signal.aborted && stopReasonOf(signal) === 'cancelled') return;
+      if (signal.aborted) {
+        end = failedResponseBody(head, 500, errorBody(500, 'The server shut down before this response finished.', 'server_error', 'server_shutdown'));
+      } else {
+        const { status, body, unexpected } = mapError(responsesError(error, sources));
+        const detail = error instanceof Error ? error.message : String(error);
+        if (unexpected) this.logger.error({ msg: 'background response failed', response: id, err: error instanceof Error ? error.stack : detail });
+        else this.logger.warn({ msg: 'background response failed', response: id, code: body.error.code, detail });
+        end = failedResponseBody(head, status, body);
+      }
+    } finally {
+      if (watch !== undefined) clearInterval(watch);
+    }
+    if (await this.goneElsewhere(id, target.owner)) return;
+    await store.save(this.record(end, target));
+  }
+
+  /** True when `id` was cancelled or deleted (false when the store cannot tell: better to write the end). */
+  private async goneElsewhere(id: string, owner: string | null): Promise<boolean> {
+    try {
+      const record = await (this.store as ResponseStore).get(id, owner);
+      return record === undefined || record.response['status'] === 'cancelled';
+    } catch {
+      return false;
+    }
+  }
+
+  /** POST /v1/responses/{id}/cancel. */
+  private registerCancel(): void {
+    this.routes.register({
+      method: 'POST',
+      url: '/v1/responses/:id/cancel',
+      schema: { params: responseIdParamsSchema },
+      handler: async (request: FastifyRequest) => {
+        const { id } = request.params as { id: string };
+        const record = await this.stored(id, request);
+        const response = record.response;
+        if (response['background'] !== true) throw ApiError.invalidRequest('Cannot cancel a synchronous response: only background responses can be cancelled.', 'response_id');
+        const status = response['status'];
+        if (status === 'cancelled') return response;
+        if (status !== 'queued' && status !== 'in_progress') {
+          throw ApiError.invalidRequest(`Cannot cancel a response that has already finished (status '${String(status)}').`, 'response_id');
+        }
+        const cancelled = { ...response, status: 'cancelled' };
+        if (!(await (this.store as ResponseStore).save({ ...record, response: cancelled }))) {
+          throw new ApiError(503, 'The response store could not record the cancellation: try again.', 'server_error', 'store_unavailable');
+        }
+        // Running here: stopped now; in another process: it sees the record within CANCEL_POLL_MS.
+        this.background.cancel(id);
+        return cancelled;
+      },
+      openapi: {
+        tags: ['OpenAI'],
+        operationId: 'cancelResponse',
+        summary: 'Cancel a background response',
+        description:
+          'Stops a response created with `background: true` that is `queued` or `in_progress` and answers it with `status: "cancelled"` ' +
+          '(again for one already cancelled). A synchronous or finished response is a 400.',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, example: 'resp_3f1c0a5e8b2d4c7f9a6e1b0d' }],
+        responses: {
+          200: { description: 'The cancelled response.', content: { 'application/json': { schema: ref('Response') } } },
+          400: errorResponse('Not a background response, or already finished'),
+          404: errorResponse('No stored response with this id (or not for this API key)'),
+          503: errorResponse('The response store (Redis) is unavailable'),
+        },
+      },
+    });
+  }
+
+  private record(response: ResponseObject, target: StoreTarget): StoredResponse {
+    return {
       v: 1,
       response: response as unknown as StoredResponse['response'],
       input: storedInput(target.input),
       context: target.context,
       owner: target.owner,
     };
-    return (await this.store.save(record)) ? response : { ...response, store: false };
+  }
+
+  /**
+   * Stores a finished response (when it is to be stored) and returns what to answer: the response
+   * itself, or, when the store could not take it, the same with `store: false` (it cannot be
+   * retrieved or continued, and the client is told so rather than finding out later).
+   */
+  private async save(response: ResponseObject, target: StoreTarget | undefined): Promise<ResponseObject> {
+    if (target === undefined || this.store === null) return response;
+    return (await this.store.save(this.record(response, target))) ? response : { ...response, store: false };
   }
 
   /** The stored response `previous_response_id` names (400 when it is unknown, or when nothing is stored). */
@@ -249,6 +401,11 @@ export class ResponsesRoutes implements OnModuleInit {
     }
     const record = await this.store.get(id, owner);
     if (record === undefined) throw ApiError.invalidRequest(`Previous response with id '${id}' not found.`, 'previous_response_id', 'previous_response_not_found');
+    const status = record.response['status'];
+    if (status !== 'completed' && status !== 'incomplete') {
+      // A background response still running (or one that failed or was cancelled) has no output to continue.
+      throw ApiError.invalidRequest(`Previous response with id '${id}' cannot be continued: its status is '${String(status)}'.`, 'previous_response_id');
+    }
     return record;
   }
 

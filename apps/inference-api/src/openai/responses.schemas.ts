@@ -129,7 +129,13 @@ export const responsesRequestSchema = {
         '`input`. Its `instructions` do not carry over. Unknown (or expired, or another API key\'s): 400 `previous_response_not_found`.',
     },
     conversation: { description: unsupported('conversations are not stored') },
-    background: { type: 'boolean', nullable: true, description: unsupported('`true` (background responses)') },
+    background: {
+      type: 'boolean',
+      nullable: true,
+      description:
+        '`true`: answered at once with `status: "queued"`, run afterwards; poll `GET /v1/responses/{id}`, stop with ' +
+        '`POST /v1/responses/{id}/cancel`. Needs `store`; not with `stream`.',
+    },
     include: { type: 'array', nullable: true, items: { type: 'string' }, description: unsupported('a non-empty list') },
     reasoning: { type: 'object', nullable: true, description: unsupported('anything but null') },
     prompt: { type: 'object', nullable: true, description: unsupported('stored prompt templates') },
@@ -178,7 +184,11 @@ export const responseSchema = {
     object: { type: 'string', enum: ['response'] },
     created_at: { type: 'integer', example: 1764000000 },
     completed_at: { type: 'integer', nullable: true },
-    status: { type: 'string', enum: ['in_progress', 'completed', 'incomplete', 'failed'], description: '`incomplete` when `max_output_tokens` cut the output.' },
+    status: {
+      type: 'string',
+      enum: ['queued', 'in_progress', 'completed', 'incomplete', 'failed', 'cancelled'],
+      description: '`incomplete` when `max_output_tokens` cut the output; `queued`, `in_progress` and `cancelled` for background responses.',
+    },
     error: {
       type: 'object',
       nullable: true,

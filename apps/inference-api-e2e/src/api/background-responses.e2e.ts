@@ -1,0 +1,174 @@
+import OpenAI from 'openai';
+import { type FakeUpstream, fakeReplyText, startFakeUpstream } from '@infer/model-providers/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiServer, startApiServer } from '../support/api-server.js';
+import { fakeModelsYaml } from '../support/load.js';
+import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+
+/**
+ * Background responses (`background: true`, GET to poll, POST /v1/responses/{id}/cancel) with the
+ * official `openai` client against real server processes on a fake upstream: in one process, and
+ * across two processes sharing a real redis-server (cancel on one, the run on the other).
+ */
+
+type Response = OpenAI.Responses.Response;
+type ErrorBody = { message: string; type: string; param: string | null; code: string | null };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until the response leaves queued/in_progress (as the SDK docs show). */
+async function settle(client: OpenAI, id: string, timeoutMs = 15_000): Promise<Response> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await client.responses.retrieve(id);
+    if (response.status !== 'queued' && response.status !== 'in_progress') return response;
+    if (Date.now() > deadline) throw new Error(`response ${id} still ${response.status}`);
+    await sleep(50);
+  }
+}
+
+async function apiError(promise: Promise<unknown>, kind: abstract new (...args: never[]) => InstanceType<typeof OpenAI.APIError>): Promise<ErrorBody> {
+  const error = await promise.catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(kind);
+  return (error as InstanceType<typeof OpenAI.APIError>).error as ErrorBody;
+}
+
+const chatCalls = (upstream: FakeUpstream) => upstream.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
+
+describe('background responses (in-process store)', () => {
+  let server: ApiServer;
+  let upstream: FakeUpstream;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream({ tokens: 6 });
+    server = await startApiServer({ env: { CACHE_ENABLED: 'false' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') });
+    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'test-key', maxRetries: 0 });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await upstream?.close();
+  });
+
+  it('answers queued at once, runs afterwards, and GET shows it completed with the output', async () => {
+    upstream.configure({ latencyMs: 400 });
+    const started = Date.now();
+    const created = await client.responses.create({ model: 'm', input: 'Tell me later', background: true });
+    expect(Date.now() - started).toBeLessThan(300);
+    expect(created).toMatchObject({ status: 'queued', background: true, output: [], usage: null });
+    expect((await client.responses.retrieve(created.id)).status).toBe('in_progress');
+    const done = await settle(client, created.id);
+    upstream.configure({ latencyMs: 0 });
+    expect(done).toMatchObject({ id: created.id, status: 'completed', background: true });
+    expect(done.output_text).toBe(fakeReplyText('Tell me later', 6));
+    expect(done.usage?.output_tokens).toBe(6);
+    // A finished background response continues like any other.
+    const next = await client.responses.create({ model: 'm', input: 'And now?', previous_response_id: created.id });
+    expect(next.status).toBe('completed');
+  });
+
+  it('cancel stops the upstream call; the response stays cancelled; cancelling again answers the same', async () => {
+    upstream.configure({ latencyMs: 3_000 });
+    const before = chatCalls(upstream);
+    const created = await client.responses.create({ model: 'm', input: 'A long one', background: true });
+    await sleep(200);
+    expect(upstream.inFlight).toBe(1);
+    const cancelled = await client.responses.cancel(created.id);
+    expect(cancelled).toMatchObject({ id: created.id, status: 'cancelled', background: true });
+    await sleep(200);
+    // The call to the model was aborted, not left to finish.
+    expect(upstream.inFlight).toBe(0);
+    expect(chatCalls(upstream) - before).toBe(1);
+    expect((await client.responses.retrieve(created.id)).status).toBe('cancelled');
+    expect((await client.responses.cancel(created.id)).status).toBe('cancelled');
+    upstream.configure({ latencyMs: 0 });
+    // Nothing to continue.
+    const error = await apiError(client.responses.create({ model: 'm', input: 'x', previous_response_id: created.id }), OpenAI.BadRequestError);
+    expect(error).toMatchObject({ param: 'previous_response_id', message: expect.stringContaining("its status is 'cancelled'") });
+  });
+
+  it('a failed run is a failed response with the error a client would have been told', async () => {
+    upstream.configure({ failNext: { count: 10, status: 500, body: { error: { message: 'GPU on fire', type: 'server_error', param: null, code: null } } } });
+    const created = await client.responses.create({ model: 'm', input: 'Doomed', background: true });
+    const failed = await settle(client, created.id);
+    upstream.configure({ failNext: { count: 0 } });
+    expect(failed).toMatchObject({ status: 'failed', error: { code: 'server_error', message: 'The model server returned an error (HTTP 500): GPU on fire' }, output: [] });
+  });
+
+  it('refuses what it cannot do: cancel a finished or synchronous response, stream in the background, background without store', async () => {
+    const sync = await client.responses.create({ model: 'm', input: 'Now' });
+    expect((await apiError(client.responses.cancel(sync.id), OpenAI.BadRequestError)).message).toMatch(/synchronous response/);
+    const bg = await client.responses.create({ model: 'm', input: 'Soon', background: true });
+    await settle(client, bg.id);
+    expect((await apiError(client.responses.cancel(bg.id), OpenAI.BadRequestError)).message).toMatch(/already finished \(status 'completed'\)/);
+    await apiError(client.responses.cancel('resp_unknown'), OpenAI.NotFoundError);
+    const post = (body: object) =>
+      fetch(`${server.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', input: 'x', ...body }) });
+    const streamed = await post({ background: true, stream: true });
+    expect(streamed.status).toBe(400);
+    expect(await streamed.json()).toMatchObject({ error: { param: 'stream', code: 'unsupported_parameter' } });
+    const unstored = await post({ background: true, store: false });
+    expect(unstored.status).toBe(400);
+    expect(await unstored.json()).toMatchObject({ error: { param: 'store', message: 'Background mode requires `store` to be true.' } });
+  });
+});
+
+describe('background responses across processes (Redis)', () => {
+  let redis: RedisServer;
+  let upstream: FakeUpstream;
+  let a: ApiServer;
+  let b: ApiServer;
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    upstream = await startFakeUpstream({ tokens: 4 });
+    const env = { CACHE_ENABLED: 'false', REDIS_URL: redis.url };
+    [a, b] = await Promise.all([
+      startApiServer({ env: { ...env, INSTANCE_ID: 'a' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') }),
+      startApiServer({ env: { ...env, INSTANCE_ID: 'b' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') }),
+    ]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await upstream?.close();
+    await redis?.stop();
+  });
+
+  it('runs on the process that took it; another process sees it finish, and a cancel there stops it within a second', async () => {
+    const onA = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const onB = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const quick = await onA.responses.create({ model: 'm', input: 'Quick', background: true });
+    expect((await settle(onB, quick.id)).output_text).toBe(fakeReplyText('Quick', 4));
+
+    upstream.configure({ latencyMs: 5_000 });
+    const slow = await onA.responses.create({ model: 'm', input: 'Slow', background: true });
+    await sleep(300);
+    expect(upstream.inFlight).toBe(1);
+    expect((await onB.responses.cancel(slow.id)).status).toBe('cancelled');
+    // A looks at the record every second: its upstream call is aborted well before the 5 s it would take.
+    const deadline = Date.now() + 2_500;
+    while (upstream.inFlight > 0 && Date.now() < deadline) await sleep(50);
+    expect(upstream.inFlight).toBe(0);
+    upstream.configure({ latencyMs: 0 });
+    await sleep(300);
+    expect((await onA.responses.retrieve(slow.id)).status).toBe('cancelled');
+  });
+
+  it('a process shutting down records its running background responses as failed', async () => {
+    upstream.configure({ latencyMs: 10_000 });
+    const third = await startApiServer({ env: { CACHE_ENABLED: 'false', REDIS_URL: redis.url, INSTANCE_ID: 'c' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') });
+    const onC = new OpenAI({ baseURL: `${third.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const running = await onC.responses.create({ model: 'm', input: 'Interrupted', background: true });
+    await sleep(300);
+    const stopped = await third.stop();
+    upstream.configure({ latencyMs: 0 });
+    expect(stopped.code).toBe(0);
+    const onA = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    expect(await onA.responses.retrieve(running.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'server_error', message: 'The server shut down before this response finished.' },
+    });
+  });
+});
