@@ -156,16 +156,28 @@ describe('background responses across processes (Redis)', () => {
     expect((await onA.responses.retrieve(slow.id)).status).toBe('cancelled');
   });
 
-  it('a process shutting down records its running background responses as failed', async () => {
+  it('a process shutting down lets its background responses finish during the drain, and records those still running at the deadline as failed', async () => {
+    const start = (shutdownMs: number, id: string) =>
+      startApiServer({
+        env: { CACHE_ENABLED: 'false', REDIS_URL: redis.url, INSTANCE_ID: id, SHUTDOWN_TIMEOUT_MS: String(shutdownMs) },
+        modelsYaml: fakeModelsYaml(upstream.url, 'm'),
+      });
+    const onA = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'k', maxRetries: 0 });
+
+    upstream.configure({ latencyMs: 800 });
+    const patient = await start(5_000, 'c');
+    const finishing = await new OpenAI({ baseURL: `${patient.url}/v1`, apiKey: 'k', maxRetries: 0 }).responses.create({ model: 'm', input: 'Almost there', background: true });
+    await sleep(200);
+    expect((await patient.stop()).code).toBe(0);
+    expect(await onA.responses.retrieve(finishing.id)).toMatchObject({ status: 'completed', output_text: fakeReplyText('Almost there', 4) });
+
     upstream.configure({ latencyMs: 10_000 });
-    const third = await startApiServer({ env: { CACHE_ENABLED: 'false', REDIS_URL: redis.url, INSTANCE_ID: 'c' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') });
-    const onC = new OpenAI({ baseURL: `${third.url}/v1`, apiKey: 'k', maxRetries: 0 });
-    const running = await onC.responses.create({ model: 'm', input: 'Interrupted', background: true });
-    await sleep(300);
-    const stopped = await third.stop();
+    const hasty = await start(500, 'd');
+    const running = await new OpenAI({ baseURL: `${hasty.url}/v1`, apiKey: 'k', maxRetries: 0 }).responses.create({ model: 'm', input: 'Interrupted', background: true });
+    await sleep(200);
+    const stopped = await hasty.stop();
     upstream.configure({ latencyMs: 0 });
     expect(stopped.code).toBe(0);
-    const onA = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'k', maxRetries: 0 });
     expect(await onA.responses.retrieve(running.id)).toMatchObject({
       status: 'failed',
       error: { code: 'server_error', message: 'The server shut down before this response finished.' },

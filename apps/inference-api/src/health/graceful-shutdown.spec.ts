@@ -2,7 +2,8 @@ import { EventEmitter, once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AppLifecycle } from './app-lifecycle.js';
-import { GracefulShutdown, type ShutdownLogger } from './graceful-shutdown.js';
+import { BackgroundResponses } from '../openai/background-responses.js';
+import { type BackgroundWork, GracefulShutdown, type ShutdownLogger } from './graceful-shutdown.js';
 
 function logger(): ShutdownLogger & { lines: string[] } {
   const lines: string[] = [];
@@ -14,7 +15,7 @@ describe('GracefulShutdown', () => {
   let server: Server;
   let shutdown: GracefulShutdown | undefined;
 
-  async function setup(close: () => Promise<void>, options: { timeoutMs?: number; closeTimeoutMs?: number } = {}) {
+  async function setup(close: () => Promise<void>, options: { timeoutMs?: number; closeTimeoutMs?: number; background?: BackgroundWork } = {}) {
     server = createServer((_req, res) => setTimeout(() => res.end('done'), 200));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -23,7 +24,7 @@ describe('GracefulShutdown', () => {
     const exit = vi.fn<(code: number) => void>();
     const log = logger();
     shutdown = new GracefulShutdown(
-      { server, lifecycle, close },
+      { server, lifecycle, close, ...(options.background === undefined ? {} : { background: options.background }) },
       { timeoutMs: options.timeoutMs ?? 5_000, closeTimeoutMs: options.closeTimeoutMs ?? 1_000, logger: log, events, exit },
     ).listen();
     const port = (server.address() as { port: number }).port;
@@ -85,5 +86,28 @@ describe('GracefulShutdown', () => {
     await vi.waitFor(() => expect(hanging.exit).toHaveBeenCalledWith(1));
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(hanging.log.lines.some((l) => l.includes('timed out'))).toBe(true);
+  });
+
+  it('gives background work the drain to finish; what still runs at the deadline is left to the close', async () => {
+    const background = new BackgroundResponses();
+    const ends: string[] = [];
+    const run = (ms: number, name: string) =>
+      background.start(name, (signal) => new Promise<void>((resolve) => {
+        const timer = setTimeout(() => (ends.push(`${name} done`), resolve()), ms);
+        signal.addEventListener('abort', () => (clearTimeout(timer), ends.push(`${name} stopped`), resolve()));
+      }));
+    run(150, 'quick');
+    run(5_000, 'slow');
+    const { events, exit, log } = await setup(async () => {
+      ends.push(`close with ${background.size} running`);
+      await background.shutdown();
+    }, { timeoutMs: 400, background });
+    const started = Date.now();
+    events.emit('SIGTERM');
+    await vi.waitFor(() => expect(exit).toHaveBeenCalledWith(0));
+    expect(ends).toEqual(['quick done', 'close with 1 running', 'slow stopped']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(390);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(log.lines.some((l) => l.includes('background responses still running are stopped'))).toBe(true);
   });
 });

@@ -28,9 +28,21 @@ export interface GracefulShutdownOptions {
   readonly events?: EventEmitter;
 }
 
+/** Work that is not an HTTP request but is given the drain to finish (background responses). */
+export interface BackgroundWork {
+  readonly size: number;
+  /** Resolves true once nothing runs, or false after `timeoutMs`. */
+  idle(timeoutMs: number): Promise<boolean>;
+}
+
+/** DI token of the app's BackgroundWork (provided by the OpenAI module). */
+export const BACKGROUND_WORK = Symbol.for('inference-api:background-work');
+
 export interface GracefulShutdownDeps {
   readonly server: Server;
   readonly lifecycle: AppLifecycle;
+  /** Waited for during the drain, like in-flight requests; what still runs at the deadline is stopped by the app's shutdown hooks. */
+  readonly background?: BackgroundWork;
   /** Closes the application (Nest: app.close(), which runs the shutdown hooks and closes Fastify). */
   readonly close: () => Promise<void>;
 }
@@ -120,7 +132,9 @@ export class GracefulShutdown {
       { reason, inFlight: this.drainer.inFlightCount, timeoutMs },
       'shutting down: readiness 503, no new connections, waiting for in-flight requests and streams',
     );
-    const drained = await this.drainer.drain(timeoutMs);
+    const background = this.deps.background;
+    const [drained, idle] = await Promise.all([this.drainer.drain(timeoutMs), background === undefined || background.size === 0 ? true : background.idle(timeoutMs)]);
+    if (!idle) logger.warn({ running: background?.size, timeoutMs }, 'drain deadline reached: background responses still running are stopped (recorded as failed)');
     if (drained.completed) {
       logger.info({ durationMs: drained.durationMs }, 'drained: every in-flight request and stream finished');
     } else {
@@ -153,8 +167,17 @@ export function installGracefulShutdown(app: INestApplication, options: Graceful
     {
       server: app.getHttpServer() as Server,
       lifecycle: app.get(AppLifecycle),
+      background: optional<BackgroundWork>(app, BACKGROUND_WORK),
       close: () => app.close(),
     },
     options,
   ).listen();
+}
+
+function optional<T>(app: INestApplication, token: symbol): T | undefined {
+  try {
+    return app.get<symbol, T>(token, { strict: false });
+  } catch {
+    return undefined;
+  }
 }

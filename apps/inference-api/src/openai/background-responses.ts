@@ -1,3 +1,5 @@
+import type { BackgroundWork } from '../health/graceful-shutdown.js';
+
 /** Why a background response's signal fired. */
 export type StopReason = 'cancelled' | 'shutdown';
 
@@ -7,7 +9,7 @@ export type StopReason = 'cancelled' | 'shutdown';
  * answered at once). `cancel` stops one (POST /v1/responses/{id}/cancel), `shutdown` all of them
  * when the app closes, and waits until each has recorded how it ended.
  */
-export class BackgroundResponses {
+export class BackgroundResponses implements BackgroundWork {
   private readonly running = new Map<string, { readonly controller: AbortController; readonly done: Promise<void> }>();
   private closing = false;
 
@@ -36,6 +38,24 @@ export class BackgroundResponses {
     const entry = this.running.get(id);
     if (entry === undefined) return false;
     entry.controller.abort('cancelled' satisfies StopReason);
+    return true;
+  }
+
+  /** Resolves true once nothing runs (responses started meanwhile included), false after `timeoutMs`. */
+  async idle(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.running.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...this.running.values()].map((entry) => entry.done)),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, left);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     return true;
   }
 

@@ -3,6 +3,8 @@ import { REDIS_CONNECTION } from '../cache/response-cache.module.js';
 import type { RedisConnection } from '../cache/redis-connection.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
+import { BACKGROUND_WORK } from '../health/graceful-shutdown.js';
+import { BackgroundResponses } from './background-responses.js';
 import { CompletionResponder } from './completion-responder.js';
 import { EmbeddingsRoutes } from './embeddings.routes.js';
 import { InferenceService } from './inference.service.js';
@@ -20,6 +22,9 @@ import { ResponsesRoutes } from './responses.routes.js';
     OpenAIRoutes,
     ResponsesRoutes,
     EmbeddingsRoutes,
+    { provide: BackgroundResponses, useValue: new BackgroundResponses() },
+    // The graceful shutdown gives them the drain to finish.
+    { provide: BACKGROUND_WORK, useExisting: BackgroundResponses },
     {
       provide: RESPONSE_STORE,
       inject: [APP_CONFIG, REDIS_CONNECTION],

@@ -60,7 +60,6 @@ interface StoreTarget {
  */
 @Injectable()
 export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown {
-  private readonly background = new BackgroundResponses();
   private readonly logger = new Logger('Responses');
 
   constructor(
@@ -69,6 +68,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     private readonly responder: CompletionResponder,
     /** null: RESPONSES_STORE_ENABLED=false. */
     @Inject(RESPONSE_STORE) private readonly store: ResponseStore | null,
+    /** Background responses running in this process (the graceful shutdown waits for them, see BACKGROUND_WORK). */
+    private readonly background: BackgroundResponses,
     /** Set with METRICS_PORT: told the token usage of every answer (JSON answers: by the responder). */
     @Optional() @Inject(USAGE_RECORDER) private readonly usage: UsageRecorder | null = null,
   ) {}
