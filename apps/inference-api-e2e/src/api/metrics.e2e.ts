@@ -67,6 +67,36 @@ describe('metrics', () => {
     expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
   });
 
+  it('times streams: time to the first token and per output token, by source', async () => {
+    const before = await (await fetch(metricsUrl)).text();
+    upstream.configure({ latencyMs: 150, interTokenDelayMs: 40 });
+    const stream = (path: string, body: object) =>
+      fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, ...body }) }).then((r) => r.text());
+    expect(await stream('/v1/chat/completions', { messages: [{ role: 'user', content: 'timed stream' }], temperature: 0 })).toContain('[DONE]');
+    expect(await stream('/v1/responses', { input: 'timed responses stream', temperature: 0 })).toContain('response.completed');
+    upstream.configure({ latencyMs: 0, interTokenDelayMs: 0 });
+    // The same chat again: replayed from the cache.
+    expect(await stream('/v1/chat/completions', { messages: [{ role: 'user', content: 'timed stream' }], temperature: 0 })).toContain('[DONE]');
+    const text = await (await fetch(metricsUrl)).text();
+    // Histogram series put `instance` first: match the name and the labels wherever they are.
+    const sum = (metrics: string, name: string, source: string) =>
+      metrics
+        .split('\n')
+        .filter((line) => line.startsWith(`${name}{`) && line.includes('model="m"') && line.includes(`source="${source}"`))
+        .reduce((total, line) => total + Number(line.split(' ').pop()), 0);
+    const delta = (name: string, source: string) => sum(text, name, source) - sum(before, name, source);
+    expect(delta('infer_time_to_first_token_seconds_count', 'upstream')).toBe(2);
+    expect(delta('infer_time_to_first_token_seconds_count', 'cache')).toBe(1);
+    // The upstream waited 150 ms before its first token, then 40 ms between tokens.
+    const ttft = delta('infer_time_to_first_token_seconds_sum', 'upstream') / 2;
+    expect(ttft).toBeGreaterThanOrEqual(0.14);
+    expect(ttft).toBeLessThan(1);
+    const perToken = delta('infer_time_per_output_token_seconds_sum', 'upstream') / delta('infer_time_per_output_token_seconds_count', 'upstream');
+    expect(perToken).toBeGreaterThanOrEqual(0.03);
+    expect(perToken).toBeLessThan(0.2);
+    expect(delta('infer_time_to_first_token_seconds_sum', 'cache')).toBeLessThan(0.1);
+  });
+
   it('counts the embeddings cache results', async () => {
     const before = await (await fetch(metricsUrl)).text();
     for (let i = 0; i < 3; i++) {

@@ -81,6 +81,21 @@ describe('metrics', () => {
     expect(text).not.toMatch(/^infer_key_tokens_total\{/m);
   });
 
+  it('observes stream timings: time to first token, and per output token after it (not for one-token answers)', async () => {
+    const registry = createMetricsRegistry('h', sources());
+    const usage = createUsageRecorder(registry);
+    usage.streamTiming('m', { firstPartMs: 200, finishMs: 1_100 }, 10, false);
+    usage.streamTiming('m', { firstPartMs: 2, finishMs: 3 }, 1, true);
+    const text = await registry.metrics();
+    // (prom-client puts the registry's default label first in histogram series.)
+    expect(value(text, 'infer_time_to_first_token_seconds_sum{instance="h",model="m",source="upstream"}')).toBeCloseTo(0.2, 6);
+    expect(value(text, 'infer_time_to_first_token_seconds_bucket{le="0.25",instance="h",model="m",source="upstream"}')).toBe(1);
+    expect(value(text, 'infer_time_to_first_token_seconds_bucket{le="0.1",instance="h",model="m",source="upstream"}')).toBe(0);
+    expect(value(text, 'infer_time_per_output_token_seconds_sum{instance="h",model="m",source="upstream"}')).toBeCloseTo(0.1, 6);
+    expect(value(text, 'infer_time_to_first_token_seconds_count{instance="h",model="m",source="cache"}')).toBe(1);
+    expect(text).not.toMatch(/^infer_time_per_output_token_seconds_count\{instance="h",model="m",source="cache"/m);
+  });
+
   it('adds up the tokens of named API keys by key, model and kind (cache hits included)', async () => {
     const registry = createMetricsRegistry('h', sources());
     const usage = createUsageRecorder(registry);

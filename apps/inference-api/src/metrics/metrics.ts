@@ -145,7 +145,26 @@ export function createUsageRecorder(registry: Registry): UsageRecorder {
     labelNames: ['key', 'model', 'kind'],
     registers: [registry],
   });
+  const firstToken = new Histogram({
+    name: 'infer_time_to_first_token_seconds',
+    help: 'Streams: time from the request to its first part (the first token, or the cached answer), by model and source (upstream or cache).',
+    labelNames: ['model', 'source'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const perToken = new Histogram({
+    name: 'infer_time_per_output_token_seconds',
+    help: 'Streams: time per output token after the first (from the first part to the finish, over completion tokens - 1), by model and source.',
+    labelNames: ['model', 'source'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
   return {
+    streamTiming(model, timing, completionTokens, fromCache) {
+      const source = fromCache ? 'cache' : 'upstream';
+      firstToken.observe({ model, source }, timing.firstPartMs / 1000);
+      if (completionTokens > 1) perToken.observe({ model, source }, (timing.finishMs - timing.firstPartMs) / 1000 / (completionTokens - 1));
+    },
     record(model, usage, fromCache, key) {
       const source = fromCache ? 'cache' : 'upstream';
       tokens.inc({ model, kind: 'prompt', source }, usage.promptTokens);

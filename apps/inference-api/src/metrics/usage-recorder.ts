@@ -10,6 +10,14 @@ export interface UsageRecorder {
    * `key`: the name of the request's API key when it is a named one (API_KEYS_FILE).
    */
   record(model: string, usage: TokenUsage, fromCache: boolean, key?: string): void;
+  /** A stream's timing (time to its first part, and per output token after it), when it finishes. */
+  streamTiming(model: string, timing: StreamTiming, completionTokens: number, fromCache: boolean): void;
+}
+
+/** When a stream's first part and its finish were written, in ms since the request arrived (Fastify's `reply.elapsedTime`). */
+export interface StreamTiming {
+  readonly firstPartMs: number;
+  readonly finishMs: number;
 }
 
 export const USAGE_RECORDER = Symbol.for('inference-api:usage-recorder');

@@ -4,7 +4,7 @@ import type { GenerationResult, TokenUsage } from '@infer/model-providers';
 import type { FastifyReply } from 'fastify';
 import { type CacheHeaders, ResponseCacheService, type ServedResult, type ServedStream, type Upstream } from '../cache/response-cache.service.js';
 import { ResponseClient, SignalClient } from '../common/client-link.js';
-import { USAGE_RECORDER, type UsageRecorder } from '../metrics/usage-recorder.js';
+import { type StreamTiming, USAGE_RECORDER, type UsageRecorder } from '../metrics/usage-recorder.js';
 import { choiceJobs, mergeChoices } from './choices.js';
 import { InferenceService, type InferenceJob } from './inference.service.js';
 import {
@@ -17,7 +17,7 @@ import {
   textCompletionBody,
   textCompletionBodyOf,
 } from './openai-format.js';
-import { writeSse } from './sse-writer.js';
+import { type SseOptions, writeSse } from './sse-writer.js';
 
 interface StreamFlags {
   stream?: boolean | null;
@@ -49,12 +49,7 @@ export class CompletionResponder {
       const format = job.kind === 'chat' ? chatChunkFormatter(id, created, job.model) : textChunkFormatter(id, created, job.model);
       const includeUsage = flags.stream_options?.include_usage === true;
       const { parts, headers } = await this.stream(job, reply);
-      const usage = this.usage;
-      const onFinish =
-        usage === null
-          ? undefined
-          : (tokens: TokenUsage, sent: CacheHeaders | undefined) => usage.record(job.model, tokens, sent?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
-      await writeSse(reply, parts, format, { includeUsage, headers, onFinish });
+      await writeSse(reply, parts, format, { includeUsage, headers, onFinish: this.streamMetrics(job, reply) });
       return;
     }
     const result = await this.generate(job, reply);
@@ -63,6 +58,17 @@ export class CompletionResponder {
         ? chatCompletionBody(completionId('chatcmpl'), created, job.model, result)
         : textCompletionBody(completionId('cmpl'), created, job.model, result);
     await reply.send(body);
+  }
+
+  /** What a finished stream tells the metrics (METRICS_PORT): its usage and its timing; undefined without metrics. */
+  streamMetrics(job: InferenceJob, reply: FastifyReply): SseOptions['onFinish'] {
+    const usage = this.usage;
+    if (usage === null) return undefined;
+    return (tokens: TokenUsage, sent: CacheHeaders | undefined, timing: StreamTiming) => {
+      const fromCache = sent?.['x-cache'] === 'HIT';
+      usage.record(job.model, tokens, fromCache, reply.request.apiKey?.name);
+      usage.streamTiming(job.model, timing, tokens.completionTokens, fromCache);
+    };
   }
 
   /** The whole result of a job (cache headers, when any, are set on `reply`). Also used by GET /predict. */
@@ -128,13 +134,9 @@ export class CompletionResponder {
         stopAll();
         throw error;
       }
-      const usage = this.usage;
       const headers = (): CacheHeaders | undefined =>
         combinedCacheHeaders(streams.map((s) => (typeof s.headers === 'function' ? s.headers() : s.headers)));
-      const onFinish =
-        usage === null
-          ? undefined
-          : (tokens: TokenUsage, sent: CacheHeaders | undefined) => usage.record(job.model, tokens, sent?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
+      const onFinish = this.streamMetrics(job, reply);
       const outcome = await writeSse(reply, mergeChoices(streams.map((s) => s.parts)), format, {
         includeUsage: flags.stream_options?.include_usage === true,
         headers,

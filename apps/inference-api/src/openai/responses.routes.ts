@@ -438,6 +438,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     const served = await this.responder.openStream(job, reply);
     const iterator = served.parts[Symbol.asyncIterator]();
     let next: IteratorResult<StreamPart> = await iterator.next();
+    const firstPartMs = reply.elapsedTime;
+    const metrics = this.responder.streamMetrics(job, reply);
 
     const headers = typeof served.headers === 'function' ? served.headers() : served.headers;
     openSse(reply, headers);
@@ -453,7 +455,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
           frames = events.part(part);
         } else if (!finished) {
           finished = true;
-          this.usage?.record(job.model, part.usage, headers?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
+          metrics?.(part.usage, headers, { firstPartMs, finishMs: reply.elapsedTime });
           const end = events.finish(part.finishReason, part.usage);
           frames = end.frames + events.last(await this.save(end.response, target));
         }

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { StreamPart, TokenUsage } from '@infer/model-providers';
 import type { FastifyReply } from 'fastify';
 import { mapError } from '../common/error-mapping.js';
+import type { StreamTiming } from '../metrics/usage-recorder.js';
 import { type ChunkFormatter, choicesUsage } from './openai-format.js';
 
 export interface SseOptions {
@@ -11,8 +12,8 @@ export interface SseOptions {
    * before the headers go out (the response cache only then knows whether it was a hit).
    */
   readonly headers?: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>> | undefined);
-  /** Called with the stream's usage and the extra headers that were sent, when its finish part is written (metrics). */
-  readonly onFinish?: (usage: TokenUsage, headers: Readonly<Record<string, string>> | undefined) => void;
+  /** Called with the stream's usage, the extra headers that were sent and its timing, when its finish part is written (metrics). */
+  readonly onFinish?: (usage: TokenUsage, headers: Readonly<Record<string, string>> | undefined, timing: StreamTiming) => void;
   /**
    * Choices in the stream (`n`, default 1). With several, parts carry their choice's `choice` index
    * (see ChoicePart); the usage chunk and `onFinish` come once every choice has finished, with the
@@ -44,6 +45,7 @@ export async function writeSse(
   // Wait for the first part before sending headers: an error here (unknown upstream failure,
   // all deployments down) still gets a proper HTTP status, and the router could retry.
   first = await iterator.next();
+  const firstPartMs = reply.elapsedTime;
 
   const extraHeaders = typeof options.headers === 'function' ? options.headers() : options.headers;
   openSse(reply, extraHeaders);
@@ -67,7 +69,7 @@ export async function writeSse(
         const event = format.toolCall(part, index);
         if (event !== undefined && !(await send(res, event))) return 'aborted';
       } else if (usages === undefined) {
-        options.onFinish?.(part.usage, extraHeaders);
+        options.onFinish?.(part.usage, extraHeaders, { firstPartMs, finishMs: reply.elapsedTime });
         if (!(await send(res, format.finish(part.finishReason, index)))) return 'aborted';
         if (options.includeUsage && !(await send(res, format.usage(part.usage)))) return 'aborted';
       } else {
@@ -76,7 +78,7 @@ export async function writeSse(
         if (!(await send(res, format.finish(part.finishReason, index)))) return 'aborted';
         if (finished === choices) {
           const usage = choicesUsage(usages);
-          options.onFinish?.(usage, extraHeaders);
+          options.onFinish?.(usage, extraHeaders, { firstPartMs, finishMs: reply.elapsedTime });
           if (options.includeUsage && !(await send(res, format.usage(usage)))) return 'aborted';
         }
       }
