@@ -6,6 +6,7 @@ import { APP_CONFIG } from '../config/config.tokens.js';
 import { BACKGROUND_WORK } from '../health/graceful-shutdown.js';
 import { BackgroundResponses } from './background-responses.js';
 import { CompletionResponder } from './completion-responder.js';
+import { ConversationsRoutes } from './conversations.routes.js';
 import { EmbeddingsRoutes } from './embeddings.routes.js';
 import { InferenceService } from './inference.service.js';
 import { ModelsController } from './models.controller.js';
@@ -21,6 +22,7 @@ import { ResponsesRoutes } from './responses.routes.js';
     CompletionResponder,
     OpenAIRoutes,
     ResponsesRoutes,
+    ConversationsRoutes,
     EmbeddingsRoutes,
     { provide: BackgroundResponses, useValue: new BackgroundResponses() },
     // The graceful shutdown gives them the drain to finish.

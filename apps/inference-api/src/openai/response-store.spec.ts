@@ -1,7 +1,7 @@
 import { Keyv } from 'keyv';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RedisConnection } from '../cache/redis-connection.js';
-import { createResponseStore, parseStoredResponse, recordSize, ResponseStore, type StoredResponse } from './response-store.js';
+import { createResponseStore, parseStoredConversation, parseStoredResponse, recordSize, ResponseStore, type StoredConversation, type StoredResponse } from './response-store.js';
 
 const logger = () => ({ log: vi.fn(), warn: vi.fn(), debug: vi.fn() });
 
@@ -148,5 +148,52 @@ describe('parseStoredResponse', () => {
     // A record stored under another id than its own is not answered either.
     await keyv.set('resp_other', record('resp_p'));
     expect(await store.get('resp_other', null)).toBeUndefined();
+  });
+});
+
+function conversation(id: string, owner: string | null = null, texts: string[] = []): StoredConversation {
+  return {
+    v: 1,
+    conversation: { id, object: 'conversation', created_at: 1, metadata: {} },
+    items: texts.map((text, i) => ({ id: `msg_${i}`, type: 'message', role: 'user', content: [{ type: 'input_text', text }] })),
+    owner,
+  };
+}
+
+describe('ResponseStore: conversations', () => {
+  it('saves, reads (its owner only) and deletes a conversation; a response id and a conversation id never read as each other', async () => {
+    const log = logger();
+    const store = await memoryStore(60, 100, log);
+    expect(await store.saveConversation(conversation('conv_a', 'k1', ['hi']))).toBe(true);
+    expect(await store.getConversation('conv_a', 'k1')).toEqual(conversation('conv_a', 'k1', ['hi']));
+    expect(await store.getConversation('conv_a', 'k2')).toBeUndefined();
+    await store.save(record('resp_a'));
+    expect(await store.getConversation('resp_a', null)).toBeUndefined();
+    expect(await store.get('conv_a', 'k1')).toBeUndefined();
+    expect(log.warn).not.toHaveBeenCalled();
+    expect(await store.deleteConversation('conv_a', 'k2')).toBe(false);
+    expect(await store.deleteConversation('conv_a', 'k1')).toBe(true);
+    expect(await store.getConversation('conv_a', 'k1')).toBeUndefined();
+  });
+
+  it('applies concurrent changes one after the other (none lost), and reports a missing conversation', async () => {
+    const store = await memoryStore();
+    await store.saveConversation(conversation('conv_b', null));
+    const append = (text: string) =>
+      store.updateConversation('conv_b', null, (c) => ({ ...c, items: [...c.items, { id: `msg_${text}`, type: 'message', role: 'user', content: [{ type: 'input_text', text }] }] }));
+    await Promise.all(['1', '2', '3', '4'].map(append));
+    expect((await store.getConversation('conv_b', null))?.items.map((item) => item.id)).toEqual(['msg_1', 'msg_2', 'msg_3', 'msg_4']);
+    expect(await store.updateConversation('conv_none', null, (c) => c)).toBeUndefined();
+    // A change that throws fails that update only; the next ones still run.
+    await expect(store.updateConversation('conv_b', null, () => { throw new Error('no'); })).rejects.toThrow('no');
+    await append('5');
+    expect((await store.getConversation('conv_b', null))?.items).toHaveLength(5);
+  });
+
+  it('parseStoredConversation refuses malformed records', () => {
+    expect(parseStoredConversation(conversation('conv_c'))).toBeDefined();
+    for (const bad of [null, {}, { ...conversation('conv_c'), v: 2 }, { ...conversation('conv_c'), items: [{}] }, { ...conversation('conv_c'), conversation: { id: 'x', object: 'response', metadata: {} } }]) {
+      expect(parseStoredConversation(bad), JSON.stringify(bad)).toBeUndefined();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import type { Keyv } from 'keyv';
+import type { ApiKeyRecord } from '../common/api-keys.js';
 import { boundedMemoryKeyv } from '../cache/bounded-memory-store.js';
 import type { CacheLogger, RedisConnection } from '../cache/redis-connection.js';
 import { ApiError } from '../common/api-error.js';
@@ -22,6 +23,15 @@ export interface StoredResponse {
    */
   readonly context: readonly StoredItem[];
   /** Digest of the API key that created it (API_KEYS set), else null: other keys are told it does not exist. */
+  readonly owner: string | null;
+}
+
+/** A conversation (POST /v1/conversations; `conversation` on POST /v1/responses): its items, oldest first. */
+export interface StoredConversation {
+  readonly v: 1;
+  readonly conversation: { readonly id: string; readonly object: 'conversation'; readonly created_at: number; readonly metadata: Readonly<Record<string, string>> };
+  readonly items: readonly StoredItem[];
+  /** As StoredResponse.owner. */
   readonly owner: string | null;
 }
 
@@ -62,7 +72,11 @@ export async function createResponseStore(
     return new ResponseStore({ keyv, ttlSeconds, redis, logger, description: `stored responses on Redis (shared by every process; kept ${ttlSeconds} s)` });
   }
   return new ResponseStore({
-    keyv: boundedMemoryKeyv<StoredResponse>({ maxEntries, maxBytes, sizeOf: recordSize }),
+    keyv: boundedMemoryKeyv<StoredResponse | StoredConversation>({
+      maxEntries,
+      maxBytes,
+      sizeOf: (record) => ('conversation' in record ? conversationSize(record) : recordSize(record)),
+    }),
     ttlSeconds,
     redis: undefined,
     logger,
@@ -77,6 +91,21 @@ export async function createResponseStore(
  */
 export function recordSize(record: StoredResponse): number {
   return JSON.stringify(record.input).length + JSON.stringify(record.response).length + 8 * record.context.length + 64;
+}
+
+/**
+ * Who owns what a request stores or reads, with API keys (the key hook checked the key): a named key
+ * (API_KEYS_FILE) by its name, so its records stay its own when the key is rotated; a key of API_KEYS
+ * by its digest. null without keys.
+ */
+export function ownerOf(apiKey: ApiKeyRecord | null | undefined): string | null {
+  if (!apiKey) return null;
+  return apiKey.name === undefined ? apiKey.digest : `name:${apiKey.name}`;
+}
+
+/** The approximate memory of a conversation record: the JSON length of its items (they are its own copies). */
+export function conversationSize(record: StoredConversation): number {
+  return JSON.stringify(record.items).length + JSON.stringify(record.conversation).length + 64;
 }
 
 function unavailable(): ApiError {
@@ -95,6 +124,7 @@ export class ResponseStore {
   private readonly ttlMs: number;
   private readonly redis: RedisConnection | undefined;
   private readonly logger: CacheLogger;
+  private readonly conversationLocks = new Map<string, Promise<void>>();
 
   constructor(options: ResponseStoreOptions) {
     this.keyv = options.keyv;
@@ -112,7 +142,8 @@ export class ResponseStore {
   /** The record of `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
   async get(id: string, owner: string | null): Promise<StoredResponse | undefined> {
     const raw = await this.call(() => this.keyv.get<unknown>(id));
-    if (raw === undefined || raw === null) return undefined;
+    // A conversation's id given for a response's: not found (not unreadable).
+    if (raw === undefined || raw === null || (isObject(raw) && 'conversation' in raw)) return undefined;
     const record = parseStoredResponse(raw);
     if (record === undefined) {
       this.logger.warn(`ignored an unreadable stored response (${id})`);
@@ -140,6 +171,63 @@ export class ResponseStore {
     return this.call(() => this.keyv.delete(id));
   }
 
+  /** The conversation `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
+  async getConversation(id: string, owner: string | null): Promise<StoredConversation | undefined> {
+    const raw = await this.call(() => this.keyv.get<unknown>(id));
+    if (raw === undefined || raw === null || (isObject(raw) && 'response' in raw)) return undefined;
+    const record = parseStoredConversation(raw);
+    if (record === undefined) {
+      this.logger.warn(`ignored an unreadable conversation (${id})`);
+      return undefined;
+    }
+    if (record.conversation.id !== id || record.owner !== owner) return undefined;
+    return record;
+  }
+
+  /** Writes a conversation; false (logged) when the store could not take it. */
+  async saveConversation(record: StoredConversation): Promise<boolean> {
+    try {
+      const ok = await this.call(() => this.keyv.set(record.conversation.id, record, this.ttlMs));
+      if (ok === false) throw new Error(this.redis ? 'Redis refused the write' : 'larger than the in-process store (RESPONSES_STORE_MAX_BYTES)');
+      return true;
+    } catch (error) {
+      this.logger.warn(`storing conversation ${record.conversation.id} failed: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    }
+  }
+
+  async deleteConversation(id: string, owner: string | null): Promise<boolean> {
+    if ((await this.getConversation(id, owner)) === undefined) return false;
+    return this.call(() => this.keyv.delete(id));
+  }
+
+  /**
+   * Changes a conversation (read, `change`, write), one change at a time per conversation in this
+   * process: the responses of one conversation finishing together do not drop each other's items.
+   * (Across processes on Redis the last write wins: two responses of one conversation at once on two
+   * hosts can lose one's items.) Resolves with the new record; undefined when it does not exist.
+   * Throws a 503 ApiError when the store cannot be reached or refuses the write.
+   */
+  updateConversation(id: string, owner: string | null, change: (record: StoredConversation) => StoredConversation): Promise<StoredConversation | undefined> {
+    const previous = this.conversationLocks.get(id) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      const record = await this.getConversation(id, owner);
+      if (record === undefined) return undefined;
+      const changed = change(record);
+      if (!(await this.saveConversation(changed))) throw unavailable();
+      return changed;
+    });
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.conversationLocks.set(id, tail);
+    void tail.then(() => {
+      if (this.conversationLocks.get(id) === tail) this.conversationLocks.delete(id);
+    });
+    return next;
+  }
+
   private async call<T>(operation: () => Promise<T>): Promise<T> {
     if (this.redis === undefined) return operation();
     try {
@@ -164,4 +252,15 @@ export function parseStoredResponse(raw: unknown): StoredResponse | undefined {
   if (!Array.isArray(context) || !context.every(hasId)) return undefined;
   if (owner !== null && typeof owner !== 'string') return undefined;
   return raw as unknown as StoredResponse;
+}
+
+/** A stored conversation, checked; undefined when malformed. */
+export function parseStoredConversation(raw: unknown): StoredConversation | undefined {
+  if (!isObject(raw) || raw['v'] !== 1) return undefined;
+  const { conversation, items, owner } = raw;
+  if (!isObject(conversation) || typeof conversation['id'] !== 'string' || conversation['object'] !== 'conversation') return undefined;
+  if (!isObject(conversation['metadata'])) return undefined;
+  if (!Array.isArray(items) || !items.every(hasId)) return undefined;
+  if (owner !== null && typeof owner !== 'string') return undefined;
+  return raw as unknown as StoredConversation;
 }

@@ -1,5 +1,5 @@
 import type { FinishReason, GenerationResult, StreamPart, TokenUsage, ToolCall } from '@infer/model-providers';
-import type { OpenAIErrorBody } from '../common/api-error.js';
+import { ApiError, type OpenAIErrorBody } from '../common/api-error.js';
 import { randomHex24 } from './openai-format.js';
 import type { StoredItem, StoredResponse } from './response-store.js';
 import type { ResponsesBody, ResponsesTextFormat } from './responses.schemas.js';
@@ -14,6 +14,10 @@ export type ResponseStatus = 'queued' | 'in_progress' | 'completed' | 'incomplet
 
 export function responseId(): string {
   return `resp_${randomHex24()}`;
+}
+
+export function conversationId(): string {
+  return `conv_${randomHex24()}`;
 }
 
 export function itemId(prefix: 'msg' | 'fc' | 'fco'): string {
@@ -69,6 +73,8 @@ export interface ResponseHead {
   readonly previousResponseId: string | null;
   /** `background: true`: answered at once as `queued`, run afterwards, polled with GET /v1/responses/{id}. */
   readonly background?: boolean;
+  /** The conversation the response belongs to (`conversation`): its items went before the input, its input and output are added to it. */
+  readonly conversation?: string;
 }
 
 export function responseUsage(usage: TokenUsage) {
@@ -141,7 +147,8 @@ export function responseObject(head: ResponseHead, state: ResponseState) {
     usage: state.usage === null ? null : responseUsage(state.usage),
     metadata: echo.metadata,
   };
-  return echo.user === undefined ? response : { ...response, user: echo.user };
+  const withConversation = head.conversation === undefined ? response : { ...response, conversation: { id: head.conversation } };
+  return echo.user === undefined ? withConversation : { ...withConversation, user: echo.user };
 }
 
 /**
@@ -346,4 +353,30 @@ export function storedInput(input: ResponsesBody['input']): StoredItem[] {
 /** The conversation a response continuing `record` (its `previous_response_id`) starts from: everything before, its input, its output. */
 export function continuation(record: StoredResponse): StoredItem[] {
   return [...record.context, ...record.input, ...(record.response.output as unknown as StoredItem[])];
+}
+
+/** A page of items (input_items of a response, items of a conversation): newest first unless `asc`, `limit` of them after the id `after`. */
+export function itemList(items: readonly StoredItem[], query: { limit: number; order: 'asc' | 'desc'; after?: string }, what: string) {
+  const ordered = query.order === 'asc' ? items : [...items].reverse();
+  let start = 0;
+  if (query.after !== undefined) {
+    const at = ordered.findIndex((item) => item.id === query.after);
+    if (at < 0) throw ApiError.invalidRequest(`No item with id '${query.after}' in this ${what}.`, 'after');
+    start = at + 1;
+  }
+  const data = ordered.slice(start, start + query.limit);
+  return {
+    object: 'list' as const,
+    data,
+    first_id: data[0]?.id ?? null,
+    last_id: data[data.length - 1]?.id ?? null,
+    has_more: start + data.length < ordered.length,
+  };
+}
+
+/** `limit` of a list query (1-100; validated here because query strings are not coerced). */
+export function listLimit(value: string): number {
+  const limit = /^[0-9]{1,3}$/.test(value) ? Number(value) : 0;
+  if (limit < 1 || limit > 100) throw ApiError.invalidRequest("Invalid query parameter 'limit': must be an integer from 1 to 100.", 'limit');
+  return limit;
 }

@@ -216,8 +216,6 @@ describe('responsesChatBody', () => {
 
   it('refuses what this server cannot serve, naming the field; accepts their "off" values', () => {
     const cases: Array<[Record<string, unknown>, string]> = [
-      [{ conversation: 'conv_1' }, 'conversation'],
-      [{ conversation: { id: 'conv_1' } }, 'conversation'],
       // Background responses are served, but not streamed.
       [{ background: true, stream: true }, 'stream'],
       [{ include: ['message.output_text.logprobs'] }, 'include'],
@@ -229,6 +227,9 @@ describe('responsesChatBody', () => {
     for (const [fields, param] of cases) {
       expect(thrown(() => chatOf(fields)), param).toMatchObject({ status: 400, param, code: 'unsupported_parameter' });
     }
+    // A conversation (the route loads it) continues one thing: not with previous_response_id.
+    expect(thrown(() => chatOf({ conversation: 'conv_1', previous_response_id: 'resp_1' }))).toMatchObject({ status: 400, param: 'conversation' });
+    expect(chatOf({ conversation: { id: 'conv_1' } })).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
     const off = { previous_response_id: null, conversation: null, background: false, include: [], reasoning: null, prompt: null, truncation: 'disabled', store: true };
     expect(chatOf(off as never)).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
     expect(chatOf({ background: true })).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });

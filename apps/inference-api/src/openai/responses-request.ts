@@ -110,7 +110,9 @@ export function responsesChatBody(body: ResponsesBody, context: readonly Respons
 
 /** Refuses what a server without built-in tools or stored conversations cannot do. */
 function assertServable(body: ResponsesBody): void {
-  if (body.conversation != null) throw unsupported("'conversation' is not supported: conversations are not stored. Send the whole conversation in 'input'.", 'conversation');
+  if (body.conversation != null && body.previous_response_id != null) {
+    throw ApiError.invalidRequest("'previous_response_id' and 'conversation' cannot be used together: a response continues one or the other.", 'conversation');
+  }
   if (body.background === true && body.stream === true) {
     throw unsupported('Streaming a background response is not supported: create it without `stream` and poll GET /v1/responses/{id}.', 'stream');
   }

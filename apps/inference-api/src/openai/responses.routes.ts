@@ -10,10 +10,12 @@ import { BackgroundResponses, stopReasonOf } from './background-responses.js';
 import { CompletionResponder } from './completion-responder.js';
 import { type InferenceJob, InferenceService } from './inference.service.js';
 import { ref } from './openai.schemas.js';
-import { RESPONSE_STORE, type ResponseStore, type StoredItem, type StoredResponse } from './response-store.js';
+import { ownerOf, RESPONSE_STORE, type ResponseStore, type StoredConversation, type StoredItem, type StoredResponse } from './response-store.js';
 import {
   continuation,
   failedResponseBody,
+  itemList,
+  listLimit,
   pendingResponseBody,
   type ResponseHead,
   type ResponseObject,
@@ -40,9 +42,17 @@ const CANCEL_POLL_MS = 1_000;
 
 /** What a response to be stored needs besides its Response object. */
 interface StoreTarget {
-  readonly input: ResponsesBody['input'];
+  /** The request's input items, with their ids (computed once: every save of a background response lists the same ids). */
+  readonly items: readonly StoredItem[];
   readonly context: readonly StoredItem[];
   readonly owner: string | null;
+}
+
+/** The conversation a response belongs to (`conversation`): its input and output are added to it once it finished. */
+interface ConversationTarget {
+  readonly id: string;
+  readonly owner: string | null;
+  readonly items: readonly StoredItem[];
 }
 
 /**
@@ -158,10 +168,9 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
       handler: async (request: FastifyRequest) => {
         const { id } = request.params as { id: string };
         const query = request.query as { limit: string; order: 'asc' | 'desc'; after?: string };
-        const limit = /^[0-9]{1,3}$/.test(query.limit) ? Number(query.limit) : 0;
-        if (limit < 1 || limit > 100) throw ApiError.invalidRequest("Invalid query parameter 'limit': must be an integer from 1 to 100.", 'limit');
+        const limit = listLimit(query.limit);
         const record = await this.stored(id, request);
-        return itemList([...record.context, ...record.input], { limit, order: query.order, after: query.after });
+        return itemList([...record.context, ...record.input], { limit, order: query.order, after: query.after }, 'response');
       },
       openapi: {
         tags: ['OpenAI'],
@@ -212,13 +221,17 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
   private async respond(body: ResponsesBody, reply: FastifyReply): Promise<unknown> {
     const previousId = body.previous_response_id ?? null;
     const owner = this.owner(reply.request);
-    const context = previousId === null ? [] : continuation(await this.previous(previousId, owner));
+    const conversationId = conversationIdOf(body.conversation);
+    const conversation = conversationId === undefined ? undefined : await this.conversationOf(conversationId, owner, previousId);
+    const context = conversation !== undefined ? conversation.items : previousId === null ? [] : continuation(await this.previous(previousId, owner));
     const { chat, sources } = responsesChatBody(body, context);
+    // A check failing on a stored message names where it came from.
+    const fail = (error: unknown) => (conversation === undefined ? responsesError(error, sources) : renameParam(responsesError(error, sources), 'previous_response_id', 'conversation'));
     let job: InferenceJob;
     try {
       job = this.inference.chatJob(chat);
     } catch (error) {
-      throw responsesError(error, sources);
+      throw fail(error);
     }
     const store = this.store !== null && body.store !== false;
     const head: ResponseHead = {
@@ -228,8 +241,11 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
       echo: responseEcho(body),
       store,
       previousResponseId: previousId,
+      ...(conversationId === undefined ? {} : { conversation: conversationId }),
     };
-    const target: StoreTarget | undefined = store ? { input: body.input, context, owner } : undefined;
+    const items = storedInput(body.input);
+    const target: StoreTarget | undefined = store ? { items, context, owner } : undefined;
+    const conv: ConversationTarget | undefined = conversationId === undefined ? undefined : { id: conversationId, owner, items };
     if (body.background === true) {
       if (this.store === null) {
         throw ApiError.invalidRequest(
@@ -239,16 +255,16 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
         );
       }
       if (target === undefined) throw ApiError.invalidRequest('Background mode requires `store` to be true.', 'store');
-      return this.startBackground(job, { ...head, background: true }, sources, target, reply);
+      return this.startBackground(job, { ...head, background: true }, sources, target, conv, reply);
     }
     try {
       if (body.stream === true) {
-        await this.stream(job, head, sources, target, reply);
+        await this.stream(job, head, sources, target, conv, reply);
         return reply;
       }
-      return await this.save(responseBody(head, await this.responder.generate(job, reply)), target);
+      return await this.finish(responseBody(head, await this.responder.generate(job, reply)), target, conv);
     } catch (error) {
-      throw responsesError(error, sources);
+      throw fail(error);
     }
   }
 
@@ -257,7 +273,14 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
    * (runBackground), detached from this request. 503 when the store cannot keep it (nobody could
    * ever read the result).
    */
-  private async startBackground(job: InferenceJob, head: ResponseHead, sources: readonly number[], target: StoreTarget, reply: FastifyReply): Promise<ResponseObject> {
+  private async startBackground(
+    job: InferenceJob,
+    head: ResponseHead,
+    sources: readonly number[],
+    target: StoreTarget,
+    conv: ConversationTarget | undefined,
+    reply: FastifyReply,
+  ): Promise<ResponseObject> {
     const store = this.store as ResponseStore;
     const queued = pendingResponseBody(head, 'queued');
     if (!(await store.save(this.record(queued, target)))) {
@@ -266,7 +289,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     // What the run needs of the request, copied: the request object is gone by then.
     const headers = { ...reply.request.headers };
     const key = reply.request.apiKey?.name;
-    this.background.start(head.id, (signal) => this.runBackground(job, head, sources, target, headers, key, signal));
+    this.background.start(head.id, (signal) => this.runBackground(job, head, sources, target, conv, headers, key, signal));
     return queued;
   }
 
@@ -282,6 +305,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     head: ResponseHead,
     sources: readonly number[],
     target: StoreTarget,
+    conv: ConversationTarget | undefined,
     headers: FastifyRequest['headers'],
     key: string | undefined,
     signal: AbortSignal,
@@ -317,6 +341,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     }
     if (await this.goneElsewhere(id, target.owner)) return;
     await store.save(this.record(end, target));
+    await this.addToConversation(end, conv);
   }
 
   /** True when `id` was cancelled or deleted (false when the store cannot tell: better to write the end). */
@@ -375,10 +400,46 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     return {
       v: 1,
       response: response as unknown as StoredResponse['response'],
-      input: storedInput(target.input),
+      input: target.items,
       context: target.context,
       owner: target.owner,
     };
+  }
+
+  /** A finished response: stored (see save), and added to its conversation. Returns what to answer. */
+  private async finish(response: ResponseObject, target: StoreTarget | undefined, conv: ConversationTarget | undefined): Promise<ResponseObject> {
+    const answer = await this.save(response, target);
+    await this.addToConversation(response, conv);
+    return answer;
+  }
+
+  /**
+   * Adds a finished response's input and output items to its conversation (completed or incomplete
+   * ones: a failed response adds nothing). A store that cannot take them is logged: the response
+   * is answered anyway.
+   */
+  private async addToConversation(response: ResponseObject, conv: ConversationTarget | undefined): Promise<void> {
+    if (conv === undefined || this.store === null || (response.status !== 'completed' && response.status !== 'incomplete')) return;
+    const added = [...conv.items, ...(response.output as unknown as StoredItem[])];
+    try {
+      const updated = await this.store.updateConversation(conv.id, conv.owner, (record) => ({ ...record, items: [...record.items, ...added] }));
+      if (updated === undefined) this.logger.warn({ msg: 'the conversation of a response was deleted meanwhile', conversation: conv.id, response: response.id });
+    } catch (error) {
+      this.logger.warn({ msg: 'adding a response to its conversation failed', conversation: conv.id, response: response.id, detail: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  /** The conversation `conversation` names: 400 when unknown (or another key's), or when nothing is stored. */
+  private async conversationOf(id: string, owner: string | null, previousId: string | null): Promise<StoredConversation> {
+    if (previousId !== null) {
+      throw ApiError.invalidRequest("'previous_response_id' and 'conversation' cannot be used together: a response continues one or the other.", 'conversation');
+    }
+    if (this.store === null) {
+      throw ApiError.invalidRequest("'conversation' is not supported: this server does not store responses (RESPONSES_STORE_ENABLED=false).", 'conversation', 'unsupported_parameter');
+    }
+    const record = await this.store.getConversation(id, owner);
+    if (record === undefined) throw ApiError.invalidRequest(`Conversation with id '${id}' not found.`, 'conversation', 'conversation_not_found');
+    return record;
   }
 
   /**
@@ -417,15 +478,9 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     return record;
   }
 
-  /**
-   * Who owns what this request stores or reads, with API keys (the key hook has checked the key): a
-   * named key (API_KEYS_FILE) by its name, so its responses stay its own when the key is rotated; a
-   * key of API_KEYS by its digest.
-   */
+  /** Who owns what this request stores or reads (see ownerOf). */
   private owner(request: FastifyRequest): string | null {
-    const key = request.apiKey;
-    if (!key) return null;
-    return key.name === undefined ? key.digest : `name:${key.name}`;
+    return ownerOf(request.apiKey);
   }
 
   /**
@@ -434,7 +489,14 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
    * a client that leaves stops the generation. An error after the headers is an `error` event then
    * `response.failed`, and the stream ends. A finished response is stored before its last event.
    */
-  private async stream(job: InferenceJob, head: ResponseHead, sources: readonly number[], target: StoreTarget | undefined, reply: FastifyReply): Promise<void> {
+  private async stream(
+    job: InferenceJob,
+    head: ResponseHead,
+    sources: readonly number[],
+    target: StoreTarget | undefined,
+    conv: ConversationTarget | undefined,
+    reply: FastifyReply,
+  ): Promise<void> {
     const served = await this.responder.openStream(job, reply);
     const iterator = served.parts[Symbol.asyncIterator]();
     let next: IteratorResult<StreamPart> = await iterator.next();
@@ -457,7 +519,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
           finished = true;
           metrics?.(part.usage, headers, { firstPartMs, finishMs: reply.elapsedTime });
           const end = events.finish(part.finishReason, part.usage);
-          frames = end.frames + events.last(await this.save(end.response, target));
+          frames = end.frames + events.last(await this.finish(end.response, target, conv));
         }
         if (frames.length > 0 && !(await sendFrames(res, frames))) return;
         next = await iterator.next();
@@ -480,20 +542,15 @@ function responseNotFound(id: string): ApiError {
 }
 
 /** A page of items in OpenAI's list shape (`after`: the id of the item the page starts after, in `order`). */
-function itemList(items: readonly StoredItem[], query: { limit: number; order: 'asc' | 'desc'; after?: string }) {
-  const ordered = query.order === 'asc' ? items : [...items].reverse();
-  let start = 0;
-  if (query.after !== undefined) {
-    const at = ordered.findIndex((item) => item.id === query.after);
-    if (at < 0) throw ApiError.invalidRequest(`No input item with id '${query.after}' in this response.`, 'after');
-    start = at + 1;
-  }
-  const data = ordered.slice(start, start + query.limit);
-  return {
-    object: 'list' as const,
-    data,
-    first_id: data[0]?.id ?? null,
-    last_id: data[data.length - 1]?.id ?? null,
-    has_more: start + data.length < ordered.length,
-  };
+
+/** `conversation` as given: an id, or `{"id": …}`. */
+function conversationIdOf(value: ResponsesBody['conversation']): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  return typeof value === 'string' ? value : value.id;
+}
+
+/** The same error with another `param` (an ApiError rebuilt; anything else as it is). */
+function renameParam(error: unknown, from: string, to: string): unknown {
+  if (!(error instanceof ApiError) || error.param !== from) return error;
+  return new ApiError(error.status, error.message, error.type, error.code, to);
 }

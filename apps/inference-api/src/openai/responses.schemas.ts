@@ -128,7 +128,16 @@ export const responsesRequestSchema = {
         'Continue a stored response: its conversation (its input and output, and those of the responses it continued) goes before ' +
         '`input`. Its `instructions` do not carry over. Unknown (or expired, or another API key\'s): 400 `previous_response_not_found`.',
     },
-    conversation: { description: unsupported('conversations are not stored') },
+    conversation: {
+      oneOf: [
+        // (null rides on the string branch, as `stop` does: OpenAPI 3.0 has no null type.)
+        { type: 'string', minLength: 1, maxLength: 256, nullable: true },
+        { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 256 } } },
+      ],
+      description:
+        'A conversation (POST /v1/conversations), as its id or `{"id": …}`: its items go before `input`, and once the response ' +
+        'finished its input and output are added to it. Not with `previous_response_id`.',
+    },
     background: {
       type: 'boolean',
       nullable: true,
@@ -259,6 +268,8 @@ export const responseStreamEventSchema = {
   },
 } as const;
 
+export { inputItem as responsesInputItemSchema };
+
 export const responseIdParamsSchema = {
   type: 'object',
   required: ['id'],
@@ -322,12 +333,25 @@ export const deletedResponseSchema = {
   },
 } as const;
 
-/** The OpenAPI components of /v1/responses (merged into openApiComponents). */
+/** OpenAI's Conversation object. */
+export const conversationSchema = {
+  type: 'object',
+  required: ['id', 'object', 'created_at', 'metadata'],
+  properties: {
+    id: { type: 'string', example: 'conv_3f1c0a5e8b2d4c7f9a6e1b0d' },
+    object: { type: 'string', enum: ['conversation'] },
+    created_at: { type: 'integer' },
+    metadata: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+} as const;
+
+/** The OpenAPI components of /v1/responses and /v1/conversations (merged into openApiComponents). */
 export const responsesApiComponents = {
   CreateResponseRequest: responsesRequestSchema,
   Response: responseSchema,
   ResponseStreamEvent: responseStreamEventSchema,
   ResponseItemList: inputItemListSchema,
+  Conversation: conversationSchema,
   DeletedResponse: deletedResponseSchema,
 } as const;
 
@@ -378,7 +402,7 @@ export interface ResponsesBody {
   user?: string;
   store?: boolean | null;
   previous_response_id?: string | null;
-  conversation?: unknown;
+  conversation?: string | { id: string } | null;
   background?: boolean | null;
   include?: string[] | null;
   reasoning?: Record<string, unknown> | null;
