@@ -3,6 +3,7 @@ import { type FakeUpstream, fakeReplyText, startFakeUpstream } from '@infer/mode
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
 import { fakeModelsYaml } from '../support/load.js';
+import { apiError } from '../support/openai-errors.js';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 
 /**
@@ -12,7 +13,6 @@ import { type RedisServer, startRedisServer } from '../support/redis-server.js';
  */
 
 type Response = OpenAI.Responses.Response;
-type ErrorBody = { message: string; type: string; param: string | null; code: string | null };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -27,11 +27,6 @@ async function settle(client: OpenAI, id: string, timeoutMs = 15_000): Promise<R
   }
 }
 
-async function apiError(promise: Promise<unknown>, kind: abstract new (...args: never[]) => InstanceType<typeof OpenAI.APIError>): Promise<ErrorBody> {
-  const error = await promise.catch((e: unknown) => e);
-  expect(error).toBeInstanceOf(kind);
-  return (error as InstanceType<typeof OpenAI.APIError>).error as ErrorBody;
-}
 
 const chatCalls = (upstream: FakeUpstream) => upstream.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
 

@@ -3,6 +3,7 @@ import { type FakeUpstream, startFakeUpstream } from '@infer/model-providers/tes
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
 import { fakeModelsYaml } from '../support/load.js';
+import { apiError, lastChatMessages } from '../support/openai-errors.js';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 
 /**
@@ -11,17 +12,8 @@ import { type RedisServer, startRedisServer } from '../support/redis-server.js';
  * in-process store with API keys, and two processes sharing a real redis-server.
  */
 
-type ChatMessage = { role: string; content?: unknown };
-type ErrorBody = { message: string; type: string; param: string | null; code: string | null };
 
-async function apiError(promise: Promise<unknown>, kind: abstract new (...args: never[]) => InstanceType<typeof OpenAI.APIError>): Promise<ErrorBody> {
-  const error = await promise.catch((e: unknown) => e);
-  expect(error).toBeInstanceOf(kind);
-  return (error as InstanceType<typeof OpenAI.APIError>).error as ErrorBody;
-}
 
-const lastChatMessages = (upstream: FakeUpstream): ChatMessage[] =>
-  (upstream.requests.filter((r) => r.path.endsWith('/chat/completions')).at(-1)!.body as { messages: ChatMessage[] }).messages;
 
 /** Item text as listed (message items carry `content` parts). */
 const texts = (items: ReadonlyArray<{ type: string; content?: unknown }>) =>

@@ -3,6 +3,7 @@ import { type FakeUpstream, startFakeUpstream } from '@infer/model-providers/tes
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
 import { fakeModelsYaml } from '../support/load.js';
+import { apiError, lastChatMessages } from '../support/openai-errors.js';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 
 /**
@@ -13,22 +14,12 @@ import { type RedisServer, startRedisServer } from '../support/redis-server.js';
  */
 
 type Response = OpenAI.Responses.Response;
-type ChatMessage = { role: string; content?: unknown; tool_calls?: unknown[]; tool_call_id?: string };
 
-type ErrorBody = { message: string; type: string; param: string | null; code: string | null };
 
-/** The OpenAI error body of a call that must fail with this SDK error class. */
-async function apiError(promise: Promise<unknown>, kind: abstract new (...args: never[]) => InstanceType<typeof OpenAI.APIError>): Promise<ErrorBody> {
-  const error = await promise.catch((e: unknown) => e);
-  expect(error).toBeInstanceOf(kind);
-  return (error as InstanceType<typeof OpenAI.APIError>).error as ErrorBody;
-}
 
 /** `store` of a Response (the SDK's type leaves it out). */
 const storeOf = (response: Response): boolean => (response as unknown as { store: boolean }).store;
 
-const lastChatMessages = (upstream: FakeUpstream): ChatMessage[] =>
-  (upstream.requests.filter((r) => r.path.endsWith('/chat/completions')).at(-1)!.body as { messages: ChatMessage[] }).messages;
 
 describe('stored responses (in-process store)', () => {
   let server: ApiServer;

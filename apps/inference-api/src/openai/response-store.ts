@@ -112,6 +112,28 @@ function unavailable(): ApiError {
   return new ApiError(503, 'The response store is unavailable; try again later.', 'service_unavailable', 'store_unavailable');
 }
 
+/** How to read one kind of record: its parser, its id, and the field only the other kind has. */
+interface RecordKind<T> {
+  readonly name: string;
+  readonly parse: (raw: unknown) => T | undefined;
+  readonly idOf: (record: T) => string;
+  readonly otherField: string;
+}
+
+const RESPONSE_KIND: RecordKind<StoredResponse> = {
+  name: 'stored response',
+  parse: (raw) => parseStoredResponse(raw),
+  idOf: (record) => record.response.id,
+  otherField: 'conversation',
+};
+
+const CONVERSATION_KIND: RecordKind<StoredConversation> = {
+  name: 'conversation',
+  parse: (raw) => parseStoredConversation(raw),
+  idOf: (record) => record.conversation.id,
+  otherField: 'response',
+};
+
 /**
  * Stored responses of the Responses API: what `previous_response_id` continues and
  * `GET /v1/responses/{id}` returns. Keyv on the in-process LRU (one process's responses) or on Redis
@@ -140,29 +162,13 @@ export class ResponseStore {
   }
 
   /** The record of `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
-  async get(id: string, owner: string | null): Promise<StoredResponse | undefined> {
-    const raw = await this.call(() => this.keyv.get<unknown>(id));
-    // A conversation's id given for a response's: not found (not unreadable).
-    if (raw === undefined || raw === null || (isObject(raw) && 'conversation' in raw)) return undefined;
-    const record = parseStoredResponse(raw);
-    if (record === undefined) {
-      this.logger.warn(`ignored an unreadable stored response (${id})`);
-      return undefined;
-    }
-    if (record.response.id !== id || record.owner !== owner) return undefined;
-    return record;
+  get(id: string, owner: string | null): Promise<StoredResponse | undefined> {
+    return this.read(id, owner, RESPONSE_KIND);
   }
 
   /** Stores a record under its response's id; false (logged) when the store could not take it. */
-  async save(record: StoredResponse): Promise<boolean> {
-    try {
-      const ok = await this.call(() => this.keyv.set(record.response.id, record, this.ttlMs));
-      if (ok === false) throw new Error(this.redis ? 'Redis refused the write' : 'larger than the in-process store (RESPONSES_STORE_MAX_BYTES)');
-      return true;
-    } catch (error) {
-      this.logger.warn(`storing response ${record.response.id} failed: ${error instanceof Error ? error.message : String(error)}`);
-      return false;
-    }
+  save(record: StoredResponse): Promise<boolean> {
+    return this.write(record.response.id, record, 'response');
   }
 
   /** Deletes `id` if `owner` may see it; false when there was nothing (for this owner) to delete. */
@@ -172,33 +178,42 @@ export class ResponseStore {
   }
 
   /** The conversation `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
-  async getConversation(id: string, owner: string | null): Promise<StoredConversation | undefined> {
-    const raw = await this.call(() => this.keyv.get<unknown>(id));
-    if (raw === undefined || raw === null || (isObject(raw) && 'response' in raw)) return undefined;
-    const record = parseStoredConversation(raw);
-    if (record === undefined) {
-      this.logger.warn(`ignored an unreadable conversation (${id})`);
-      return undefined;
-    }
-    if (record.conversation.id !== id || record.owner !== owner) return undefined;
-    return record;
+  getConversation(id: string, owner: string | null): Promise<StoredConversation | undefined> {
+    return this.read(id, owner, CONVERSATION_KIND);
   }
 
   /** Writes a conversation; false (logged) when the store could not take it. */
-  async saveConversation(record: StoredConversation): Promise<boolean> {
-    try {
-      const ok = await this.call(() => this.keyv.set(record.conversation.id, record, this.ttlMs));
-      if (ok === false) throw new Error(this.redis ? 'Redis refused the write' : 'larger than the in-process store (RESPONSES_STORE_MAX_BYTES)');
-      return true;
-    } catch (error) {
-      this.logger.warn(`storing conversation ${record.conversation.id} failed: ${error instanceof Error ? error.message : String(error)}`);
-      return false;
-    }
+  saveConversation(record: StoredConversation): Promise<boolean> {
+    return this.write(record.conversation.id, record, 'conversation');
   }
 
   async deleteConversation(id: string, owner: string | null): Promise<boolean> {
     if ((await this.getConversation(id, owner)) === undefined) return false;
     return this.call(() => this.keyv.delete(id));
+  }
+
+  /** A record of one kind under `id`, for `owner`; the other kind's record under that id reads as absent (not unreadable). */
+  private async read<T extends { readonly owner: string | null }>(id: string, owner: string | null, kind: RecordKind<T>): Promise<T | undefined> {
+    const raw = await this.call(() => this.keyv.get<unknown>(id));
+    if (raw === undefined || raw === null || (isObject(raw) && kind.otherField in raw)) return undefined;
+    const record = kind.parse(raw);
+    if (record === undefined) {
+      this.logger.warn(`ignored an unreadable ${kind.name} (${id})`);
+      return undefined;
+    }
+    if (kind.idOf(record) !== id || record.owner !== owner) return undefined;
+    return record;
+  }
+
+  private async write(id: string, record: StoredResponse | StoredConversation, what: string): Promise<boolean> {
+    try {
+      const ok = await this.call(() => this.keyv.set(id, record, this.ttlMs));
+      if (ok === false) throw new Error(this.redis ? 'Redis refused the write' : 'larger than the in-process store (RESPONSES_STORE_MAX_BYTES)');
+      return true;
+    } catch (error) {
+      this.logger.warn(`storing ${what} ${id} failed: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    }
   }
 
   /**
