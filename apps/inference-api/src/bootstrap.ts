@@ -10,7 +10,7 @@ import { AppModule } from './app.module.js';
 import { REDIS_CONNECTION } from './cache/response-cache.module.js';
 import type { RedisConnection } from './cache/redis-connection.js';
 import { errorBody } from './common/api-error.js';
-import { registerApiKeyHook, registerModelAccessHook } from './common/api-keys.js';
+import { type ApiKeyRecord, registerApiKeyHook, registerModelAccessHook } from './common/api-keys.js';
 import { replyWithError } from './common/error-reply.js';
 import { RATE_LIMITED_ROUTES, RateLimiter, registerRateLimitHook } from './common/rate-limit.js';
 import { LazyRequestLogger } from './common/lazy-request-logger.js';
@@ -79,6 +79,27 @@ export function writeClientError(error: Error & { code?: string }, socket: Duple
     );
   }
   socket.destroy(error);
+}
+
+/**
+ * The keys with their model lists checked against the models file and stated as model names (an
+ * alias in a list stands for its model). A listed model the file does not serve stops the boot.
+ */
+function withModelNames(keys: readonly ApiKeyRecord[], catalog: ModelCatalog): ApiKeyRecord[] {
+  return keys.map((key) => {
+    if (key.models === undefined) return key;
+    const models = new Set<string>();
+    for (const model of key.models) {
+      const name = catalog.resolve(model);
+      if (name === undefined) {
+        throw new ConfigValidationError(
+          `Invalid configuration: API_KEYS_FILE: key "${key.name ?? '?'}" lists the model "${model}", which the models file does not serve (${catalog.list.data.map((m) => m.id).join(', ')})`,
+        );
+      }
+      models.add(name);
+    }
+    return { ...key, models };
+  });
 }
 
 /** Creates the Nest application on Fastify, ready to `listen`. Used by main.ts and by tests. */
@@ -156,24 +177,16 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
       maxAge: 600,
     });
   }
-  if (config.apiKeys.length > 0) registerApiKeyHook(fastify, config.apiKeys);
+  const catalog = app.get<symbol, ModelCatalog>(MODEL_CATALOG);
+  const apiKeys = withModelNames(config.apiKeys, catalog);
+  if (apiKeys.length > 0) registerApiKeyHook(fastify, apiKeys);
   if (config.rateLimitRpm > 0 || config.apiKeys.some((key) => (key.rpm ?? 0) > 0)) {
     // After the API-key hook: a request without a valid key is refused before it is counted.
     const redis = app.get<symbol, RedisConnection | null>(REDIS_CONNECTION, { strict: false });
     registerRateLimitHook(fastify, new RateLimiter(config.rateLimitRpm, redis ?? undefined));
   }
-  if (config.apiKeys.some((key) => key.models !== undefined)) {
-    const catalog = app.get<symbol, ModelCatalog>(MODEL_CATALOG);
-    for (const key of config.apiKeys) {
-      for (const model of key.models ?? []) {
-        if (!catalog.get(model)) {
-          throw new ConfigValidationError(
-            `Invalid configuration: API_KEYS_FILE: key "${key.name ?? '?'}" lists the model "${model}", which the models file does not serve (${catalog.list.data.map((m) => m.id).join(', ')})`,
-          );
-        }
-      }
-    }
-    registerModelAccessHook(fastify, RATE_LIMITED_ROUTES, config.predictModel ?? catalog.defaultModel);
+  if (apiKeys.some((key) => key.models !== undefined)) {
+    registerModelAccessHook(fastify, RATE_LIMITED_ROUTES, config.predictModel ?? catalog.defaultModel, (name) => catalog.resolve(name));
   }
   registerOpenApiRoutes(app, { apiKeys: config.apiKeys.length > 0 });
   await app.init();

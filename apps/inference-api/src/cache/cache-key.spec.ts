@@ -7,7 +7,7 @@ import { cacheKey, canonicalRequest, sortKeys } from './cache-key.js';
 
 const inference = new InferenceService(
   { capabilitiesOf: () => ({ chat: true, completion: true, streaming: true, embeddings: false, tools: true }) } as unknown as ModelRouter,
-  { get: (id: string) => ({ id }) } as unknown as ModelCatalog,
+  { get: (id: string) => ({ id }), resolve: (id: string) => id } as unknown as ModelCatalog,
 );
 const chat = (body: Partial<ChatCompletionBody> & Record<string, unknown>) =>
   inference.chatJob({ model: 'm', messages: [{ role: 'user', content: 'hi' }], ...body } as ChatCompletionBody);

@@ -10,7 +10,7 @@ import { namespaceOf, planRequest, type CachePolicyConfig } from './cache-policy
 
 const inference = new InferenceService(
   { capabilitiesOf: () => undefined } as unknown as ModelRouter,
-  { get: (id: string) => ({ id }) } as unknown as ModelCatalog,
+  { get: (id: string) => ({ id }), resolve: (id: string) => id } as unknown as ModelCatalog,
 );
 const job = (body: Partial<ChatCompletionBody> = {}) =>
   inference.chatJob({ model: 'm', messages: [{ role: 'user', content: 'hi' }], ...body } as ChatCompletionBody);

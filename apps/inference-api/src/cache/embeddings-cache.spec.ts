@@ -12,7 +12,7 @@ import type { RedisConnection } from './redis-connection.js';
 
 const inference = new InferenceService(
   { capabilitiesOf: () => ({ chat: true, completion: true, streaming: true, embeddings: true, tools: false }) } as unknown as ModelRouter,
-  { get: (id: string) => ({ id }) } as unknown as ModelCatalog,
+  { get: (id: string) => ({ id }), resolve: (id: string) => id } as unknown as ModelCatalog,
 );
 const job = (body: Partial<EmbeddingBody> = {}): EmbeddingJob => inference.embeddingJob({ model: 'e', input: ['a', 'b'], ...body } as EmbeddingBody);
 const config = (env: Record<string, string> = {}) => loadAppConfig(env);

@@ -57,7 +57,7 @@ class RedisProcess {
 
 const inference = new InferenceService(
   { capabilitiesOf: () => undefined } as unknown as ModelRouter,
-  { get: (id: string) => ({ id }) } as unknown as ModelCatalog,
+  { get: (id: string) => ({ id }), resolve: (id: string) => id } as unknown as ModelCatalog,
 );
 let prompt = 0;
 /** A fresh prompt per test, so tests never see each other's entries. */

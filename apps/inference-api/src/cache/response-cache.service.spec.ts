@@ -13,7 +13,7 @@ import { fakeResponse } from '../common/fake-response.testing.js';
 
 const inference = new InferenceService(
   { capabilitiesOf: () => undefined } as unknown as ModelRouter,
-  { get: (id: string) => ({ id }) } as unknown as ModelCatalog,
+  { get: (id: string) => ({ id }), resolve: (id: string) => id } as unknown as ModelCatalog,
 );
 const job = (content: string, body: Partial<ChatCompletionBody> = {}): InferenceJob =>
   inference.chatJob({ model: 'm', messages: [{ role: 'user', content }], temperature: 0, ...body } as ChatCompletionBody);

@@ -123,7 +123,7 @@ describe('named keys: rate limits and models', () => {
     const app = Fastify();
     registerApiKeyHook(app, keys);
     registerRateLimitHook(app, new RateLimiter(defaultRpm, undefined));
-    registerModelAccessHook(app, RATE_LIMITED_ROUTES, 'm1');
+    registerModelAccessHook(app, RATE_LIMITED_ROUTES, 'm1', (name) => (name === 'alias-of-m2' ? 'm2' : ['m1', 'm2'].includes(name) ? name : undefined));
     app.post('/v1/chat/completions', async (request) => ({ ok: true, model: (request.body as { model: string }).model, key: request.apiKey?.name ?? null }));
     app.get('/predict', async () => ({ result: 'x' }));
     return app;
@@ -153,6 +153,9 @@ describe('named keys: rate limits and models', () => {
     const app = await appWith('keys:\n  - name: narrow\n    key: sk-narrow-key\n    models: [m2]\n  - name: wide\n    key: sk-wide-key\n', 0);
     const ok = await chat(app, 'sk-narrow-key', 'm2');
     expect(ok.json()).toEqual({ ok: true, model: 'm2', key: 'narrow' });
+    // An alias of an allowed model is allowed; an unknown name is left to the route (its own 404).
+    expect((await chat(app, 'sk-narrow-key', 'alias-of-m2')).statusCode).toBe(200);
+    expect((await chat(app, 'sk-narrow-key', 'nope')).statusCode).toBe(200);
     const denied = await chat(app, 'sk-narrow-key', 'm1');
     expect(denied.statusCode).toBe(404);
     expect(denied.json()).toEqual({

@@ -128,14 +128,22 @@ export function registerApiKeyHook(fastify: FastifyInstance, keys: readonly ApiK
  * may not use is answered like an unknown one (404 `model_not_found`, OpenAI's "does not exist or
  * you do not have access to it"), so a key learns nothing about the models it cannot use.
  */
-export function registerModelAccessHook(fastify: FastifyInstance, routes: ReadonlySet<string>, predictModel: string): void {
+export function registerModelAccessHook(
+  fastify: FastifyInstance,
+  routes: ReadonlySet<string>,
+  predictModel: string,
+  /** A model name or alias → the model's name (undefined: unknown, left to the route's 404). */
+  resolve: (name: string) => string | undefined,
+): void {
   fastify.addHook('preHandler', (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
     const models = request.apiKey?.models;
     const route = request.routeOptions.url;
     if (models === undefined || route === undefined || !routes.has(route)) return done();
-    const model = route === '/predict' ? predictModel : (request.body as { model?: unknown } | undefined)?.model;
-    if (typeof model !== 'string' || models.has(model)) return done();
-    replyWithError(ApiError.modelNotFound(model), request, reply);
+    const asked = route === '/predict' ? predictModel : (request.body as { model?: unknown } | undefined)?.model;
+    if (typeof asked !== 'string') return done();
+    const model = resolve(asked);
+    if (model === undefined || models.has(model)) return done();
+    replyWithError(ApiError.modelNotFound(asked), request, reply);
     return undefined;
   });
 }

@@ -12,6 +12,8 @@ export class ModelCatalog {
   readonly list: { readonly object: 'list'; readonly data: readonly ModelCard[] };
   private readonly byId: ReadonlyMap<string, ModelCard>;
   private readonly ttl: ReadonlyMap<string, number | undefined>;
+  /** Alias → model name (models file `aliases`). */
+  private readonly aliases: ReadonlyMap<string, string>;
 
   constructor(config: ModelsConfig, created = Math.floor(Date.now() / 1000)) {
     const data = config.models.map((m) => ({
@@ -23,6 +25,12 @@ export class ModelCatalog {
     this.list = { object: 'list', data };
     this.byId = new Map(data.map((card) => [card.id, card]));
     this.ttl = new Map(config.models.map((m) => [m.name, m.cacheTtlSeconds]));
+    this.aliases = new Map(config.models.flatMap((m) => (m.aliases ?? []).map((alias): [string, string] => [alias, m.name])));
+  }
+
+  /** The model a client's `model` names: itself, or the model it is an alias of; undefined when unknown. */
+  resolve(name: string): string | undefined {
+    return this.byId.has(name) ? name : this.aliases.get(name);
   }
 
   get(id: string): ModelCard | undefined {

@@ -65,7 +65,7 @@ export class InferenceService {
   ) {}
 
   chatJob(body: ChatCompletionBody): InferenceJob {
-    this.assertModel(body.model, 'chat');
+    const model = this.assertModel(body.model, 'chat');
     assertNoLegacyFunctions(body);
     const messages: ChatMessage[] = new Array<ChatMessage>(body.messages.length);
     let toolHistory = false;
@@ -82,8 +82,8 @@ export class InferenceService {
     request.messages = messages;
     let tools = body.tools !== undefined && body.tools !== null && body.tools.length > 0 ? body.tools : undefined;
     // tool_choice "none" asks for a text answer: a model without tool calling gives one, tools dropped.
-    if (tools !== undefined && body.tool_choice === 'none' && this.router.capabilitiesOf(body.model)?.tools !== true) tools = undefined;
-    if (tools !== undefined || toolHistory) this.assertTools(body.model, tools ?? []);
+    if (tools !== undefined && body.tool_choice === 'none' && this.router.capabilitiesOf(model)?.tools !== true) tools = undefined;
+    if (tools !== undefined || toolHistory) this.assertTools(model, tools ?? []);
     if (tools !== undefined) request.tools = toolDefinitions(tools);
     if (body.tool_choice !== undefined) {
       const choice = toolChoice(body.tool_choice, request.tools);
@@ -93,28 +93,28 @@ export class InferenceService {
       request.parallelToolCalls = body.parallel_tool_calls;
     }
     if (body.logprobs === true) {
-      this.assertLogprobs(body.model);
+      this.assertLogprobs(model);
       request.logprobs = body.top_logprobs ?? 0;
     } else if (body.top_logprobs !== undefined && body.top_logprobs !== null) {
       // As OpenAI: alternatives without the chosen tokens' own log probabilities is an error.
       throw ApiError.invalidRequest("'top_logprobs' needs 'logprobs' set to true.", 'top_logprobs');
     }
-    return { kind: 'chat', model: body.model, request };
+    return { kind: 'chat', model, request };
   }
 
   completionJob(body: CompletionBody): InferenceJob {
-    this.assertModel(body.model, 'completion');
+    const model = this.assertModel(body.model, 'completion');
     const request = params(body, body.max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, COMPLETION_KNOWN) as Mutable<CompletionRequest>;
     request.prompt = typeof body.prompt === 'string' ? body.prompt : (body.prompt[0] ?? '');
     if (body.logprobs !== undefined && body.logprobs !== null) {
-      this.assertLogprobs(body.model);
+      this.assertLogprobs(model);
       request.logprobs = body.logprobs;
     }
-    return { kind: 'completion', model: body.model, request };
+    return { kind: 'completion', model, request };
   }
 
   embeddingJob(body: EmbeddingBody): EmbeddingJob {
-    this.assertModel(body.model, 'embeddings');
+    const model = this.assertModel(body.model, 'embeddings');
     const request: Mutable<EmbeddingRequest> = { input: typeof body.input === 'string' ? [body.input] : body.input };
     if (body.dimensions !== undefined) request.dimensions = body.dimensions;
     let extra: Record<string, unknown> | undefined;
@@ -126,7 +126,7 @@ export class InferenceService {
       }
     }
     if (extra !== undefined) request.extra = extra;
-    return { model: body.model, request, encoding: body.encoding_format ?? 'float' };
+    return { model, request, encoding: body.encoding_format ?? 'float' };
   }
 
   embed(job: EmbeddingJob, signal: AbortSignal): Promise<EmbeddingResult> {
@@ -174,8 +174,10 @@ export class InferenceService {
     );
   }
 
-  private assertModel(model: string, kind: 'chat' | 'completion' | 'embeddings'): void {
-    if (!this.catalog.get(model)) throw ApiError.modelNotFound(model);
+  /** The model `name` names (itself, or the model it is an alias of), checked for `kind`. */
+  private assertModel(name: string, kind: 'chat' | 'completion' | 'embeddings'): string {
+    const model = this.catalog.resolve(name);
+    if (model === undefined) throw ApiError.modelNotFound(name);
     const capabilities = this.router.capabilitiesOf(model);
     if (capabilities && !capabilities[kind]) {
       throw ApiError.invalidRequest(
@@ -184,6 +186,7 @@ export class InferenceService {
         'unsupported_model',
       );
     }
+    return model;
   }
 }
 

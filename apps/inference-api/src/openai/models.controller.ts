@@ -31,8 +31,10 @@ export class ModelsController {
     s.ApiNotFoundResponse({ description: 'Unknown model', schema: ref('ErrorResponse') }),
   ])
   get(@Param('model') model: string, @Req() request: FastifyRequest): ModelCard {
-    const card = this.catalog.get(model);
-    if (!card || !keyAllowsModel(request, model)) throw ApiError.modelNotFound(model);
+    // An alias describes the model it names.
+    const name = this.catalog.resolve(model);
+    const card = name === undefined ? undefined : this.catalog.get(name);
+    if (!card || !keyAllowsModel(request, card.id)) throw ApiError.modelNotFound(model);
     return card;
   }
 }

@@ -11,7 +11,7 @@ import type { ResponsesBody } from './responses.schemas.js';
 const service = (tools: boolean) =>
   new InferenceService(
     { capabilitiesOf: () => ({ chat: true, completion: true, streaming: true, embeddings: false, tools }) } as unknown as ModelRouter,
-    { get: (id: string) => ({ id }) } as unknown as ModelCatalog,
+    { get: (id: string) => ({ id }), resolve: (id: string) => id } as unknown as ModelCatalog,
   );
 
 const body = (fields: Partial<ResponsesBody> & Record<string, unknown>): ResponsesBody => ({ model: 'm', input: 'hi', ...fields }) as ResponsesBody;

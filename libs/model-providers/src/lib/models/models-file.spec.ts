@@ -32,6 +32,15 @@ describe('models file', () => {
     ]);
   });
 
+  it('reads aliases; an alias must name one model and be no model\'s name', () => {
+    const yaml = (a: string, b: string) =>
+      `models:\n  - name: a\n    aliases: [${a}]\n    deployments:\n      - provider: echo\n        url: http://x\n  - name: b\n    aliases: [${b}]\n    deployments:\n      - provider: echo\n        url: http://y\n`;
+    expect(parseModelsConfig(yaml('gpt-4o-mini, small', 'gpt-4o'), 'm.yaml', '/tmp').models.map((m) => m.aliases)).toEqual([['gpt-4o-mini', 'small'], ['gpt-4o']]);
+    expect(() => parseModelsConfig(yaml('x', 'x'), 'm.yaml', '/tmp')).toThrow(/the alias "x" is given to both "a" and "b"/);
+    expect(() => parseModelsConfig(yaml('b', 'y'), 'm.yaml', '/tmp')).toThrow(/the alias "b" of model "a" is a model's name/);
+    expect(() => parseModelsConfig(yaml('"has space"', 'y'), 'm.yaml', '/tmp')).toThrow(ProviderConfigError);
+  });
+
   it('reads priority (default 0) and does not pass it to the provider as an option', () => {
     const config = parseModelsConfig(
       'models:\n  - name: m\n    deployments:\n      - {provider: echo, url: http://own}\n      - {provider: echo, url: http://paid, priority: 1}\n',

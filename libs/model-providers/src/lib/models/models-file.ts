@@ -19,6 +19,11 @@ export interface DeploymentConfig {
 export interface ModelConfig {
   /** The public model id clients send as `model`. */
   readonly name: string;
+  /**
+   * Other names clients may send for it (e.g. `gpt-4o-mini`, so an application written for OpenAI
+   * needs no change): requests with one are served as `name` (its answers say `name`).
+   */
+  readonly aliases?: readonly string[];
   readonly ownedBy?: string;
   /** Response-cache TTL for this model in seconds (overrides the global default). */
   readonly cacheTtlSeconds?: number;
@@ -51,6 +56,7 @@ const modelsFileSchema = {
         additionalProperties: false,
         properties: {
           name: { type: 'string', minLength: 1, pattern: '^[^\\s]+$' },
+          aliases: { type: 'array', uniqueItems: true, items: { type: 'string', minLength: 1, pattern: '^[^\\s]+$' } },
           ownedBy: { type: 'string' },
           cacheTtlSeconds: { type: 'number', minimum: 0 },
           deployments: {
@@ -101,6 +107,16 @@ export function parseModelsConfig(text: string, source: string, baseDir: string)
   for (const model of config.models) {
     if (seen.has(model.name)) throw new ProviderConfigError(`${source}: model "${model.name}" is listed twice`);
     seen.add(model.name);
+  }
+  // An alias names exactly one model, and is no model's name.
+  const aliases = new Map<string, string>();
+  for (const model of config.models) {
+    for (const alias of model.aliases ?? []) {
+      if (seen.has(alias)) throw new ProviderConfigError(`${source}: the alias "${alias}" of model "${model.name}" is a model's name`);
+      const other = aliases.get(alias);
+      if (other !== undefined) throw new ProviderConfigError(`${source}: the alias "${alias}" is given to both "${other}" and "${model.name}"`);
+      aliases.set(alias, model.name);
+    }
   }
   return { ...config, baseDir };
 }
