@@ -122,7 +122,12 @@ export async function createApp(config: AppConfig, logger: PinoLogger = createRo
     // Errors before any route runs, in the OpenAI shape too: a malformed URL or an over-long path
     // parameter (the router), and what Node's HTTP parser refuses (bad request line or headers,
     // headers over 16 KB, the request timeout).
-    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => replyWithError(error, request, reply),
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+      // Answered before any onRequest hook: the headers every response carries are set here.
+      reply.header('x-request-id', request.id);
+      reply.header('x-served-by', config.instanceId);
+      replyWithError(error, request, reply);
+    },
     clientErrorHandler: writeClientError,
     bodyLimit: config.bodyLimitBytes,
     // Fastify accepts a hop count too; the adapter's option type omits it.

@@ -57,7 +57,14 @@ describe('API keys', () => {
     const providers = await fetch(`${server.url}/health/providers`);
     expect(providers.status).toBe(401);
     expect(await providers.text()).not.toContain(upstream.url);
-    expect((await fetch(`${server.url}/health/providers`, { headers: { authorization: 'Bearer sk-e2e-one' } })).status).toBe(200);
+    const withKey = await fetch(`${server.url}/health/providers`, { headers: { authorization: 'Bearer sk-e2e-one' } });
+    expect(withKey.status).toBe(200);
+    expect(await withKey.text()).toContain(upstream.url);
+    // Readiness stays open, so with keys it names no upstream (no label, no probe detail).
+    const ready = await fetch(`${server.url}/health/ready`);
+    const readyText = await ready.text();
+    expect(readyText).not.toContain(upstream.url);
+    expect((JSON.parse(readyText) as { details: Record<string, Record<string, unknown>> }).details['m#0']).toMatchObject({ status: 'up', model: 'm' });
     const res = await fetch(`${server.url}/docs-json`);
     expect(res.status).toBe(200);
     const document = (await res.json()) as { paths: Record<string, Record<string, { security?: unknown }>> };

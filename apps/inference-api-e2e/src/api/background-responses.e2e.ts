@@ -83,6 +83,18 @@ describe('background responses (in-process store)', () => {
     expect(error).toMatchObject({ param: 'previous_response_id', message: expect.stringContaining("its status is 'cancelled'") });
   });
 
+  it('deleting a running background response stops its upstream call', async () => {
+    upstream.configure({ latencyMs: 3_000 });
+    const created = await client.responses.create({ model: 'm', input: 'Deleted midway', background: true });
+    await sleep(200);
+    expect(upstream.inFlight).toBe(1);
+    await client.responses.delete(created.id);
+    await sleep(200);
+    upstream.configure({ latencyMs: 0 });
+    expect(upstream.inFlight).toBe(0);
+    await apiError(client.responses.retrieve(created.id), OpenAI.NotFoundError);
+  });
+
   it('a failed run is a failed response with the error a client would have been told', async () => {
     upstream.configure({ failNext: { count: 10, status: 500, body: { error: { message: 'GPU on fire', type: 'server_error', param: null, code: null } } } });
     const created = await client.responses.create({ model: 'm', input: 'Doomed', background: true });

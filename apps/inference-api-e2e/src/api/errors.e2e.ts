@@ -270,6 +270,9 @@ describe('errors', () => {
   it('OpenAI-shaped errors for what fails before any route runs: bad URLs, long parameters, huge headers, non-HTTP, other media types', async () => {
     const badUrl = await call('/v1/models/%ZZ');
     expect(badUrl.status).toBe(400);
+    // Before any hook, still with the headers every response carries.
+    const raw400 = await fetch(`${server.url}/v1/models/%ZZ`, { headers: { 'x-request-id': 'bad-url-1' } });
+    expect([raw400.headers.get('x-request-id'), raw400.headers.get('x-served-by')]).toEqual(['bad-url-1', expect.any(String)]);
     const longParam = await call(`/v1/responses/resp_${'a'.repeat(200)}`);
     expect(longParam.status).toBe(414);
     const hugeHeaders = await call('/v1/models', { headers: { 'x-big': 'a'.repeat(20_000) } });

@@ -76,6 +76,9 @@ describe('named API keys (API_KEYS_FILE)', () => {
     const predict = await fetch(`${server.url}/predict?input_text=x`, { headers: { authorization: 'Bearer sk-e2e-narrow' } });
     // /predict runs the first model (m1).
     expect(predict.status).toBe(404);
+    // Per-deployment health: only its models' deployments.
+    const health = (await (await fetch(`${server.url}/health/providers`, { headers: { authorization: 'Bearer sk-e2e-narrow' } })).json()) as { details: Record<string, unknown> };
+    expect(Object.keys(health.details)).toEqual(['m2#0']);
     // Keys without a list (named or from API_KEYS) see every model.
     expect((await sdk('sk-e2e-wide').models.list()).data.map((m) => m.id)).toEqual(['m1', 'm2']);
     expect((await sdk('sk-e2e-anon').models.retrieve('m1')).id).toBe('m1');

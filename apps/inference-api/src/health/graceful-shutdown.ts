@@ -133,7 +133,8 @@ export class GracefulShutdown {
       'shutting down: readiness 503, no new connections, waiting for in-flight requests and streams',
     );
     const background = this.deps.background;
-    const [drained, idle] = await Promise.all([this.drainer.drain(timeoutMs), background === undefined || background.size === 0 ? true : background.idle(timeoutMs)]);
+    // idle() also waits for background responses that requests still being drained start.
+    const [drained, idle] = await Promise.all([this.drainer.drain(timeoutMs), background === undefined ? true : background.idle(timeoutMs)]);
     if (!idle) logger.warn({ running: background?.size, timeoutMs }, 'drain deadline reached: background responses still running are stopped (recorded as failed)');
     if (drained.completed) {
       logger.info({ durationMs: drained.durationMs }, 'drained: every in-flight request and stream finished');

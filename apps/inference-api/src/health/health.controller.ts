@@ -103,7 +103,9 @@ export class HealthController {
     s.ApiServiceUnavailableResponse({ description: 'A model has no healthy deployment', schema: providersDownSchema }),
   ])
   async providersHealth(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthCheckResult> {
-    return this.run(reply, [() => this.providers.details()]);
+    // A named key with a model list sees only those models' deployments.
+    const models = reply.request.apiKey?.models;
+    return this.run(reply, [() => this.providers.details(undefined, models)]);
   }
 
   /** Runs terminus checks; a failed check becomes a 503 with terminus's body (not the global error filter's). */

@@ -1,6 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import type { Deployment, DeploymentStatus, ModelRouter } from '@infer/model-providers';
+import type { AppConfig } from '../config/app-config.js';
+import { APP_CONFIG } from '../config/config.tokens.js';
 import { MODEL_ROUTER } from '../models/models.tokens.js';
 import { errorMessage, withTimeout } from './timeout.js';
 
@@ -31,10 +33,19 @@ export interface DeploymentHealth {
  */
 @Injectable()
 export class ProvidersHealthIndicator {
+  /**
+   * With API keys, readiness (open to anyone: balancers probe without a key) leaves out each
+   * deployment's `label` and `detail`: they name upstream addresses. /health/providers (needs a key) has them.
+   */
+  private readonly redactReadiness: boolean;
+
   constructor(
     @Inject(MODEL_ROUTER) private readonly router: ModelRouter,
     private readonly indicators: HealthIndicatorService,
-  ) {}
+    @Optional() @Inject(APP_CONFIG) config?: AppConfig,
+  ) {
+    this.redactReadiness = (config?.apiKeys.length ?? 0) > 0;
+  }
 
   /** Probes every deployment (in parallel, each bounded by `timeoutMs`). */
   async probe(timeoutMs = PROVIDER_HEALTH_TIMEOUT_MS): Promise<DeploymentHealth[]> {
@@ -43,15 +54,19 @@ export class ProvidersHealthIndicator {
 
   /** For /health/ready. */
   async readiness(timeoutMs?: number): Promise<HealthIndicatorResult> {
-    return this.toResult(await this.probe(timeoutMs), false);
+    return this.toResult(await this.probe(timeoutMs), false, this.redactReadiness);
   }
 
-  /** For /health/providers: the same verdicts plus the router's view (load, cooldown, failures). */
-  async details(timeoutMs?: number): Promise<HealthIndicatorResult> {
-    return this.toResult(await this.probe(timeoutMs), true);
+  /**
+   * For /health/providers: the same verdicts plus the router's view (load, cooldown, failures).
+   * `models`: only the deployments of these (a named API key's model list).
+   */
+  async details(timeoutMs?: number, models?: ReadonlySet<string>): Promise<HealthIndicatorResult> {
+    const probes = await this.probe(timeoutMs);
+    return this.toResult(models === undefined ? probes : probes.filter((p) => models.has(p.model)), true, false);
   }
 
-  private toResult(probes: readonly DeploymentHealth[], withRouter: boolean): HealthIndicatorResult {
+  private toResult(probes: readonly DeploymentHealth[], withRouter: boolean, redact: boolean): HealthIndicatorResult {
     const servable = new Set(probes.filter((p) => p.healthy).map((p) => p.model));
     const routerStatus = new Map<string, DeploymentStatus>();
     if (withRouter) {
@@ -64,9 +79,9 @@ export class ProvidersHealthIndicator {
       const data = {
         model: p.model,
         kind: p.kind,
-        label: p.label,
+        ...(redact ? {} : { label: p.label }),
         healthy: p.healthy,
-        ...(p.detail === undefined ? {} : { detail: p.detail }),
+        ...(p.detail === undefined || redact ? {} : { detail: p.detail }),
         responseTime: p.responseTime,
         ...(router === undefined
           ? {}

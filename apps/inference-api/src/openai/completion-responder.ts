@@ -61,13 +61,14 @@ export class CompletionResponder {
   }
 
   /** What a finished stream tells the metrics (METRICS_PORT): its usage and its timing; undefined without metrics. */
-  streamMetrics(job: InferenceJob, reply: FastifyReply): SseOptions['onFinish'] {
+  streamMetrics(job: InferenceJob, reply: FastifyReply, choices = 1): SseOptions['onFinish'] {
     const usage = this.usage;
     if (usage === null) return undefined;
     return (tokens: TokenUsage, sent: CacheHeaders | undefined, timing: StreamTiming) => {
       const fromCache = sent?.['x-cache'] === 'HIT';
       usage.record(job.model, tokens, fromCache, reply.request.apiKey?.name);
-      usage.streamTiming(job.model, timing, tokens.completionTokens, fromCache);
+      // With several choices the tokens of all of them share one interval: no per-token time.
+      usage.streamTiming(job.model, timing, choices === 1 ? tokens.completionTokens : 0, fromCache);
     };
   }
 
@@ -136,7 +137,7 @@ export class CompletionResponder {
       }
       const headers = (): CacheHeaders | undefined =>
         combinedCacheHeaders(streams.map((s) => (typeof s.headers === 'function' ? s.headers() : s.headers)));
-      const onFinish = this.streamMetrics(job, reply);
+      const onFinish = this.streamMetrics(job, reply, n);
       const outcome = await writeSse(reply, mergeChoices(streams.map((s) => s.parts)), format, {
         includeUsage: flags.stream_options?.include_usage === true,
         headers,

@@ -24,7 +24,8 @@ import { ResponsesRoutes } from './responses.routes.js';
     ResponsesRoutes,
     ConversationsRoutes,
     EmbeddingsRoutes,
-    { provide: BackgroundResponses, useValue: new BackgroundResponses() },
+    // One per app (a factory: a value would be shared by every app the process creates, tests included).
+    { provide: BackgroundResponses, useFactory: () => new BackgroundResponses() },
     // The graceful shutdown gives them the drain to finish.
     { provide: BACKGROUND_WORK, useExisting: BackgroundResponses },
     {

@@ -197,3 +197,32 @@ describe('ResponseStore: conversations', () => {
     }
   });
 });
+
+describe('ResponseStore: updateResponse', () => {
+  it('applies changes to one response one at a time: a finish and a cancel racing, exactly one of them is written', async () => {
+    const store = await memoryStore();
+    const running = { ...record('resp_r'), response: { ...record('resp_r').response, status: 'in_progress', background: true } };
+    await store.save(running);
+    const onlyIfRunning = (status: string) => (r: StoredResponse) => (r.response['status'] === 'in_progress' ? { ...r, response: { ...r.response, status } } : undefined);
+    const [finish, cancel] = await Promise.all([store.updateResponse('resp_r', null, onlyIfRunning('completed')), store.updateResponse('resp_r', null, onlyIfRunning('cancelled'))]);
+    expect(finish.after?.response['status']).toBe('completed');
+    // The cancel saw the finish (not the stale in_progress record), and wrote nothing.
+    expect(cancel.before?.response['status']).toBe('completed');
+    expect(cancel.after).toBeUndefined();
+    expect((await store.get('resp_r', null))?.response['status']).toBe('completed');
+    expect(await store.updateResponse('resp_none', null, () => record('resp_none'))).toEqual({ before: undefined, after: undefined });
+  });
+
+  it('a delete waits for the changes queued before it, and the change after it finds nothing', async () => {
+    const store = await memoryStore();
+    await store.save(record('resp_d'));
+    const [, deleted, later] = await Promise.all([
+      store.updateResponse('resp_d', null, (r) => ({ ...r, response: { ...r.response, status: 'completed' } })),
+      store.delete('resp_d', null),
+      store.updateResponse('resp_d', null, (r) => r),
+    ]);
+    expect(deleted).toBe(true);
+    expect(later).toEqual({ before: undefined, after: undefined });
+    expect(await store.get('resp_d', null)).toBeUndefined();
+  });
+});

@@ -146,7 +146,8 @@ export class ResponseStore {
   private readonly ttlMs: number;
   private readonly redis: RedisConnection | undefined;
   private readonly logger: CacheLogger;
-  private readonly conversationLocks = new Map<string, Promise<void>>();
+  /** The tail of the changes queued per record id (one at a time per record in this process). */
+  private readonly locks = new Map<string, Promise<void>>();
 
   constructor(options: ResponseStoreOptions) {
     this.keyv = options.keyv;
@@ -172,9 +173,31 @@ export class ResponseStore {
   }
 
   /** Deletes `id` if `owner` may see it; false when there was nothing (for this owner) to delete. */
-  async delete(id: string, owner: string | null): Promise<boolean> {
-    if ((await this.get(id, owner)) === undefined) return false;
-    return this.call(() => this.keyv.delete(id));
+  delete(id: string, owner: string | null): Promise<boolean> {
+    return this.serial(id, async () => {
+      if ((await this.get(id, owner)) === undefined) return false;
+      return this.call(() => this.keyv.delete(id));
+    });
+  }
+
+  /**
+   * Changes a stored response (read, `change`, write) one change at a time per response in this
+   * process: a background response finishing and a cancel cannot overwrite each other. `change`
+   * returns the new record, or undefined to leave it as it is. Resolves with the record as it was
+   * (undefined: none for this owner) and as written (undefined: not written). Throws a 503 ApiError
+   * when the store cannot be reached or refuses the write.
+   */
+  updateResponse(
+    id: string,
+    owner: string | null,
+    change: (record: StoredResponse) => StoredResponse | undefined,
+  ): Promise<{ readonly before: StoredResponse | undefined; readonly after: StoredResponse | undefined }> {
+    return this.serial(id, async () => {
+      const before = await this.get(id, owner);
+      const after = before === undefined ? undefined : change(before);
+      if (after !== undefined && !(await this.save(after))) throw unavailable();
+      return { before, after };
+    });
   }
 
   /** The conversation `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
@@ -187,9 +210,12 @@ export class ResponseStore {
     return this.write(record.conversation.id, record, 'conversation');
   }
 
-  async deleteConversation(id: string, owner: string | null): Promise<boolean> {
-    if ((await this.getConversation(id, owner)) === undefined) return false;
-    return this.call(() => this.keyv.delete(id));
+  /** Deletes a conversation, after the changes queued on it (a response finishing cannot bring it back). */
+  deleteConversation(id: string, owner: string | null): Promise<boolean> {
+    return this.serial(id, async () => {
+      if ((await this.getConversation(id, owner)) === undefined) return false;
+      return this.call(() => this.keyv.delete(id));
+    });
   }
 
   /** A record of one kind under `id`, for `owner`; the other kind's record under that id reads as absent (not unreadable). */
@@ -224,21 +250,26 @@ export class ResponseStore {
    * Throws a 503 ApiError when the store cannot be reached or refuses the write.
    */
   updateConversation(id: string, owner: string | null, change: (record: StoredConversation) => StoredConversation): Promise<StoredConversation | undefined> {
-    const previous = this.conversationLocks.get(id) ?? Promise.resolve();
-    const next = previous.then(async () => {
+    return this.serial(id, async () => {
       const record = await this.getConversation(id, owner);
       if (record === undefined) return undefined;
       const changed = change(record);
       if (!(await this.saveConversation(changed))) throw unavailable();
       return changed;
     });
+  }
+
+  /** Runs `work` once the work queued before it on `id` (in this process) has settled. */
+  private serial<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const next = previous.then(work);
     const tail = next.then(
       () => undefined,
       () => undefined,
     );
-    this.conversationLocks.set(id, tail);
+    this.locks.set(id, tail);
     void tail.then(() => {
-      if (this.conversationLocks.get(id) === tail) this.conversationLocks.delete(id);
+      if (this.locks.get(id) === tail) this.locks.delete(id);
     });
     return next;
   }

@@ -40,6 +40,15 @@ import { openSse, sendFrames } from './sse-writer.js';
 /** How often a background response looks whether another process cancelled it (a shared store). */
 const CANCEL_POLL_MS = 1_000;
 
+/** Waits before the retries of a background response's final write (the store failed). */
+const FINAL_WRITE_RETRIES = [250, 1_000, 4_000];
+
+/** A stored response that has not ended yet (a background one, queued or running). */
+function isRunning(record: StoredResponse): boolean {
+  const status = record.response['status'];
+  return status === 'queued' || status === 'in_progress';
+}
+
 /** What a response to be stored needs besides its Response object. */
 interface StoreTarget {
   /** The request's input items, with their ids (computed once: every save of a background response lists the same ids). */
@@ -116,7 +125,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
           '`background: true` answers at once with `status: "queued"` and runs the response afterwards: poll ' +
           '`GET /v1/responses/{id}` (`in_progress`, then `completed`, `incomplete`, `failed` or `cancelled`), stop it with ' +
           '`POST /v1/responses/{id}/cancel` (needs `store`; not with `stream`). ' +
-          'Refused (400 `unsupported_parameter`): `conversation`, built-in tools, ' +
+          '`conversation` (POST /v1/conversations) puts its items before `input` and gets the input and output added. ' +
+          'Refused (400 `unsupported_parameter`): built-in tools, ' +
           '`reasoning`, a non-empty `include`, `prompt`, `truncation: "auto"`. With `stream: true`: `event: <type>` / ' +
           '`data: <ResponseStreamEvent>` frames ending with `response.completed` (or `response.incomplete`), no `[DONE]`.',
         requestBody: { required: true, content: { 'application/json': { schema: ref('CreateResponseRequest') } } },
@@ -201,6 +211,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
       handler: async (request: FastifyRequest) => {
         const { id } = request.params as { id: string };
         if (this.store === null || !(await this.store.delete(id, this.owner(request)))) throw responseNotFound(id);
+        // A background response running here stops (nobody can read its end any more).
+        this.background.cancel(id);
         return { id, object: 'response', deleted: true };
       },
       openapi: {
@@ -255,7 +267,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
         );
       }
       if (target === undefined) throw ApiError.invalidRequest('Background mode requires `store` to be true.', 'store');
-      return this.startBackground(job, { ...head, background: true }, sources, target, conv, reply);
+      return this.startBackground(job, { ...head, background: true }, fail, target, conv, reply);
     }
     try {
       if (body.stream === true) {
@@ -276,7 +288,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
   private async startBackground(
     job: InferenceJob,
     head: ResponseHead,
-    sources: readonly number[],
+    fail: (error: unknown) => unknown,
     target: StoreTarget,
     conv: ConversationTarget | undefined,
     reply: FastifyReply,
@@ -289,7 +301,11 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     // What the run needs of the request, copied: the request object is gone by then.
     const headers = { ...reply.request.headers };
     const key = reply.request.apiKey?.name;
-    this.background.start(head.id, (signal) => this.runBackground(job, head, sources, target, conv, headers, key, signal));
+    this.background.start(head.id, (signal) =>
+      this.runBackground(job, head, fail, target, conv, headers, key, signal).catch((error: unknown) =>
+        this.logger.error({ msg: 'background response failed unexpectedly', response: head.id, err: error instanceof Error ? error.stack : String(error) }),
+      ),
+    );
     return queued;
   }
 
@@ -303,7 +319,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
   private async runBackground(
     job: InferenceJob,
     head: ResponseHead,
-    sources: readonly number[],
+    fail: (error: unknown) => unknown,
     target: StoreTarget,
     conv: ConversationTarget | undefined,
     headers: FastifyRequest['headers'],
@@ -312,7 +328,11 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
   ): Promise<void> {
     const store = this.store as ResponseStore;
     const id = head.id;
-    await store.save(this.record(pendingResponseBody(head, 'in_progress'), target));
+    const owner = target.owner;
+    // Only a response still queued becomes in_progress (not one cancelled meanwhile).
+    await store
+      .updateResponse(id, owner, (record) => (record.response['status'] === 'queued' ? this.record(pendingResponseBody(head, 'in_progress'), target) : undefined))
+      .catch((error: unknown) => this.logger.warn({ msg: 'could not mark a background response in_progress', response: id, detail: String(error) }));
     const watch = store.shared
       ? setInterval(() => {
           void this.goneElsewhere(id, target.owner).then((gone) => {
@@ -330,7 +350,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
       if (signal.aborted) {
         end = failedResponseBody(head, 500, errorBody(500, 'The server shut down before this response finished.', 'server_error', 'server_shutdown'));
       } else {
-        const { status, body, unexpected } = mapError(responsesError(error, sources));
+        const { status, body, unexpected } = mapError(fail(error));
         const detail = error instanceof Error ? error.message : String(error);
         if (unexpected) this.logger.error({ msg: 'background response failed', response: id, err: error instanceof Error ? error.stack : detail });
         else this.logger.warn({ msg: 'background response failed', response: id, code: body.error.code, detail });
@@ -339,9 +359,21 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     } finally {
       if (watch !== undefined) clearInterval(watch);
     }
-    if (await this.goneElsewhere(id, target.owner)) return;
-    await store.save(this.record(end, target));
-    await this.addToConversation(end, conv);
+    // The end is written only over a response still running: never over a cancel or a delete that
+    // came meanwhile (serialised with them in this process). A store that fails is tried again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { after } = await store.updateResponse(id, owner, (record) => (isRunning(record) ? this.record(end, target) : undefined));
+        if (after !== undefined) await this.addToConversation(end, conv);
+        return;
+      } catch (error) {
+        if (attempt >= FINAL_WRITE_RETRIES.length) {
+          this.logger.error({ msg: 'the end of a background response could not be stored: it stays in_progress', response: id, detail: String(error) });
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, FINAL_WRITE_RETRIES[attempt]));
+      }
+    }
   }
 
   /** True when `id` was cancelled or deleted (false when the store cannot tell: better to write the end). */
@@ -362,21 +394,23 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
       schema: { params: responseIdParamsSchema },
       handler: async (request: FastifyRequest) => {
         const { id } = request.params as { id: string };
-        const record = await this.stored(id, request);
-        const response = record.response;
-        if (response['background'] !== true) throw ApiError.invalidRequest('Cannot cancel a synchronous response: only background responses can be cancelled.', 'response_id');
-        const status = response['status'];
-        if (status === 'cancelled') return response;
-        if (status !== 'queued' && status !== 'in_progress') {
-          throw ApiError.invalidRequest(`Cannot cancel a response that has already finished (status '${String(status)}').`, 'response_id');
+        if (this.store === null) throw responseNotFound(id);
+        // Serialised with the run's own status writes (see runBackground).
+        const { before, after } = await this.store.updateResponse(id, this.owner(request), (record) =>
+          record.response['background'] === true && isRunning(record) ? { ...record, response: { ...record.response, status: 'cancelled' } } : undefined,
+        );
+        if (before === undefined) throw responseNotFound(id);
+        if (before.response['background'] !== true) {
+          throw ApiError.invalidRequest('Cannot cancel a synchronous response: only background responses can be cancelled.', 'response_id');
         }
-        const cancelled = { ...response, status: 'cancelled' };
-        if (!(await (this.store as ResponseStore).save({ ...record, response: cancelled }))) {
-          throw new ApiError(503, 'The response store could not record the cancellation: try again.', 'server_error', 'store_unavailable');
+        if (after !== undefined) {
+          // Running here: stopped now; in another process: it sees the record within CANCEL_POLL_MS.
+          this.background.cancel(id);
+          return after.response;
         }
-        // Running here: stopped now; in another process: it sees the record within CANCEL_POLL_MS.
-        this.background.cancel(id);
-        return cancelled;
+        const status = before.response['status'];
+        if (status === 'cancelled') return before.response;
+        throw ApiError.invalidRequest(`Cannot cancel a response that has already finished (status '${String(status)}').`, 'response_id');
       },
       openapi: {
         tags: ['OpenAI'],

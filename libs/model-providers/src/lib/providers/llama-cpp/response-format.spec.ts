@@ -104,5 +104,10 @@ describe('GrammarCache', () => {
     await cache.get(of(good));
     await cache.get(of({ ...good, required: ['a'] }));
     expect(compiled).toHaveLength(2);
+    // An $id seen in one schema does not make another with the same $id "already exist".
+    const withId = (n: number) => ({ type: 'object', properties: { n: { $id: 'https://example.com/n', const: n } } });
+    await cache.get(of(withId(1)));
+    await cache.get(of(withId(2)));
+    expect(compiled).toHaveLength(4);
   });
 });

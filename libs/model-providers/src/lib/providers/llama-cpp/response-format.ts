@@ -2,8 +2,13 @@ import { Ajv } from 'ajv';
 import type { Llama, LlamaGrammar } from 'node-llama-cpp';
 import { ModelProviderError } from '../../contract/errors.js';
 
-/** Checks schemas against JSON Schema itself (draft-07 meta-schema) before they become grammars. */
-const schemaChecker = new Ajv({ strict: false, allErrors: false, validateFormats: false });
+/**
+ * A checker of schemas against JSON Schema itself (draft-07 meta-schema) before they become
+ * grammars. A fresh one per check (only when a schema is first seen: grammars are cached): Ajv
+ * keeps every `$id` it met, so a shared one would grow with clients' schemas and refuse a valid
+ * schema whose `$id` an earlier one used.
+ */
+const schemaChecker = () => new Ajv({ strict: false, allErrors: false, validateFormats: false });
 
 /** What OpenAI's `response_format` asks of the generated text, when it asks for JSON. */
 export type ResponseFormat = { readonly kind: 'json' } | { readonly kind: 'schema'; readonly schema: object; readonly key: string };
@@ -109,18 +114,16 @@ function assertJsonSchema(given: object): void {
   const param = 'response_format.json_schema.schema';
   // Whatever draft it names (zod-to-json-schema says draft-07, others 2020-12), it is checked as draft-07.
   const { $schema: _draft, ...schema } = given as Record<string, unknown>;
-  if (!schemaChecker.validateSchema(schema)) {
-    const first = schemaChecker.errors?.[0];
+  const checker = schemaChecker();
+  if (!checker.validateSchema(schema)) {
+    const first = checker.errors?.[0];
     const where = first?.instancePath ? ` at ${first.instancePath}` : '';
     throw invalid(`${param} is not a valid JSON Schema${where}: ${first?.message ?? 'invalid'}`, param);
   }
   try {
-    schemaChecker.compile(schema);
+    checker.compile(schema);
   } catch (error) {
     throw invalid(`${param} is not a valid JSON Schema: ${error instanceof Error ? error.message : String(error)}`, param, error);
-  } finally {
-    // Compiled only to check it: not kept.
-    schemaChecker.removeSchema(schema);
   }
 }
 
