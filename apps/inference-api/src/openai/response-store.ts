@@ -192,12 +192,7 @@ export class ResponseStore {
     owner: string | null,
     change: (record: StoredResponse) => StoredResponse | undefined,
   ): Promise<{ readonly before: StoredResponse | undefined; readonly after: StoredResponse | undefined }> {
-    return this.serial(id, async () => {
-      const before = await this.get(id, owner);
-      const after = before === undefined ? undefined : change(before);
-      if (after !== undefined && !(await this.save(after))) throw unavailable();
-      return { before, after };
-    });
+    return this.update(id, () => this.get(id, owner), (record) => this.save(record), change);
   }
 
   /** The conversation `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
@@ -249,13 +244,22 @@ export class ResponseStore {
    * hosts can lose one's items.) Resolves with the new record; undefined when it does not exist.
    * Throws a 503 ApiError when the store cannot be reached or refuses the write.
    */
-  updateConversation(id: string, owner: string | null, change: (record: StoredConversation) => StoredConversation): Promise<StoredConversation | undefined> {
+  async updateConversation(id: string, owner: string | null, change: (record: StoredConversation) => StoredConversation): Promise<StoredConversation | undefined> {
+    return (await this.update(id, () => this.getConversation(id, owner), (record) => this.saveConversation(record), change)).after;
+  }
+
+  /** Read, `change` (undefined: no write), write; serialised per id (see serial). A refused write is a 503. */
+  private update<T>(
+    id: string,
+    read: () => Promise<T | undefined>,
+    write: (record: T) => Promise<boolean>,
+    change: (record: T) => T | undefined,
+  ): Promise<{ readonly before: T | undefined; readonly after: T | undefined }> {
     return this.serial(id, async () => {
-      const record = await this.getConversation(id, owner);
-      if (record === undefined) return undefined;
-      const changed = change(record);
-      if (!(await this.saveConversation(changed))) throw unavailable();
-      return changed;
+      const before = await read();
+      const after = before === undefined ? undefined : change(before);
+      if (after !== undefined && !(await write(after))) throw unavailable();
+      return { before, after };
     });
   }
 

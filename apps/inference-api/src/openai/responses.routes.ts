@@ -255,7 +255,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
       previousResponseId: previousId,
       ...(conversationId === undefined ? {} : { conversation: conversationId }),
     };
-    const items = storedInput(body.input);
+    // The input items with their ids: only for what keeps them (the store, a conversation).
+    const items = store || conversationId !== undefined ? storedInput(body.input) : [];
     const target: StoreTarget | undefined = store ? { items, context, owner } : undefined;
     const conv: ConversationTarget | undefined = conversationId === undefined ? undefined : { id: conversationId, owner, items };
     if (body.background === true) {
