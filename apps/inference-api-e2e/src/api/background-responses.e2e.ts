@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import OpenAI from 'openai';
 import { type FakeUpstream, fakeReplyText, startFakeUpstream } from '@infer/model-providers/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -190,4 +191,39 @@ describe('background responses across processes (Redis)', () => {
       error: { code: 'server_error', message: 'The server shut down before this response finished.' },
     });
   });
+
+  it('a process that dies without shutting down: its background response reads as failed once its lease lapses; a long run keeps its lease', async () => {
+    const env = { CACHE_ENABLED: 'false', REDIS_URL: redis.url, RESPONSES_BACKGROUND_LEASE_SECONDS: '3' };
+    const [doomed, survivor] = await Promise.all([
+      startApiServer({ env: { ...env, INSTANCE_ID: 'e' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') }),
+      startApiServer({ env: { ...env, INSTANCE_ID: 'f' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') }),
+    ]);
+    try {
+      const onDoomed = new OpenAI({ baseURL: `${doomed.url}/v1`, apiKey: 'k', maxRetries: 0 });
+      const onSurvivor = new OpenAI({ baseURL: `${survivor.url}/v1`, apiKey: 'k', maxRetries: 0 });
+      upstream.configure({ latencyMs: 5_000 });
+      // Runs on the survivor for 5 s, longer than the 3 s lease: renewed, it is never taken for dead.
+      const long = await onSurvivor.responses.create({ model: 'm', input: 'Long', background: true });
+      const lost = await onDoomed.responses.create({ model: 'm', input: 'Lost', background: true });
+      await sleep(300);
+      doomed.process.kill('SIGKILL');
+      await once(doomed.process, 'exit');
+      const killedAt = Date.now();
+      // Still leased: a dead process cannot be told from a slow one yet.
+      expect((await onSurvivor.responses.retrieve(lost.id)).status).toBe('in_progress');
+      const failed = await settle(onSurvivor, lost.id, 8_000);
+      expect(failed).toMatchObject({
+        status: 'failed',
+        error: { code: 'server_error', message: 'The server process running this response stopped before it finished.' },
+      });
+      expect(Date.now() - killedAt).toBeLessThan(4_500);
+      expect(survivor.output()).toContain('recorded a background response as failed');
+      // Recorded: every process reads the same from now on.
+      expect((await new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'k', maxRetries: 0 }).responses.retrieve(lost.id)).status).toBe('failed');
+      expect(await settle(onSurvivor, long.id, 10_000)).toMatchObject({ status: 'completed', output_text: fakeReplyText('Long', 4) });
+    } finally {
+      upstream.configure({ latencyMs: 0 });
+      await survivor.stop();
+    }
+  }, 30_000);
 });

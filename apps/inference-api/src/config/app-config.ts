@@ -50,6 +50,7 @@ const envSchema = {
     RESPONSES_STORE_TTL_SECONDS: { type: 'integer', minimum: 1, default: 2_592_000 },
     RESPONSES_STORE_MAX_ENTRIES: { type: 'integer', minimum: 1, default: 1_000 },
     RESPONSES_STORE_MAX_BYTES: { type: 'integer', minimum: 1024, default: 33_554_432 },
+    RESPONSES_BACKGROUND_LEASE_SECONDS: { type: 'integer', minimum: 3, maximum: 3600, default: 30 },
   },
 } as const;
 
@@ -111,6 +112,11 @@ export interface AppConfig {
     /** Bounds of the in-process store (an LRU: responses, and their approximate size); Redis relies on the TTL. */
     readonly maxEntries: number;
     readonly maxBytes: number;
+    /**
+     * On Redis: how long a background response counts as running without word from the process that
+     * runs it (renewed every third of it); after that a reader records it as failed.
+     */
+    readonly backgroundLeaseSeconds: number;
   };
 }
 
@@ -175,6 +181,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       ttlSeconds: v['RESPONSES_STORE_TTL_SECONDS'],
       maxEntries: v['RESPONSES_STORE_MAX_ENTRIES'],
       maxBytes: v['RESPONSES_STORE_MAX_BYTES'],
+      backgroundLeaseSeconds: v['RESPONSES_BACKGROUND_LEASE_SECONDS'],
     },
   };
 }

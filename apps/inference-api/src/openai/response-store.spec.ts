@@ -16,7 +16,7 @@ function record(id: string, owner: string | null = null): StoredResponse {
 }
 
 async function memoryStore(ttlSeconds = 60, maxEntries = 100, log = logger(), maxBytes = 1_000_000): Promise<ResponseStore> {
-  const store = await createResponseStore({ responsesStore: { enabled: true, ttlSeconds, maxEntries, maxBytes } }, null, log);
+  const store = await createResponseStore({ responsesStore: { enabled: true, ttlSeconds, maxEntries, maxBytes, backgroundLeaseSeconds: 30 } }, null, log);
   expect(store).toBeInstanceOf(ResponseStore);
   return store as ResponseStore;
 }
@@ -27,7 +27,7 @@ afterEach(() => {
 
 describe('ResponseStore (in memory)', () => {
   it('is null when disabled, in memory without a Redis connection', async () => {
-    expect(await createResponseStore({ responsesStore: { enabled: false, ttlSeconds: 60, maxEntries: 10, maxBytes: 10_000 } }, null, logger())).toBeNull();
+    expect(await createResponseStore({ responsesStore: { enabled: false, ttlSeconds: 60, maxEntries: 10, maxBytes: 10_000, backgroundLeaseSeconds: 30 } }, null, logger())).toBeNull();
     expect((await memoryStore(60, 10)).description).toContain('in memory (at most 10 responses and about 1000000 bytes');
   });
 

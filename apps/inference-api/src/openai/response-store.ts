@@ -24,6 +24,8 @@ export interface StoredResponse {
   readonly context: readonly StoredItem[];
   /** Digest of the API key that created it (API_KEYS set), else null: other keys are told it does not exist. */
   readonly owner: string | null;
+  /** A background response on a shared store: while it runs, its process holds a lease (see ResponseStore.holdLease). */
+  readonly leased?: true;
 }
 
 /** A conversation (POST /v1/conversations; `conversation` on POST /v1/responses): its items, oldest first. */
@@ -44,6 +46,8 @@ export interface ResponseStoreOptions {
   readonly logger: CacheLogger;
   /** One line for the boot log. */
   readonly description: string;
+  /** See AppConfig.responsesStore.backgroundLeaseSeconds (default 30). */
+  readonly leaseSeconds?: number;
 }
 
 /** DI token of the ResponseStore; null when RESPONSES_STORE_ENABLED=false. */
@@ -58,7 +62,7 @@ export async function createResponseStore(
   redis: RedisConnection | null,
   logger: CacheLogger,
 ): Promise<ResponseStore | null> {
-  const { enabled, ttlSeconds, maxEntries, maxBytes } = config.responsesStore;
+  const { enabled, ttlSeconds, maxEntries, maxBytes, backgroundLeaseSeconds: leaseSeconds } = config.responsesStore;
   if (!enabled) return null;
   if (redis !== null) {
     const { createRedisStore, RESPONSES_STORE_NAMESPACE } = await import('../cache/redis-store.js');
@@ -69,7 +73,7 @@ export async function createResponseStore(
       // A read that fails must be a 503, not "not found".
       true,
     );
-    return new ResponseStore({ keyv, ttlSeconds, redis, logger, description: `stored responses on Redis (shared by every process; kept ${ttlSeconds} s)` });
+    return new ResponseStore({ keyv, ttlSeconds, redis, logger, leaseSeconds, description: `stored responses on Redis (shared by every process; kept ${ttlSeconds} s)` });
   }
   return new ResponseStore({
     keyv: boundedMemoryKeyv<StoredResponse | StoredConversation>({
@@ -148,9 +152,12 @@ export class ResponseStore {
   private readonly logger: CacheLogger;
   /** The tail of the changes queued per record id (one at a time per record in this process). */
   private readonly locks = new Map<string, Promise<void>>();
+  /** How long a background response's lease lasts (see holdLease). */
+  readonly leaseMs: number;
 
   constructor(options: ResponseStoreOptions) {
     this.keyv = options.keyv;
+    this.leaseMs = (options.leaseSeconds ?? 30) * 1000;
     this.ttlMs = options.ttlSeconds * 1000;
     this.redis = options.redis;
     this.logger = options.logger;
@@ -195,6 +202,39 @@ export class ResponseStore {
     return this.update(id, () => this.get(id, owner), (record) => this.save(record), change);
   }
 
+  /**
+   * Leases of background responses (shared stores): the process running `id` holds one, renewed
+   * while it runs, so that the others can tell a response still running from one whose process died
+   * (SIGKILL, OOM, a lost host). A key of its own (`lease:<id>`, expiring by itself after `leaseMs`)
+   * rather than a field of the record: renewing it never races with a cancel writing the record.
+   * False (logged) when the store could not take it.
+   */
+  async holdLease(id: string): Promise<boolean> {
+    if (!this.shared) return true;
+    try {
+      return (await this.call(() => this.keyv.set(leaseKey(id), 1, this.leaseMs))) !== false;
+    } catch (error) {
+      this.logger.warn(`renewing the lease of background response ${id} failed: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    }
+  }
+
+  /**
+   * True while the process running `id` holds its lease (always in a store of one process: a
+   * response there runs in the process that reads it). Throws a 503 ApiError when the store cannot
+   * be reached.
+   */
+  async leaseHeld(id: string): Promise<boolean> {
+    if (!this.shared) return true;
+    const value = await this.call(() => this.keyv.get<unknown>(leaseKey(id)));
+    return value !== undefined && value !== null;
+  }
+
+  /** Drops the lease of a background response that ended. */
+  async releaseLease(id: string): Promise<void> {
+    if (this.shared) await this.call(() => this.keyv.delete(leaseKey(id)));
+  }
+
   /** The conversation `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
   getConversation(id: string, owner: string | null): Promise<StoredConversation | undefined> {
     return this.read(id, owner, CONVERSATION_KIND);
@@ -215,6 +255,7 @@ export class ResponseStore {
 
   /** A record of one kind under `id`, for `owner`; the other kind's record under that id reads as absent (not unreadable). */
   private async read<T extends { readonly owner: string | null }>(id: string, owner: string | null, kind: RecordKind<T>): Promise<T | undefined> {
+    if (id.startsWith(LEASE_PREFIX)) return undefined;
     const raw = await this.call(() => this.keyv.get<unknown>(id));
     if (raw === undefined || raw === null || (isObject(raw) && kind.otherField in raw)) return undefined;
     const record = kind.parse(raw);
@@ -287,6 +328,10 @@ export class ResponseStore {
     }
   }
 }
+
+/** Leases live beside the records; no record id starts with it (GET /v1/responses/lease:… is a 404). */
+const LEASE_PREFIX = 'lease:';
+const leaseKey = (id: string): string => LEASE_PREFIX + id;
 
 const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 

@@ -40,6 +40,9 @@ import { openSse, sendFrames } from './sse-writer.js';
 /** How often a background response looks whether another process cancelled it (a shared store). */
 const CANCEL_POLL_MS = 1_000;
 
+/** The error of a background response whose process stopped without finishing it (see ResponsesRoutes.alive). */
+const PROCESS_LOST = 'The server process running this response stopped before it finished.';
+
 /** Waits before the retries of a background response's final write (the store failed). */
 const FINAL_WRITE_RETRIES = [250, 1_000, 4_000];
 
@@ -296,7 +299,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
   ): Promise<ResponseObject> {
     const store = this.store as ResponseStore;
     const queued = pendingResponseBody(head, 'queued');
-    if (!(await store.save(this.record(queued, target)))) {
+    // The lease first: no process may see the record without it and take the response for dead.
+    if (!(await store.holdLease(head.id)) || !(await store.save(this.record(queued, target)))) {
       throw new ApiError(503, 'The response store could not keep a background response: try again, or leave out `background`.', 'server_error', 'store_unavailable');
     }
     // What the run needs of the request, copied: the request object is gone by then.
@@ -341,6 +345,30 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
           });
         }, CANCEL_POLL_MS)
       : undefined;
+    const renew = store.shared ? setInterval(() => void store.holdLease(id), store.leaseMs / 3) : undefined;
+    try {
+      await this.runToEnd(job, head, fail, target, conv, headers, key, signal);
+    } finally {
+      clearInterval(watch);
+      clearInterval(renew);
+      await store.releaseLease(id).catch(() => undefined);
+    }
+  }
+
+  /** runBackground's generation and final write (the lease is held meanwhile). */
+  private async runToEnd(
+    job: InferenceJob,
+    head: ResponseHead,
+    fail: (error: unknown) => unknown,
+    target: StoreTarget,
+    conv: ConversationTarget | undefined,
+    headers: FastifyRequest['headers'],
+    key: string | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const store = this.store as ResponseStore;
+    const { id } = head;
+    const { owner } = target;
     let end: ResponseObject;
     try {
       const { result, fromCache } = await this.responder.generateDetached(job, headers, signal);
@@ -357,8 +385,6 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
         else this.logger.warn({ msg: 'background response failed', response: id, code: body.error.code, detail });
         end = failedResponseBody(head, status, body);
       }
-    } finally {
-      if (watch !== undefined) clearInterval(watch);
     }
     // The end is written only over a response still running: never over a cancel or a delete that
     // came meanwhile (serialised with them in this process). A store that fails is tried again.
@@ -377,11 +403,14 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     }
   }
 
-  /** True when `id` was cancelled or deleted (false when the store cannot tell: better to write the end). */
+  /**
+   * True when `id` was cancelled, deleted, or recorded as failed because its lease lapsed (false
+   * when the store cannot tell: better to write the end).
+   */
   private async goneElsewhere(id: string, owner: string | null): Promise<boolean> {
     try {
       const record = await (this.store as ResponseStore).get(id, owner);
-      return record === undefined || record.response['status'] === 'cancelled';
+      return record === undefined || !isRunning(record);
     } catch {
       return false;
     }
@@ -438,7 +467,25 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
       input: target.items,
       context: target.context,
       owner: target.owner,
+      ...(response.background === true && this.store?.shared === true ? { leased: true as const } : {}),
     };
+  }
+
+  /**
+   * A leased background response whose process stopped renewing the lease (it died without shutting
+   * down: SIGKILL, out of memory, a lost host) is recorded as failed by whoever reads it first; any
+   * other record as it is. Undefined when it was deleted meanwhile.
+   */
+  private async alive(record: StoredResponse): Promise<StoredResponse | undefined> {
+    const store = this.store;
+    if (store === null || record.leased !== true || !isRunning(record)) return record;
+    const id = record.response.id;
+    if (await store.leaseHeld(id)) return record;
+    const { before, after } = await store.updateResponse(id, record.owner, (current) =>
+      isRunning(current) ? { ...current, response: { ...current.response, status: 'failed', error: { code: 'server_error', message: PROCESS_LOST } } } : undefined,
+    );
+    if (after !== undefined) this.logger.warn({ msg: 'recorded a background response as failed: the process running it stopped without finishing it', response: id });
+    return after ?? before;
   }
 
   /** A finished response: stored (see save), and added to its conversation. Returns what to answer. */
@@ -496,7 +543,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
         'unsupported_parameter',
       );
     }
-    const record = await this.store.get(id, owner);
+    const stored = await this.store.get(id, owner);
+    const record = stored === undefined ? undefined : await this.alive(stored);
     if (record === undefined) throw ApiError.invalidRequest(`Previous response with id '${id}' not found.`, 'previous_response_id', 'previous_response_not_found');
     const status = record.response['status'];
     if (status !== 'completed' && status !== 'incomplete') {
@@ -508,7 +556,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
 
   /** The stored response `id` for this request's API key, or a 404. */
   private async stored(id: string, request: FastifyRequest): Promise<StoredResponse> {
-    const record = this.store === null ? undefined : await this.store.get(id, this.owner(request));
+    const stored = this.store === null ? undefined : await this.store.get(id, this.owner(request));
+    const record = stored === undefined ? undefined : await this.alive(stored);
     if (record === undefined) throw responseNotFound(id);
     return record;
   }
