@@ -146,4 +146,16 @@ describe('conversations across processes (Redis)', () => {
     expect(items.data).toHaveLength(6);
     expect(texts(items.data).filter((_, i) => i % 2 === 0)).toEqual(['turn 1', 'turn 2', 'turn 3']);
   });
+
+  it('responses of one conversation finishing at once on both processes lose none of their items', async () => {
+    const onA = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const onB = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const conversation = await onA.conversations.create({});
+    const inputs = Array.from({ length: 24 }, (_, i) => `parallel ${i}`);
+    await Promise.all(inputs.map((input, i) => (i % 2 === 0 ? onA : onB).responses.create({ model: 'm', input, conversation: conversation.id, store: false })));
+    const items = await onB.conversations.items.list(conversation.id, { order: 'asc', limit: 100 });
+    // Each response adds its input and its output; a change lost to the other process's write would drop both.
+    expect(items.data).toHaveLength(2 * inputs.length);
+    expect(texts(items.data).filter((t) => t.startsWith('parallel')).sort()).toEqual([...inputs].sort());
+  });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import KeyvRedis from '@keyv/redis';
 import { type DeserializedData, Keyv } from 'keyv';
 import type { RedisConnection } from './redis-connection.js';
@@ -20,7 +21,31 @@ export interface RedisStore {
   readonly keyv: Keyv;
   /** The Redis key an entry is stored under (for the coalescer's atomic "already cached?" check). */
   entryKey(key: string): string;
+  /** Read-change-write of the same entries without losing another process's write (see AtomicEntries). */
+  readonly atomic: AtomicEntries;
 }
+
+/**
+ * Optimistic concurrency on the entries Keyv keeps (the same Redis keys, the same `{value, expires}`
+ * JSON): read an entry with a token of its raw text, then write only if the entry is still that text
+ * (a Lua compare-and-set on its SHA-1). A caller that loses reads again and retries its change, so
+ * two processes changing one record never lose each other's change.
+ */
+export interface AtomicEntries {
+  /** The entry's value (undefined: none) and a token of what was read, for compareAndSet. */
+  read(key: string): Promise<{ readonly value: unknown; readonly token: string }>;
+  /** Writes `value` with a TTL of `ttlMs` if the entry is still what `token` saw; false when it changed. */
+  compareAndSet(key: string, token: string, value: unknown, ttlMs: number): Promise<boolean>;
+}
+
+/** KEYS[1] the entry; ARGV: the SHA-1 of the text read ('' for none), the new text, its TTL in ms. */
+const COMPARE_AND_SET = `
+local current = redis.call('GET', KEYS[1])
+local seen = ''
+if current then seen = redis.sha1hex(current) end
+if seen ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
 
 /** Redis keys of stored Responses API responses: `infer:responses::<id>`. */
 export const RESPONSES_STORE_NAMESPACE = 'infer:responses';
@@ -51,7 +76,23 @@ export function createRedisStore(
     deserialize: safeParse,
   });
   keyv.on('error', onError);
-  return { keyv, entryKey: (key) => adapter.createKeyPrefix(key, namespace) };
+  const entryKey = (key: string): string => adapter.createKeyPrefix(key, namespace);
+  const atomic: AtomicEntries = {
+    async read(key) {
+      const raw = await connection.call((client) => client.get(entryKey(key)));
+      if (raw === null) return { value: undefined, token: '' };
+      const data = safeParse<unknown>(raw);
+      // As Keyv's get: an entry past its `expires` is none (Redis drops it by its own TTL anyway).
+      const live = data !== undefined && !(typeof data.expires === 'number' && data.expires < Date.now());
+      return { value: live ? data.value : undefined, token: createHash('sha1').update(raw).digest('hex') };
+    },
+    async compareAndSet(key, token, value, ttlMs) {
+      const text = JSON.stringify({ value, expires: Date.now() + ttlMs });
+      const reply = await connection.call((client) => client.eval(COMPARE_AND_SET, { keys: [entryKey(key)], arguments: [token, text, String(ttlMs)] }));
+      return reply === 1;
+    },
+  };
+  return { keyv, entryKey, atomic };
 }
 
 function safeParse<Value>(text: string): DeserializedData<Value> | undefined {

@@ -1,4 +1,5 @@
 import type { Keyv } from 'keyv';
+import type { AtomicEntries } from '../cache/redis-store.js';
 import type { ApiKeyRecord } from '../common/api-keys.js';
 import { boundedMemoryKeyv } from '../cache/bounded-memory-store.js';
 import type { CacheLogger, RedisConnection } from '../cache/redis-connection.js';
@@ -48,6 +49,8 @@ export interface ResponseStoreOptions {
   readonly description: string;
   /** See AppConfig.responsesStore.backgroundLeaseSeconds (default 30). */
   readonly leaseSeconds?: number;
+  /** On Redis: compare-and-set on the same entries, so changes from several processes do not overwrite each other. */
+  readonly atomic?: AtomicEntries;
 }
 
 /** DI token of the ResponseStore; null when RESPONSES_STORE_ENABLED=false. */
@@ -66,14 +69,14 @@ export async function createResponseStore(
   if (!enabled) return null;
   if (redis !== null) {
     const { createRedisStore, RESPONSES_STORE_NAMESPACE } = await import('../cache/redis-store.js');
-    const { keyv } = createRedisStore(
+    const { keyv, atomic } = createRedisStore(
       redis,
       (error) => logger.debug?.(`response store error: ${error instanceof Error ? error.message : String(error)}`),
       RESPONSES_STORE_NAMESPACE,
       // A read that fails must be a 503, not "not found".
       true,
     );
-    return new ResponseStore({ keyv, ttlSeconds, redis, logger, leaseSeconds, description: `stored responses on Redis (shared by every process; kept ${ttlSeconds} s)` });
+    return new ResponseStore({ keyv, atomic, ttlSeconds, redis, logger, leaseSeconds, description: `stored responses on Redis (shared by every process; kept ${ttlSeconds} s)` });
   }
   return new ResponseStore({
     keyv: boundedMemoryKeyv<StoredResponse | StoredConversation>({
@@ -154,9 +157,11 @@ export class ResponseStore {
   private readonly locks = new Map<string, Promise<void>>();
   /** How long a background response's lease lasts (see holdLease). */
   readonly leaseMs: number;
+  private readonly atomic: AtomicEntries | undefined;
 
   constructor(options: ResponseStoreOptions) {
     this.keyv = options.keyv;
+    this.atomic = options.atomic;
     this.leaseMs = (options.leaseSeconds ?? 30) * 1000;
     this.ttlMs = options.ttlSeconds * 1000;
     this.redis = options.redis;
@@ -189,7 +194,8 @@ export class ResponseStore {
 
   /**
    * Changes a stored response (read, `change`, write) one change at a time per response in this
-   * process: a background response finishing and a cancel cannot overwrite each other. `change`
+   * process, and as a compare-and-set on Redis (see update): a background response finishing and a
+   * cancel cannot overwrite each other, in one process or across several. `change`
    * returns the new record, or undefined to leave it as it is. Resolves with the record as it was
    * (undefined: none for this owner) and as written (undefined: not written). Throws a 503 ApiError
    * when the store cannot be reached or refuses the write.
@@ -199,7 +205,7 @@ export class ResponseStore {
     owner: string | null,
     change: (record: StoredResponse) => StoredResponse | undefined,
   ): Promise<{ readonly before: StoredResponse | undefined; readonly after: StoredResponse | undefined }> {
-    return this.update(id, () => this.get(id, owner), (record) => this.save(record), change);
+    return this.update(id, owner, RESPONSE_KIND, change);
   }
 
   /**
@@ -256,7 +262,11 @@ export class ResponseStore {
   /** A record of one kind under `id`, for `owner`; the other kind's record under that id reads as absent (not unreadable). */
   private async read<T extends { readonly owner: string | null }>(id: string, owner: string | null, kind: RecordKind<T>): Promise<T | undefined> {
     if (id.startsWith(LEASE_PREFIX)) return undefined;
-    const raw = await this.call(() => this.keyv.get<unknown>(id));
+    return this.recordOf(id, await this.call(() => this.keyv.get<unknown>(id)), owner, kind);
+  }
+
+  /** What was stored under `id`, as a record of `kind` for `owner` (see read). */
+  private recordOf<T extends { readonly owner: string | null }>(id: string, raw: unknown, owner: string | null, kind: RecordKind<T>): T | undefined {
     if (raw === undefined || raw === null || (isObject(raw) && kind.otherField in raw)) return undefined;
     const record = kind.parse(raw);
     if (record === undefined) {
@@ -279,28 +289,42 @@ export class ResponseStore {
   }
 
   /**
-   * Changes a conversation (read, `change`, write), one change at a time per conversation in this
-   * process: the responses of one conversation finishing together do not drop each other's items.
-   * (Across processes on Redis the last write wins: two responses of one conversation at once on two
-   * hosts can lose one's items.) Resolves with the new record; undefined when it does not exist.
+   * Changes a conversation (read, `change`, write) as updateResponse: the responses of one
+   * conversation finishing together, in one process or several, do not drop each other's items.
+   * Resolves with the new record; undefined when it does not exist.
    * Throws a 503 ApiError when the store cannot be reached or refuses the write.
    */
   async updateConversation(id: string, owner: string | null, change: (record: StoredConversation) => StoredConversation): Promise<StoredConversation | undefined> {
-    return (await this.update(id, () => this.getConversation(id, owner), (record) => this.saveConversation(record), change)).after;
+    return (await this.update(id, owner, CONVERSATION_KIND, change)).after;
   }
 
-  /** Read, `change` (undefined: no write), write; serialised per id (see serial). A refused write is a 503. */
-  private update<T>(
+  /**
+   * Read, `change` (undefined: no write), write; serialised per id in this process (see serial). On
+   * Redis the write is a compare-and-set: when another process wrote the record in between, it is
+   * read again and `change` applied to what that process wrote. A refused write is a 503.
+   */
+  private update<T extends StoredResponse | StoredConversation>(
     id: string,
-    read: () => Promise<T | undefined>,
-    write: (record: T) => Promise<boolean>,
+    owner: string | null,
+    kind: RecordKind<T>,
     change: (record: T) => T | undefined,
   ): Promise<{ readonly before: T | undefined; readonly after: T | undefined }> {
     return this.serial(id, async () => {
-      const before = await read();
-      const after = before === undefined ? undefined : change(before);
-      if (after !== undefined && !(await write(after))) throw unavailable();
-      return { before, after };
+      const atomic = this.atomic;
+      if (atomic === undefined || id.startsWith(LEASE_PREFIX)) {
+        const before = await this.read(id, owner, kind);
+        const after = before === undefined ? undefined : change(before);
+        if (after !== undefined && !(await this.write(id, after, kind.name))) throw unavailable();
+        return { before, after };
+      }
+      for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+        const { value, token } = await this.call(() => atomic.read(id));
+        const before = this.recordOf(id, value, owner, kind);
+        const after = before === undefined ? undefined : change(before);
+        if (after === undefined || (await this.call(() => atomic.compareAndSet(id, token, after, this.ttlMs)))) return { before, after };
+      }
+      this.logger.warn(`${kind.name} ${id} kept changing under ${MAX_CONFLICTS} writes in a row; gave up`);
+      throw unavailable();
     });
   }
 
@@ -328,6 +352,9 @@ export class ResponseStore {
     }
   }
 }
+
+/** Compare-and-set attempts of one change before it gives up (each lost to another process's write). */
+const MAX_CONFLICTS = 16;
 
 /** Leases live beside the records; no record id starts with it (GET /v1/responses/lease:… is a 404). */
 const LEASE_PREFIX = 'lease:';
