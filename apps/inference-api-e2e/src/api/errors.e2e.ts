@@ -31,14 +31,14 @@ describe('errors', () => {
     await upstream?.close();
   });
 
-  async function call(path: string, init?: RequestInit): Promise<{ status: number; body: ErrorBody; text: string }> {
+  async function call(path: string, init?: RequestInit): Promise<{ status: number; body: ErrorBody; text: string; headers: Headers }> {
     const res = await fetch(`${server.url}${path}`, init);
     const text = await res.text();
     expect(res.headers.get('content-type')).toMatch(/application\/json/);
     expect(text).not.toMatch(/\n\s+at /); // no stack traces
     const body = JSON.parse(text) as ErrorBody;
     expect(Object.keys(body.error).sort()).toEqual(['code', 'message', 'param', 'type']);
-    return { status: res.status, body, text };
+    return { status: res.status, body, text, headers: res.headers };
   }
 
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -244,6 +244,23 @@ describe('errors', () => {
     upstream.configure({ failNext: { count: 10, mode: 'hang' } });
     const hung = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'x' }] });
     expect(hung.status).toBe(504);
+    upstream.configure({ failNext: { count: 0 } });
+  });
+
+  it("an upstream 429 is OpenAI's 429 (rate_limit_exceeded) with the upstream's retry-after, streamed or not", async () => {
+    const slowDown = { error: { message: 'slow down', type: 'rate_limit_error', param: null, code: null } };
+    for (const stream of [false, true]) {
+      upstream.configure({ failNext: { count: 10, status: 429, body: slowDown, headers: { 'retry-after': '7' } } });
+      const limited = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'x' }], stream });
+      expect(limited.status).toBe(429);
+      expect(limited.body.error).toMatchObject({ message: 'slow down', code: 'rate_limit_exceeded' });
+      expect(limited.headers.get('retry-after')).toBe('7');
+    }
+    // Without one from the upstream, none is made up.
+    upstream.configure({ failNext: { count: 10, status: 429, body: slowDown } });
+    const bare = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'x' }] });
+    expect(bare.status).toBe(429);
+    expect(bare.headers.get('retry-after')).toBeNull();
     upstream.configure({ failNext: { count: 0 } });
   });
 

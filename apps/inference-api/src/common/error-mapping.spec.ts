@@ -29,7 +29,7 @@ describe('mapError', () => {
     for (const [code, status] of cases) {
       const mapped = mapError(new ModelProviderError('upstream said no', { code }));
       expect(mapped.status).toBe(status);
-      expect(mapped.body.error.code).toBe(code === 'internal' ? 'internal_error' : code);
+      expect(mapped.body.error.code).toBe(code === 'internal' ? 'internal_error' : code === 'rate_limited' ? 'rate_limit_exceeded' : code);
     }
   });
 
@@ -46,6 +46,11 @@ describe('mapError', () => {
     for (const code of ['invalid_request', 'context_length_exceeded', 'rate_limited', 'no_deployment_available'] as const) {
       expect(mapError(new ModelProviderError('about the request', { code })).body.error.message).toBe('about the request');
     }
+  });
+
+  it("speaks OpenAI's codes where ours differ: rate_limited is rate_limit_exceeded, internal is internal_error", () => {
+    expect(mapError(new ModelProviderError('slow down', { code: 'rate_limited' })).body.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'rate_limit_error' });
+    expect(mapError(new ModelProviderError('bug', { code: 'internal' })).body.error.code).toBe('internal_error');
   });
 
   it('never leaks the message of an unexpected error', () => {

@@ -63,7 +63,8 @@ export function mapError(error: unknown, requestId?: string): MappedError {
   }
   if (error instanceof ModelProviderError) {
     const status = statusForProviderError(error.code);
-    const code = error.code === 'internal' ? 'internal_error' : error.code;
+    // OpenAI's codes where ours differ (the SDKs and clients key on `rate_limit_exceeded`).
+    const code = error.code === 'internal' ? 'internal_error' : error.code === 'rate_limited' ? 'rate_limit_exceeded' : error.code;
     return { status, body: errorBody(status, providerMessage(error, requestId), undefined, code, error.param ?? null), unexpected: error.code === 'internal' };
   }
   if (error instanceof HttpException) {

@@ -1,3 +1,4 @@
+import { ModelProviderError } from '@infer/model-providers';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { mapError } from './error-mapping.js';
 
@@ -22,5 +23,7 @@ export function replyWithError(error: unknown, request: FastifyRequest, reply: F
     reply.raw.destroy();
     return;
   }
+  // An upstream's `retry-after` (429, 503) reaches the client: the OpenAI SDKs wait that long before retrying.
+  if (error instanceof ModelProviderError && error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
   void reply.status(status).header('content-type', 'application/json; charset=utf-8').send(body);
 }

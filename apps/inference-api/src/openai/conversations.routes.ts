@@ -16,7 +16,8 @@ const metadataSchema = {
   type: 'object',
   maxProperties: 16,
   additionalProperties: { type: 'string', maxLength: 512 },
-  description: 'Up to 16 string pairs (keys up to 64 characters, values up to 512).',
+  nullable: true,
+  description: 'Up to 16 string pairs (keys up to 64 characters, values up to 512); null: none.',
 } as const;
 
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 256 } } } as const;
@@ -27,7 +28,7 @@ const itemParams = {
 } as const;
 const items = { type: 'array', maxItems: MAX_ITEMS_PER_REQUEST, items: responsesInputItemSchema } as const;
 
-const createBody = { type: 'object', additionalProperties: false, properties: { items, metadata: metadataSchema } } as const;
+const createBody = { type: 'object', additionalProperties: false, properties: { items: { ...items, nullable: true }, metadata: metadataSchema } } as const;
 const updateBody = { type: 'object', additionalProperties: false, required: ['metadata'], properties: { metadata: metadataSchema } } as const;
 // (The OpenAPI operations take these as they are: `as never` only drops their readonly types.)
 const addItemsBody = { type: 'object', additionalProperties: false, required: ['items'], properties: { items: { ...items, minItems: 1 } } } as const;
@@ -60,7 +61,7 @@ export class ConversationsRoutes implements OnModuleInit {
       url: '/v1/conversations',
       schema: { body: createBody },
       handler: async (request) => {
-        const body = request.body as { items?: ResponsesInputItem[]; metadata?: Record<string, string> };
+        const body = request.body as { items?: ResponsesInputItem[] | null; metadata?: Record<string, string> | null };
         checkMetadata(body.metadata);
         const store = this.storeOrRefuse();
         const record: StoredConversation = {
@@ -95,7 +96,8 @@ export class ConversationsRoutes implements OnModuleInit {
       url: '/v1/conversations/:id',
       schema: { params: idParams, body: updateBody },
       handler: async (request) => {
-        const { metadata } = request.body as { metadata: Record<string, string> };
+        // null clears it (the SDK's ConversationUpdateParams allows it).
+        const metadata = (request.body as { metadata: Record<string, string> | null }).metadata ?? {};
         checkMetadata(metadata);
         const updated = await this.update(request, (record) => ({ ...record, conversation: { ...record.conversation, metadata } }));
         return updated.conversation;
@@ -258,7 +260,7 @@ function checkedItems(input: readonly ResponsesInputItem[]): StoredItem[] {
 }
 
 /** Metadata keys up to 64 characters (OpenAPI 3.0 schemas cannot say it: `propertyNames` is not theirs). */
-function checkMetadata(metadata: Record<string, string> | undefined): void {
+function checkMetadata(metadata: Record<string, string> | null | undefined): void {
   for (const key of Object.keys(metadata ?? {})) {
     if (key.length > 64) throw ApiError.invalidRequest(`Invalid body 'metadata': the key '${key.slice(0, 20)}…' is longer than 64 characters.`, 'metadata');
   }

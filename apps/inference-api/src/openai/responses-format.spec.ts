@@ -246,20 +246,22 @@ describe('stored responses', () => {
     expect(parse(b).at(-1)!.type).toBe('response.incomplete');
   });
 
-  it('storedInput gives every input item an id and message content as parts', () => {
+  it('storedInput gives every input item an id, and messages content as parts and a status (as OpenAI lists them)', () => {
     const [text] = storedInput('Hello');
-    expect(text).toEqual({ id: expect.stringMatching(/^msg_[0-9a-f]{24}$/), type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello' }] });
+    expect(text).toEqual({ id: expect.stringMatching(/^msg_[0-9a-f]{24}$/), type: 'message', role: 'user', status: 'completed', content: [{ type: 'input_text', text: 'Hello' }] });
     const items = storedInput([
       { role: 'developer', content: 'Be brief.' },
       { type: 'message', role: 'assistant', content: 'Sure.' },
       { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'a' }], id: 'msg_mine' },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'b' }], status: 'incomplete' },
       { type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' },
       { type: 'function_call_output', call_id: 'c1', output: '1' },
     ]);
     expect(items).toEqual([
-      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'developer', content: [{ type: 'input_text', text: 'Be brief.' }] },
-      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Sure.' }] },
-      { id: 'msg_mine', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'a' }] },
+      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'developer', status: 'completed', content: [{ type: 'input_text', text: 'Be brief.' }] },
+      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Sure.', annotations: [] }] },
+      { id: 'msg_mine', type: 'message', role: 'user', status: 'completed', content: [{ type: 'input_text', text: 'a' }] },
+      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'assistant', status: 'incomplete', content: [{ type: 'output_text', text: 'b', annotations: [] }] },
       { id: expect.stringMatching(/^fc_/), type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' },
       { id: expect.stringMatching(/^fco_/), type: 'function_call_output', call_id: 'c1', output: '1' },
     ]);

@@ -339,14 +339,19 @@ export class ResponseStreamEvents {
  * message, message content as parts.
  */
 export function storedInput(input: ResponsesBody['input']): StoredItem[] {
-  if (typeof input === 'string') return [{ id: itemId('msg'), type: 'message', role: 'user', content: [{ type: 'input_text', text: input }] }];
+  if (typeof input === 'string') return [{ id: itemId('msg'), type: 'message', role: 'user', status: 'completed', content: [{ type: 'input_text', text: input }] }];
   return input.map((item): StoredItem => {
     const type = item.type ?? 'message';
     const id = typeof item['id'] === 'string' ? item['id'] : itemId(type === 'function_call' ? 'fc' : type === 'function_call_output' ? 'fco' : 'msg');
-    if (type === 'message' && typeof item.content === 'string') {
-      return { ...item, id, type, content: [{ type: item.role === 'assistant' ? 'output_text' : 'input_text', text: item.content }] };
+    if (type !== 'message') return { ...item, id, type };
+    // As OpenAI lists them: a message has a status, an output_text part its annotations.
+    const status = item['status'] ?? 'completed';
+    if (typeof item.content === 'string') {
+      const part = item.role === 'assistant' ? { type: 'output_text', text: item.content, annotations: [] } : { type: 'input_text', text: item.content };
+      return { ...item, id, type, status, content: [part] };
     }
-    return { ...item, id, type };
+    const content = item.content?.map((part) => (part.type === 'output_text' && part['annotations'] === undefined ? { ...part, annotations: [] } : part));
+    return { ...item, id, type, status, ...(content === undefined ? {} : { content }) };
   });
 }
 

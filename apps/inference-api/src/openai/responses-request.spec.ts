@@ -274,6 +274,20 @@ describe('responsesChatBody', () => {
     expect(thrown(() => chatOf({ response_format: { type: 'json_object' } }))).toMatchObject({ param: 'response_format', message: expect.stringContaining('text.format') });
     expect(chatOf({ top_k: 1, logit_bias: { '5': 1 } })).toMatchObject({ top_k: 1, logit_bias: { '5': 1 } });
   });
+
+  it('takes back what a Response echoes: tool_choice auto/none without tools, top_logprobs 0 or null, truncation disabled; drops max_tool_calls', () => {
+    for (const toolChoice of ['auto', 'none'] as const) {
+      expect(chatOf({ tool_choice: toolChoice, tools: [] })).not.toHaveProperty('tool_choice');
+      expect(chatOf({ tool_choice: toolChoice })).not.toHaveProperty('tool_choice');
+    }
+    // Asking for a tool call without tools stays the chat route's 400.
+    expect(chatOf({ tool_choice: 'required', tools: [] }).tool_choice).toBe('required');
+    for (const topLogprobs of [0, null]) expect(chatOf({ top_logprobs: topLogprobs })).not.toHaveProperty('top_logprobs');
+    expect(thrown(() => chatOf({ top_logprobs: 3 }))).toMatchObject({ param: 'top_logprobs', code: 'unsupported_parameter' });
+    const chat = chatOf({ truncation: 'disabled', max_tool_calls: 2 });
+    expect(chat).not.toHaveProperty('truncation');
+    expect(chat).not.toHaveProperty('max_tool_calls');
+  });
 });
 
 describe('responsesParam / responsesError', () => {

@@ -23,12 +23,17 @@ const FROM_PREVIOUS = -2;
  * Fields of the Responses API that are accepted and do not change the output: tiers, prompt-cache
  * hints, stream options (obfuscation), safety ids. Not passed on.
  */
-const IGNORED = new Set(['stream', 'stream_options', 'store', 'service_tier', 'prompt_cache_key', 'prompt_cache_retention', 'safety_identifier', 'truncation']);
+const IGNORED = new Set([
+  'stream', 'stream_options', 'store', 'service_tier', 'prompt_cache_key', 'prompt_cache_retention', 'safety_identifier', 'truncation',
+  // A bound on calls to built-in tools, which are not served (so never called).
+  'max_tool_calls',
+]);
 
 /** Fields read by responsesChatBody. */
 const READ = new Set([
   'model', 'input', 'instructions', 'max_output_tokens', 'temperature', 'top_p', 'tools', 'tool_choice', 'parallel_tool_calls', 'text',
   'metadata', 'user', 'previous_response_id', 'conversation', 'background', 'include', 'reasoning', 'prompt', 'context_management',
+  'top_logprobs',
 ]);
 
 /**
@@ -44,7 +49,6 @@ const CHAT_ONLY: Readonly<Record<string, string>> = {
   functions: "use 'tools'",
   function_call: "use 'tool_choice'",
   logprobs: 'log probabilities are not served on /v1/responses',
-  top_logprobs: 'log probabilities are not served on /v1/responses',
   stop: 'use /v1/chat/completions for stop sequences',
   seed: 'use /v1/chat/completions for seeded sampling',
   presence_penalty: 'use /v1/chat/completions for penalties',
@@ -91,7 +95,11 @@ export function responsesChatBody(body: ResponsesBody, context: readonly Respons
   if (body.temperature != null) chat.temperature = body.temperature;
   if (body.top_p != null) chat.top_p = body.top_p;
   if (body.tools != null && body.tools.length > 0) chat.tools = body.tools.map(chatTool);
-  if (body.tool_choice !== undefined) chat.tool_choice = chatToolChoice(body.tool_choice);
+  // `auto` and `none` without tools (what a Response echoes by default: `tool_choice: "auto", tools: []`) say nothing.
+  const noTools = chat.tools === undefined;
+  if (body.tool_choice != null && !(noTools && (body.tool_choice === 'auto' || body.tool_choice === 'none'))) {
+    chat.tool_choice = chatToolChoice(body.tool_choice);
+  }
   if (body.parallel_tool_calls != null) chat.parallel_tool_calls = body.parallel_tool_calls;
   const format = body.text?.format;
   if (format !== undefined) {
@@ -119,6 +127,10 @@ function assertServable(body: ResponsesBody): void {
   if (body.include != null && body.include.length > 0) throw unsupported("'include' is not supported: no extra output data is served.", 'include');
   if (body.reasoning != null) throw unsupported("'reasoning' is not supported: the served models are not reasoning models.", 'reasoning');
   if (body.prompt != null) throw unsupported("'prompt' (stored prompt templates) is not supported.", 'prompt');
+  const topLogprobs = body['top_logprobs'];
+  if (topLogprobs != null && topLogprobs !== 0) {
+    throw unsupported("'top_logprobs' is not supported on /v1/responses: use /v1/chat/completions with 'logprobs' and 'top_logprobs'.", 'top_logprobs');
+  }
   if (body.truncation === 'auto') throw unsupported("'truncation: auto' is not supported: a conversation that does not fit is an error.", 'truncation');
   const management = body['context_management'];
   if (management != null && !(Array.isArray(management) && management.length === 0)) {

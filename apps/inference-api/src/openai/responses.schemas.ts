@@ -148,7 +148,7 @@ export const responsesRequestSchema = {
     include: { type: 'array', nullable: true, items: { type: 'string' }, description: unsupported('a non-empty list') },
     reasoning: { type: 'object', nullable: true, description: unsupported('anything but null') },
     prompt: { type: 'object', nullable: true, description: unsupported('stored prompt templates') },
-    truncation: { type: 'string', enum: ['auto', 'disabled'], nullable: true, description: '`disabled` (the default): a conversation that does not fit is an error. `auto` is not supported (400).' },
+    truncation: { type: 'string', enum: ['auto', 'disabled', null], nullable: true, description: '`disabled` (the default): a conversation that does not fit is an error. `auto` is not supported (400).' },
   },
   example: { model: 'tiny-llama', instructions: 'Answer briefly.', input: 'Say hello', max_output_tokens: 32, temperature: 0 },
 } as const;
@@ -359,6 +359,7 @@ export const responsesApiComponents = {
 export interface ResponsesContentPart {
   type: string;
   text?: string;
+  [other: string]: unknown;
 }
 
 export interface ResponsesInputItem {

@@ -37,6 +37,8 @@ export interface ModelProviderErrorOptions {
    * and a generic text for the other 5xx codes.
    */
   readonly publicMessage?: string;
+  /** The upstream's `retry-after` (429, 503) in whole seconds: passed on to the client. */
+  readonly retryAfterSeconds?: number;
   readonly cause?: unknown;
 }
 
@@ -54,6 +56,7 @@ export class ModelProviderError extends Error {
   readonly upstreamStatus: number | undefined;
   readonly param: string | undefined;
   readonly publicMessage: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(message: string, options: ModelProviderErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -62,6 +65,7 @@ export class ModelProviderError extends Error {
     this.upstreamStatus = options.upstreamStatus;
     this.param = options.param;
     this.publicMessage = options.publicMessage;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   static isInstance(error: unknown): error is ModelProviderError {

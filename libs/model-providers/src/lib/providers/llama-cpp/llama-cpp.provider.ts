@@ -261,7 +261,7 @@ export class LlamaCppProvider implements ModelProvider {
           () =>
             new ModelProviderError(
               `${this.label} is overloaded: all ${sequences} sequences are busy and ${maxQueue} requests are waiting (maxQueue). Retry later.`,
-              { code: 'rate_limited', isRetryable: true },
+              { code: 'rate_limited', isRetryable: true, retryAfterSeconds: 1 },
             ),
         );
         const chatWrapper =

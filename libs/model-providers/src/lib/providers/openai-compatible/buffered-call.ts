@@ -9,6 +9,8 @@ import type { Dispatcher } from 'undici';
 export interface BufferedResponse {
   readonly statusCode: number;
   readonly contentType: string | undefined;
+  /** The `retry-after` header (error statuses only). */
+  readonly retryAfter: string | undefined;
   /** The body as UTF-8 text (for statuses >= 400: at most `errorBodyLimit` bytes of it). */
   readonly text: string;
 }
@@ -42,6 +44,7 @@ class BufferedCall implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private statusCode = 0;
   private contentType: string | undefined;
+  private retryAfter: string | undefined;
   private readonly chunks: Buffer[] = [];
   private size = 0;
   /** Set when we cut an error body short ourselves: the resulting abort is not an error. */
@@ -77,6 +80,10 @@ class BufferedCall implements Dispatcher.DispatchHandler {
     this.statusCode = statusCode;
     const contentType = headers['content-type'];
     this.contentType = Array.isArray(contentType) ? contentType[0] : contentType;
+    if (statusCode >= 400) {
+      const retryAfter = headers['retry-after'];
+      this.retryAfter = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -109,6 +116,6 @@ class BufferedCall implements Dispatcher.DispatchHandler {
     }
     const buffer = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
     const text = buffer.toString('utf8', 0, this.truncated ? Math.min(this.size, this.errorBodyLimit) : this.size);
-    this.resolve({ statusCode: this.statusCode, contentType: this.contentType, text });
+    this.resolve({ statusCode: this.statusCode, contentType: this.contentType, retryAfter: this.retryAfter, text });
   }
 }

@@ -14,6 +14,7 @@ import type { FakeUpstream, RecordedRequest } from '../../testing/fake-upstream.
 import { openAICompatibleProviderDefinition } from './index.js';
 import { OpenAICompatibleProvider } from './openai-compatible.provider.js';
 import type { OpenAICompatibleProviderOptions } from './openai-compatible.options.js';
+import { retryAfterSeconds } from './upstream-errors.js';
 
 const CHAT: ChatRequest = { messages: [{ role: 'user', content: 'Hello there' }], maxTokens: 8 };
 const CHAT_LONG: ChatRequest = { messages: [{ role: 'user', content: 'Hello there' }] };
@@ -301,6 +302,21 @@ describe('OpenAICompatibleProvider: errors', () => {
       expect(error.message).toContain(`boom ${status}`);
       expect(error.param).toBe('temperature');
     }
+  });
+
+  it("keeps an upstream 429's or 503's retry-after (seconds or an HTTP date), streamed or not", async () => {
+    const p = provider();
+    for (const call of [() => p.chat(CHAT), () => collectStream(p.streamChat(CHAT))]) {
+      upstream.configure({ failNext: { status: 429, headers: { 'retry-after': '7' } } });
+      expect((await providerError(call)).retryAfterSeconds).toBe(7);
+      upstream.configure({ failNext: { status: 503, headers: { 'retry-after': new Date(Date.now() + 30_000).toUTCString() } } });
+      expect((await providerError(call)).retryAfterSeconds).toBeGreaterThanOrEqual(28);
+      upstream.configure({ failNext: { status: 500, headers: { 'retry-after': '7' } } });
+      expect((await providerError(call)).retryAfterSeconds).toBeUndefined();
+    }
+    expect(retryAfterSeconds('nonsense')).toBeUndefined();
+    expect(retryAfterSeconds('999999')).toBe(3_600);
+    expect(retryAfterSeconds(['3', '4'])).toBe(3);
   });
 
   it('keeps the details for the logs and gives a client-safe publicMessage: never the upstream address or a raw body', async () => {

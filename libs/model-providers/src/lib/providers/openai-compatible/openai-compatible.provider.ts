@@ -310,7 +310,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       } catch (error) {
         if (signal?.aborted) throw abortedError(error);
       }
-      throw mapHttpError(response.statusCode, text, this.label);
+      throw mapHttpError(response.statusCode, text, this.label, response.headers['retry-after']);
     }
     return response;
   }
@@ -347,7 +347,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     } catch (error) {
       throw mapTransportError(error, this.label, signal);
     }
-    if (response.statusCode >= 400) throw mapHttpError(response.statusCode, response.text, this.label);
+    if (response.statusCode >= 400) throw mapHttpError(response.statusCode, response.text, this.label, response.retryAfter);
     if (signal?.aborted) throw abortedError(signal.reason);
     return response.text;
   }

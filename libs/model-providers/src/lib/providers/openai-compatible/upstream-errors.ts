@@ -126,13 +126,29 @@ function truncate(text: string, max = 500): string {
 
 const CONTEXT_LENGTH = /context[_ ]length|maximum context|context window|too many tokens|exceeds? the (model'?s? )?(maximum|max)/i;
 
-/** Maps an upstream HTTP error status and body. `message` keeps everything for the logs; `publicMessage` is what a client sees. */
-export function mapHttpError(status: number, bodyText: string, label: string): ModelProviderError {
+/** Longest `retry-after` passed on (an hour): a larger one is more likely a mistake than a plan. */
+const MAX_RETRY_AFTER_SECONDS = 3_600;
+
+/** An HTTP `retry-after` (delay-seconds or an HTTP date) in whole seconds from now; undefined when absent or unreadable. */
+export function retryAfterSeconds(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (text === undefined || text === '') return undefined;
+  const seconds = /^\d+$/.test(text) ? Number(text) : Math.ceil((Date.parse(text) - now) / 1000);
+  if (!Number.isFinite(seconds)) return undefined;
+  return Math.min(Math.max(seconds, 0), MAX_RETRY_AFTER_SECONDS);
+}
+
+/**
+ * Maps an upstream HTTP error status and body. `message` keeps everything for the logs; `publicMessage` is what a client sees.
+ * `retryAfter`: the upstream's `retry-after` header, kept for 429 and 503.
+ */
+export function mapHttpError(status: number, bodyText: string, label: string, retryAfter?: string | string[]): ModelProviderError {
   const info = parseUpstreamErrorBody(bodyText);
   const said = info.message ?? `HTTP ${status}`;
   // Only a message from a JSON error body is passed on (shortened): never raw text, HTML or tracebacks.
   const relayed = info.structured === true && info.message !== undefined ? truncate(info.message, 300) : undefined;
-  const base = { upstreamStatus: status, ...(info.param !== undefined && { param: info.param }) };
+  const wait = status === 429 || status === 503 ? retryAfterSeconds(retryAfter) : undefined;
+  const base = { upstreamStatus: status, ...(info.param !== undefined && { param: info.param }), ...(wait !== undefined && { retryAfterSeconds: wait }) };
   if (status === 401 || status === 403) {
     return new ModelProviderError(`${label}: upstream rejected credentials (${status}): ${said}`, {
       ...base,
