@@ -80,6 +80,10 @@ describe('conversations (in-process store, API keys)', () => {
     expect(texts((await client.conversations.items.list(conversation.id)).data)).toEqual(['Remember: blue.']);
     expect((await client.conversations.update(conversation.id, { metadata: { k: 'v' } })).metadata).toEqual({ k: 'v' });
     expect((await client.conversations.retrieve(conversation.id)).metadata).toEqual({ k: 'v' });
+    // null where the SDK's types allow it: no metadata, no items.
+    expect((await client.conversations.update(conversation.id, { metadata: null })).metadata).toEqual({});
+    const empty = await client.conversations.create({ metadata: null, items: null });
+    expect((await client.conversations.items.list(empty.id)).data).toEqual([]);
     expect(await client.conversations.delete(conversation.id)).toEqual({ id: conversation.id, object: 'conversation.deleted', deleted: true });
     await apiError(client.conversations.retrieve(conversation.id), OpenAI.NotFoundError);
     // A response naming it now: 400 conversation_not_found.
