@@ -28,6 +28,7 @@ export type {
   ModelProviderConformanceOptions,
 } from './lib/testing/conformance.js';
 export {
+  FAKE_REFUSAL,
   fakeReplyHash,
   fakeReplyLogprobs,
   fakeReplyText,

@@ -71,7 +71,7 @@ describe('errors', () => {
     const image = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] });
     expect(image.status).toBe(400);
     expect(image.body.error.param).toBe('messages[0].content[0].type');
-    expect(image.body.error.message).toMatch(/allowed values \(text\)/);
+    expect(image.body.error.message).toMatch(/allowed values \(text, refusal\)/);
   });
 
   it('400 for what tool calling cannot serve, without calling the upstream', async () => {

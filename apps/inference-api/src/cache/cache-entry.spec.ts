@@ -89,6 +89,17 @@ describe('cache entry', () => {
     }
   });
 
+  it('keeps a refusal: validated, round-tripped, replayed after the text, with the chunking kept', () => {
+    const refused = { text: '', finishReason: 'stop' as const, usage: { promptTokens: 3, completionTokens: 2 }, refusal: 'No.' };
+    const entry = entryFromResult(refused, 1_000);
+    expect(parseEntry(JSON.parse(JSON.stringify(entry)))).toEqual(entry);
+    expect(resultOf(entry)).toEqual(refused);
+    expect(replayParts(entry)).toEqual([{ type: 'refusal', text: 'No.' }, { type: 'finish', finishReason: 'stop', usage: refused.usage }]);
+    const both = entryFromResult({ ...result, refusal: 'but no' }, 1_000, [5, 6]);
+    expect(replayParts(both).map((part) => part.type)).toEqual(['delta', 'delta', 'refusal', 'finish']);
+    expect(parseEntry({ ...entry, refusal: 5 })).toBeUndefined();
+  });
+
   it('computes Age in whole seconds, never negative', () => {
     const entry = entryFromResult(result, 10_000);
     expect(ageSeconds(entry, 12_999)).toBe(2);

@@ -21,6 +21,8 @@ export interface CacheEntry {
    * key). Such an entry has no `chunks`: a streamed replay is one delta carrying all of them.
    */
   readonly logprobs?: readonly TokenLogprob[];
+  /** The model's refusal, when it refused (replayed as one refusal part after the text). */
+  readonly refusal?: string;
   /** When the result was generated (ms since the epoch): the `Age` header. */
   readonly createdAt: number;
 }
@@ -32,6 +34,14 @@ export function entryFromResult(result: GenerationResult, createdAt = Date.now()
   const finishReason = result.finishReason;
   const usage = { promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens };
   const calls = result.toolCalls;
+  if (result.refusal !== undefined) {
+    // Rare: the general form, as the logprobs one below.
+    const entry: { -readonly [K in keyof CacheEntry]: CacheEntry[K] } = { v: 1, text, finishReason, usage, createdAt, refusal: result.refusal };
+    if (result.logprobs !== undefined) entry.logprobs = result.logprobs;
+    else if (chunks !== undefined && chunks.length > 1) entry.chunks = chunks;
+    if (calls !== undefined && calls.length > 0) entry.toolCalls = calls.map((call) => ({ id: call.id, name: call.name, arguments: call.arguments }));
+    return entry;
+  }
   if (result.logprobs !== undefined) {
     const entry: { -readonly [K in keyof CacheEntry]: CacheEntry[K] } = { v: 1, text, finishReason, usage, createdAt, logprobs: result.logprobs };
     if (calls !== undefined && calls.length > 0) entry.toolCalls = calls.map((call) => ({ id: call.id, name: call.name, arguments: call.arguments }));
@@ -83,6 +93,8 @@ export function parseEntry(value: unknown): CacheEntry | undefined {
       if (typeof c['id'] !== 'string' || typeof c['name'] !== 'string' || typeof c['arguments'] !== 'string') return undefined;
     }
   }
+  const refusal = e['refusal'];
+  if (refusal !== undefined && typeof refusal !== 'string') return undefined;
   const logprobs = e['logprobs'];
   if (logprobs !== undefined) {
     if (chunks !== undefined || !Array.isArray(logprobs)) return undefined;
@@ -109,14 +121,15 @@ function isLogprob(value: unknown): boolean {
 }
 
 export function resultOf(entry: CacheEntry): GenerationResult {
-  if (entry.logprobs !== undefined) {
+  if (entry.logprobs !== undefined || entry.refusal !== undefined) {
     const result: { -readonly [K in keyof GenerationResult]: GenerationResult[K] } = {
       text: entry.text,
       finishReason: entry.finishReason,
       usage: entry.usage,
-      logprobs: entry.logprobs,
     };
+    if (entry.logprobs !== undefined) result.logprobs = entry.logprobs;
     if (entry.toolCalls !== undefined) result.toolCalls = entry.toolCalls;
+    if (entry.refusal !== undefined) result.refusal = entry.refusal;
     return result;
   }
   return entry.toolCalls === undefined
@@ -129,7 +142,7 @@ export function ageSeconds(entry: Pick<CacheEntry, 'createdAt'>, now = Date.now(
   return Math.max(0, Math.floor((now - entry.createdAt) / 1000));
 }
 
-/** The entry as stream parts: its deltas (with the original chunking when known), its tool calls, then the finish. */
+/** The entry as stream parts: its deltas (with the original chunking when known), its refusal, its tool calls, then the finish. */
 export function replayParts(entry: CacheEntry): StreamPart[] {
   const parts: StreamPart[] = [];
   if (entry.logprobs !== undefined) {
@@ -143,6 +156,7 @@ export function replayParts(entry: CacheEntry): StreamPart[] {
       offset += length;
     }
   }
+  if (entry.refusal !== undefined) parts.push({ type: 'refusal', text: entry.refusal });
   if (entry.toolCalls !== undefined) {
     entry.toolCalls.forEach((call, index) => parts.push({ type: 'tool_call', index, id: call.id, name: call.name, arguments: call.arguments }));
   }

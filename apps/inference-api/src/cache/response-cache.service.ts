@@ -396,6 +396,7 @@ export class ResponseCacheService {
     let finish: Extract<StreamPart, { type: 'finish' }> | undefined;
     let toolCalls: ToolCallDraft[] | undefined;
     let logprobs: TokenLogprob[] | undefined;
+    let refusal: string | undefined;
     for await (const part of upstream.stream(flight.signal)) {
       if (part.type === 'delta') {
         if (part.logprobs !== undefined) (logprobs ??= []).push(...part.logprobs);
@@ -404,6 +405,8 @@ export class ResponseCacheService {
         if (part.text.length > 0) chunks.push(part.text.length);
       } else if (part.type === 'tool_call') {
         addToolCallPart((toolCalls ??= []), part);
+      } else if (part.type === 'refusal') {
+        refusal = (refusal ?? '') + part.text;
       } else if (finish) {
         continue;
       } else {
@@ -416,8 +419,9 @@ export class ResponseCacheService {
       throw new ModelProviderError('The upstream stream ended without a finish event', { code: 'upstream_error', isRetryable: false });
     }
     // With logprobs the entry keeps them instead of the chunking (see CacheEntry.logprobs).
-    if (logprobs !== undefined) return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage, toolCalls, logprobs });
-    return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage, toolCalls }, Date.now(), chunks);
+    const withRefusal = refusal === undefined ? {} : { refusal };
+    if (logprobs !== undefined) return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage, toolCalls, logprobs, ...withRefusal });
+    return entryFromResult({ text, finishReason: finish.finishReason, usage: finish.usage, toolCalls, ...withRefusal }, Date.now(), chunks);
   }
 
   /**

@@ -105,7 +105,7 @@ describe('mapError', () => {
       "messages[0].content Invalid body 'messages[0].content': must be string or array",
     );
     expect(message(chat, { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] })).toBe(
-      "messages[0].content[0].type Invalid body 'messages[0].content[0].type': must be equal to one of the allowed values (text)",
+      "messages[0].content[0].type Invalid body 'messages[0].content[0].type': must be equal to one of the allowed values (text, refusal)",
     );
     expect(message(chat, { model: 'm', messages: user, stop: ['a', 'b', 'c', 'd', 'e'] })).toBe("stop Invalid body 'stop': must NOT have more than 4 items");
     // Errors outside any oneOf are reported as before.

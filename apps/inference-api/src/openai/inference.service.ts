@@ -76,7 +76,7 @@ export class InferenceService {
         toolHistory ||= m.tool_calls !== undefined && m.tool_calls.length > 0;
         continue;
       }
-      messages[i] = m.name === undefined ? { role: m.role, content: messageText(m.content, i) } : { role: m.role, content: messageText(m.content, i), name: m.name };
+      messages[i] = m.name === undefined ? { role: m.role, content: messageText(m, i) } : { role: m.role, content: messageText(m, i), name: m.name };
     }
     const request = params(body, body.max_completion_tokens ?? body.max_tokens ?? undefined, CHAT_KNOWN) as Mutable<ChatRequest>;
     request.messages = messages;
@@ -190,15 +190,24 @@ export class InferenceService {
   }
 }
 
-function messageText(content: ChatCompletionBody['messages'][number]['content'], index: number): string {
-  if (content === undefined || content === null) return '';
+/**
+ * A message's content as text: a string, or its text parts joined. An assistant message's refusal
+ * (a `refusal` part, or `refusal` beside empty content, as the SDKs send back an answer) counts as
+ * what it said.
+ */
+function messageText(m: ChatCompletionBody['messages'][number], index: number): string {
+  const content = m.content;
   if (typeof content === 'string') return content;
+  const assistant = m.role === 'assistant';
+  if (content === undefined || content === null) {
+    const refusal = assistant ? (m as { refusal?: unknown }).refusal : undefined;
+    return typeof refusal === 'string' ? refusal : '';
+  }
   let text = '';
   for (const part of content) {
-    if (part.type !== 'text' || typeof part.text !== 'string') {
-      throw ApiError.invalidRequest('Only text content parts are supported.', `messages[${index}].content`);
-    }
-    text += part.text;
+    if (part.type === 'text' && typeof part.text === 'string') text += part.text;
+    else if (part.type === 'refusal' && assistant && typeof part.refusal === 'string') text += part.refusal;
+    else throw ApiError.invalidRequest('Only text content parts are supported (and refusal parts in assistant messages).', `messages[${index}].content`);
   }
   return text;
 }
@@ -221,7 +230,7 @@ function assertNoLegacyFunctions(body: ChatCompletionBody): void {
 
 /** An assistant message with tool calls, or a tool result. */
 function toolMessage(m: ChatCompletionBody['messages'][number], index: number): ChatMessage {
-  const content = messageText(m.content, index);
+  const content = messageText(m, index);
   if (m.role === 'tool') {
     if (m.tool_call_id === undefined) {
       throw ApiError.invalidRequest(`messages[${index}]: a message with role 'tool' needs 'tool_call_id'.`, `messages[${index}].tool_call_id`);

@@ -47,10 +47,12 @@ export function toolCallsBody(calls: readonly ToolCall[]) {
 function chatChoice(index: number, result: GenerationResult) {
   const calls = result.toolCalls;
   // As OpenAI: an answer that only calls tools has `content: null`.
+  // As OpenAI: a refusal has `content: null` (unless there was text too).
+  const refusal = result.refusal ?? null;
   const message =
     calls === undefined || calls.length === 0
-      ? { role: 'assistant' as const, content: result.text as string | null, refusal: null }
-      : { role: 'assistant' as const, content: result.text === '' ? null : result.text, refusal: null, tool_calls: toolCallsBody(calls) };
+      ? { role: 'assistant' as const, content: refusal !== null && result.text === '' ? null : (result.text as string | null), refusal }
+      : { role: 'assistant' as const, content: result.text === '' ? null : result.text, refusal, tool_calls: toolCallsBody(calls) };
   return { index, message, logprobs: result.logprobs === undefined ? null : chatLogprobs(result.logprobs), finish_reason: result.finishReason };
 }
 
@@ -134,6 +136,8 @@ export interface ChunkFormatter {
   delta(text: string, logprobs: readonly TokenLogprob[] | undefined, index: number): string;
   /** A piece of a tool call (chat only: undefined for text completions, which have no tools). */
   toolCall(part: ToolCallPart, index: number): string | undefined;
+  /** A piece of a refusal (chat only: undefined for text completions). */
+  refusal(text: string, index: number): string | undefined;
   finish(reason: FinishReason, index: number): string;
   usage(usage: TokenUsage): string;
 }
@@ -152,6 +156,7 @@ export function chatChunkFormatter(id: string, created: number, model: string): 
           : { index: part.index, id: part.id, type: 'function', function: { name: part.name ?? '', arguments: part.arguments } };
       return `${head}[{"index":${index},"delta":{"tool_calls":[${JSON.stringify(call)}]},"logprobs":null,"finish_reason":null}]}`;
     },
+    refusal: (text, index) => `${head}[{"index":${index},"delta":{"refusal":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]}`,
     finish: (reason, index) => `${head}[{"index":${index},"delta":{},"logprobs":null,"finish_reason":"${reason}"}]}`,
     usage: (usage) => `${head}[],"usage":${JSON.stringify(usageBody(usage))}}`,
   };
@@ -170,6 +175,7 @@ export function textChunkFormatter(id: string, created: number, model: string): 
       return `${head}[{"index":${index},"text":${JSON.stringify(text)},"logprobs":${entries},"finish_reason":null}]}`;
     },
     toolCall: () => undefined,
+    refusal: () => undefined,
     finish: (reason, index) => `${head}[{"index":${index},"text":"","logprobs":null,"finish_reason":"${reason}"}]}`,
     usage: (usage) => `${head}[],"usage":${JSON.stringify(usageBody(usage))}}`,
   };

@@ -83,8 +83,9 @@ const contentPart = {
   type: 'object',
   required: ['type'],
   properties: {
-    type: { type: 'string', enum: ['text'], description: 'Only text parts are supported.' },
+    type: { type: 'string', enum: ['text', 'refusal'], description: 'Only text parts are supported (and `refusal` parts in assistant messages).' },
     text: { type: 'string' },
+    refusal: { type: 'string' },
   },
 } as const;
 
@@ -512,7 +513,7 @@ export interface ChatCompletionBody {
   model: string;
   messages: Array<{
     role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
-    content?: string | Array<{ type: 'text'; text?: string }> | null;
+    content?: string | Array<{ type: 'text' | 'refusal'; text?: string; refusal?: string }> | null;
     name?: string;
     tool_calls?: ToolCallBody[];
     tool_call_id?: string;

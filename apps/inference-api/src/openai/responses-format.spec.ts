@@ -198,6 +198,45 @@ describe('ResponseStreamEvents', () => {
     expect(events.at(-1)).toMatchObject({ response: { output: [{ type: 'message', content: [{ type: 'output_text', text: '' }] }] } });
   });
 
+  it('streams a refusal as a refusal part (refusal.delta/done), in content order beside text', () => {
+    const usage = { promptTokens: 1, completionTokens: 2 };
+    const only = run([{ type: 'refusal', text: 'I can' }, { type: 'refusal', text: 'not.' }, { type: 'finish', finishReason: 'stop', usage }]);
+    expect(only.map((e) => e.type)).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.refusal.delta',
+      'response.refusal.delta',
+      'response.refusal.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+    expect(only[3]).toMatchObject({ content_index: 0, part: { type: 'refusal', refusal: '' } });
+    expect(only[6]).toMatchObject({ content_index: 0, refusal: 'I cannot.' });
+    const item = { type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'refusal', refusal: 'I cannot.' }] };
+    expect(only[8]).toMatchObject({ item });
+    expect((only[9]!['response'] as { output: unknown[] }).output).toEqual([{ ...item, id: expect.any(String) }]);
+    // The same as the JSON answer.
+    expect(responseBody(head(), { text: '', finishReason: 'stop', usage, refusal: 'I cannot.' }).output).toEqual([{ ...item, id: expect.any(String) }]);
+
+    // Text, then a refusal: two parts, text first; a refusal, then text: refusal first.
+    const textFirst = run([{ type: 'delta', text: 'Well' }, { type: 'refusal', text: 'no' }, { type: 'finish', finishReason: 'stop', usage }]);
+    expect(textFirst.filter((e) => e.type === 'response.refusal.delta')[0]).toMatchObject({ content_index: 1 });
+    expect((textFirst.at(-1)!['response'] as { output: Array<{ content: unknown[] }> }).output[0]!.content).toEqual([
+      { type: 'output_text', text: 'Well', annotations: [], logprobs: [] },
+      { type: 'refusal', refusal: 'no' },
+    ]);
+    const refusalFirst = run([{ type: 'refusal', text: 'no' }, { type: 'delta', text: 'Well' }, { type: 'finish', finishReason: 'stop', usage }]);
+    expect(refusalFirst.filter((e) => e.type === 'response.output_text.delta')[0]).toMatchObject({ content_index: 1 });
+    expect(refusalFirst.filter((e) => e.type === 'response.content_part.done').map((e) => e['content_index'])).toEqual([0, 1]);
+    expect((refusalFirst.at(-1)!['response'] as { output: Array<{ content: Array<{ type: string }> }> }).output[0]!.content.map((p) => p.type)).toEqual([
+      'refusal',
+      'output_text',
+    ]);
+  });
+
   it('reports an error after the start as an error event, then response.failed with what was produced', () => {
     const events = new ResponseStreamEvents(head());
     let frames = events.start() + events.part({ type: 'delta', text: 'Hi' });

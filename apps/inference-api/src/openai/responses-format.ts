@@ -91,8 +91,24 @@ export function outputText(text: string) {
   return { type: 'output_text' as const, text, annotations: [] as never[], logprobs: [] as never[] };
 }
 
-export function messageItem(id: string, status: ItemStatus, text: string | undefined) {
-  return { type: 'message' as const, id, status, role: 'assistant' as const, content: text === undefined ? [] : [outputText(text)] };
+export function refusalPart(refusal: string) {
+  return { type: 'refusal' as const, refusal };
+}
+
+type MessagePart = ReturnType<typeof outputText> | ReturnType<typeof refusalPart>;
+
+/**
+ * An assistant message item: its text as an `output_text` part (none when `text` is undefined, or ''
+ * beside a refusal), its refusal as a `refusal` part; `refusalFirst` when the refusal came first.
+ */
+export function messageItem(id: string, status: ItemStatus, text: string | undefined, refusal?: string, refusalFirst = false) {
+  const content: MessagePart[] = [];
+  if (text !== undefined && (text !== '' || refusal === undefined)) content.push(outputText(text));
+  if (refusal !== undefined) {
+    if (refusalFirst) content.unshift(refusalPart(refusal));
+    else content.push(refusalPart(refusal));
+  }
+  return { type: 'message' as const, id, status, role: 'assistant' as const, content };
 }
 
 export function functionCallItem(id: string, status: ItemStatus, call: ToolCall) {
@@ -160,7 +176,7 @@ export function responseBody(head: ResponseHead, result: GenerationResult) {
   const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
   const calls = result.toolCalls ?? [];
   const output: OutputItem[] = [];
-  if (result.text !== '' || calls.length === 0) output.push(messageItem(itemId('msg'), itemStatus, result.text));
+  if (result.text !== '' || result.refusal !== undefined || calls.length === 0) output.push(messageItem(itemId('msg'), itemStatus, result.text, result.refusal));
   for (const call of calls) output.push(functionCallItem(itemId('fc'), itemStatus, call));
   return responseObject(head, { status, output, usage: result.usage, incomplete });
 }
@@ -187,6 +203,11 @@ interface OpenMessage {
   readonly id: string;
   readonly index: number;
   text: string;
+  /** The content index of its output_text part; undefined until text comes (a message may hold only a refusal). */
+  textIndex: number | undefined;
+  refusal: string | undefined;
+  /** The content index of its refusal part, once a refusal came. */
+  refusalIndex: number | undefined;
   /** Set once its done events went out. */
   done?: OutputItem;
 }
@@ -229,6 +250,7 @@ export class ResponseStreamEvents {
   part(part: StreamPart): string {
     if (part.type === 'delta') return part.text.length === 0 ? '' : this.text(part.text);
     if (part.type === 'tool_call') return this.toolCall(part.index, part.id, part.name, part.arguments);
+    if (part.type === 'refusal') return part.text.length === 0 ? '' : this.refusal(part.text);
     const { frames, response } = this.finish(part.finishReason, part.usage);
     return frames + this.last(response);
   }
@@ -243,7 +265,7 @@ export class ResponseStreamEvents {
     const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
     let frames = '';
     // An answer with neither text nor calls is an empty message, as in the JSON answer.
-    if (this.items.length === 0) frames += this.openMessage()[1];
+    if (this.items.length === 0) frames += this.openMessage(true)[1];
     if (this.message !== undefined) frames += this.closeMessage(this.message, itemStatus);
     for (const item of this.items) {
       if (item.kind !== 'call' || item.done !== undefined) continue;
@@ -274,26 +296,44 @@ export class ResponseStreamEvents {
   private text(text: string): string {
     let frames = '';
     let message = this.message;
-    if (message === undefined) [message, frames] = this.openMessage();
+    if (message === undefined) [message, frames] = this.openMessage(true);
+    else if (message.textIndex === undefined) frames = this.addTextPart(message);
     message.text += text;
     // Written out: this is the event of every token.
     return (
       frames +
       `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":${this.sequence++},"item_id":"${message.id}",` +
-      `"output_index":${message.index},"content_index":0,"delta":${JSON.stringify(text)},"logprobs":[]}\n\n`
+      `"output_index":${message.index},"content_index":${message.textIndex ?? 0},"delta":${JSON.stringify(text)},"logprobs":[]}\n\n`
     );
   }
 
-  /** Starts a message item (`this.message`); returns it and its added events. */
-  private openMessage(): [OpenMessage, string] {
-    const message: OpenMessage = { kind: 'message', id: itemId('msg'), index: this.items.length, text: '' };
+  /** A piece of a refusal: a refusal part in the open message (opened when there is none). */
+  private refusal(text: string): string {
+    let frames = '';
+    let message = this.message;
+    if (message === undefined) [message, frames] = this.openMessage(false);
+    if (message.refusalIndex === undefined) {
+      message.refusalIndex = (message.textIndex === undefined ? 0 : 1);
+      message.refusal = '';
+      frames += this.frame('response.content_part.added', { item_id: message.id, output_index: message.index, content_index: message.refusalIndex, part: refusalPart('') });
+    }
+    message.refusal += text;
+    return frames + this.frame('response.refusal.delta', { item_id: message.id, output_index: message.index, content_index: message.refusalIndex, delta: text });
+  }
+
+  /** Starts a message item (`this.message`), with an output_text part when `withText`; returns it and its added events. */
+  private openMessage(withText: boolean): [OpenMessage, string] {
+    const message: OpenMessage = { kind: 'message', id: itemId('msg'), index: this.items.length, text: '', textIndex: undefined, refusal: undefined, refusalIndex: undefined };
     this.message = message;
     this.items.push(message);
-    return [
-      message,
-      this.frame('response.output_item.added', { output_index: message.index, item: messageItem(message.id, 'in_progress', undefined) }) +
-        this.frame('response.content_part.added', { item_id: message.id, output_index: message.index, content_index: 0, part: outputText('') }),
-    ];
+    const added = this.frame('response.output_item.added', { output_index: message.index, item: messageItem(message.id, 'in_progress', undefined) });
+    return [message, withText ? added + this.addTextPart(message) : added];
+  }
+
+  /** The output_text part of a message, after its refusal part if it has one. */
+  private addTextPart(message: OpenMessage): string {
+    message.textIndex = message.refusalIndex === undefined ? 0 : 1;
+    return this.frame('response.content_part.added', { item_id: message.id, output_index: message.index, content_index: message.textIndex, part: outputText('') });
   }
 
   private toolCall(index: number, id: string | undefined, name: string | undefined, args: string): string {
@@ -315,17 +355,27 @@ export class ResponseStreamEvents {
 
   private closeMessage(message: OpenMessage, status: ItemStatus): string {
     this.message = undefined;
-    const done = messageItem(message.id, status, message.text);
+    const done = this.itemOf(message, status);
     message.done = done;
-    return (
-      this.frame('response.output_text.done', { item_id: message.id, output_index: message.index, content_index: 0, text: message.text, logprobs: [] }) +
-      this.frame('response.content_part.done', { item_id: message.id, output_index: message.index, content_index: 0, part: outputText(message.text) }) +
-      this.frame('response.output_item.done', { output_index: message.index, item: done })
-    );
+    const { id, index } = message;
+    const textDone = (contentIndex: number) =>
+      this.frame('response.output_text.done', { item_id: id, output_index: index, content_index: contentIndex, text: message.text, logprobs: [] }) +
+      this.frame('response.content_part.done', { item_id: id, output_index: index, content_index: contentIndex, part: outputText(message.text) });
+    const refusalDone = (contentIndex: number, refusal: string) =>
+      this.frame('response.refusal.done', { item_id: id, output_index: index, content_index: contentIndex, refusal }) +
+      this.frame('response.content_part.done', { item_id: id, output_index: index, content_index: contentIndex, part: refusalPart(refusal) });
+    let frames = '';
+    // In content order.
+    for (let contentIndex = 0; contentIndex < 2; contentIndex++) {
+      if (message.textIndex === contentIndex) frames += textDone(contentIndex);
+      else if (message.refusalIndex === contentIndex && message.refusal !== undefined) frames += refusalDone(contentIndex, message.refusal);
+    }
+    return frames + this.frame('response.output_item.done', { output_index: index, item: done });
   }
 
   private itemOf(item: OpenMessage | OpenCall, status: ItemStatus): OutputItem {
-    return item.kind === 'message' ? messageItem(item.id, status, item.text) : functionCallItem(item.id, status, item.call);
+    if (item.kind === 'call') return functionCallItem(item.id, status, item.call);
+    return messageItem(item.id, status, item.textIndex === undefined ? undefined : item.text, item.refusal, item.refusalIndex === 0 && item.textIndex !== undefined);
   }
 
   private frame(type: string, payload: Record<string, unknown>): string {

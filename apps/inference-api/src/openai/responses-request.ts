@@ -187,8 +187,14 @@ function contentText(content: string | ResponsesContentPart[], param: string): s
   let text = '';
   for (let j = 0; j < content.length; j++) {
     const part = content[j] as ResponsesContentPart;
+    if (part.type === 'refusal') {
+      // An assistant turn's refusal (as a Response's output holds it): what it said.
+      if (typeof part['refusal'] !== 'string') throw ApiError.invalidRequest("A refusal part needs 'refusal'.", `${param}[${j}].refusal`);
+      text += part['refusal'];
+      continue;
+    }
     if (part.type !== 'input_text' && part.type !== 'output_text') {
-      throw ApiError.invalidRequest(`Only text content parts are supported (input_text, output_text), not '${part.type}'.`, `${param}[${j}].type`, 'unsupported_value');
+      throw ApiError.invalidRequest(`Only text content parts are supported (input_text, output_text, refusal), not '${part.type}'.`, `${param}[${j}].type`, 'unsupported_value');
     }
     if (typeof part.text !== 'string') throw ApiError.invalidRequest(`A ${part.type} part needs 'text'.`, `${param}[${j}].text`);
     text += part.text;

@@ -164,20 +164,26 @@ const outputText = {
   },
 } as const;
 
+const refusalPart = {
+  type: 'object',
+  required: ['type', 'refusal'],
+  properties: { type: { type: 'string', enum: ['refusal'] }, refusal: { type: 'string' } },
+} as const;
+
 const itemStatus = { type: 'string', enum: ['in_progress', 'completed', 'incomplete'] } as const;
 
 const outputItem = {
   type: 'object',
   required: ['type', 'id', 'status'],
   description:
-    'A `message` (`role: "assistant"`, `content`: one `output_text` part) when the model wrote text, and one `function_call` ' +
+    'A `message` (`role: "assistant"`, `content`: one `output_text` part, or a `refusal` part when the model refused) when the model wrote text, and one `function_call` ' +
     '(`call_id`, `name`, `arguments` as JSON text) per function the model called.',
   properties: {
     type: { type: 'string', enum: ['message', 'function_call'] },
     id: { type: 'string', example: 'msg_3f1c0a5e8b2d4c7f9a6e1b0d' },
     status: itemStatus,
     role: { type: 'string', enum: ['assistant'] },
-    content: { type: 'array', items: outputText },
+    content: { type: 'array', items: { oneOf: [outputText, refusalPart] } },
     call_id: { type: 'string' },
     name: { type: 'string' },
     arguments: { type: 'string' },

@@ -68,6 +68,9 @@ export async function writeSse(
       } else if (part.type === 'tool_call') {
         const event = format.toolCall(part, index);
         if (event !== undefined && !(await send(res, event))) return 'aborted';
+      } else if (part.type === 'refusal') {
+        const event = format.refusal(part.text, index);
+        if (event !== undefined && !(await send(res, event))) return 'aborted';
       } else if (usages === undefined) {
         options.onFinish?.(part.usage, extraHeaders, { firstPartMs, finishMs: reply.elapsedTime });
         if (!(await send(res, format.finish(part.finishReason, index)))) return 'aborted';

@@ -114,6 +114,11 @@ export interface GenerationResult {
    * otherwise, or when the model gave none).
    */
   readonly logprobs?: readonly TokenLogprob[];
+  /**
+   * The model's refusal (OpenAI's `message.refusal`: it declined, e.g. under a JSON schema); absent
+   * when it did not refuse. `text` is then usually ''.
+   */
+  readonly refusal?: string;
 }
 
 /** A token and its log probability (one of OpenAI's `top_logprobs` entries). */
@@ -145,13 +150,15 @@ export interface ToolCallPart {
 }
 
 /**
- * What a stream yields: zero or more `delta` and `tool_call` parts, then exactly one `finish` part,
+ * What a stream yields: zero or more `delta`, `refusal` and `tool_call` parts, then exactly one `finish` part,
  * then the iterator ends. Errors are thrown from the iterator (as ModelProviderError).
  */
 export type StreamPart =
   /** `logprobs`: the entries of the tokens in `text` (requests with `logprobs` only); `text` may then be '' (a token that is part of a character). */
   | { readonly type: 'delta'; readonly text: string; readonly logprobs?: readonly TokenLogprob[] }
   | ToolCallPart
+  /** A piece of the model's refusal (chat only; see GenerationResult.refusal). */
+  | { readonly type: 'refusal'; readonly text: string }
   | { readonly type: 'finish'; readonly finishReason: FinishReason; readonly usage: TokenUsage };
 
 /** Embeddings of one or more texts. */

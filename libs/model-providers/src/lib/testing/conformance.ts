@@ -114,6 +114,8 @@ export interface CollectedStream {
   readonly toolCalls: readonly ToolCall[];
   /** The logprobs of the delta parts, joined in order (empty when none carried any). */
   readonly logprobs: readonly TokenLogprob[];
+  /** The refusal parts joined (undefined when there were none). */
+  readonly refusal: string | undefined;
 }
 
 /** Consumes a provider stream to its end. Errors thrown by the stream propagate. */
@@ -125,7 +127,8 @@ export async function collectStream(stream: AsyncIterable<StreamPart>): Promise<
   const toolCalls: ToolCallDraft[] = [];
   for (const part of parts) if (part.type === 'tool_call') addToolCallPart(toolCalls, part);
   const logprobs = parts.flatMap((part) => (part.type === 'delta' && part.logprobs !== undefined ? part.logprobs : []));
-  return { parts, deltas, text: deltas.join(''), finish: finishes.at(-1), toolCalls, logprobs };
+  const refusals = parts.flatMap((part) => (part.type === 'refusal' ? [part.text] : []));
+  return { parts, deltas, text: deltas.join(''), finish: finishes.at(-1), toolCalls, logprobs, refusal: refusals.length === 0 ? undefined : refusals.join('') };
 }
 
 /** Asserts that `usage` holds non-negative integers. */
@@ -151,7 +154,7 @@ export function expectValidGenerationResult(result: GenerationResult): void {
 }
 
 /**
- * Asserts the shape of a stream: only 'delta' (and 'tool_call') parts, then exactly one 'finish'
+ * Asserts the shape of a stream: only 'delta' (and 'tool_call', 'refusal') parts, then exactly one 'finish'
  * part, last; non-empty text. Each tool call's first part carries its id and name; calls are
  * numbered 0, 1, ... in the order they start.
  */
@@ -161,7 +164,7 @@ export function expectValidStream(collected: CollectedStream, options: { allowEm
   let calls = 0;
   parts.forEach((part, index) => {
     if (index < parts.length - 1) {
-      expect(['delta', 'tool_call'], `part ${index} of ${parts.length} is a delta or tool_call (only the last part is the finish)`).toContain(
+      expect(['delta', 'tool_call', 'refusal'], `part ${index} of ${parts.length} is a delta, refusal or tool_call (only the last part is the finish)`).toContain(
         part.type,
       );
     }

@@ -31,6 +31,10 @@
  * fakeReplyLogprobs give the same values in the contract's form. Tool-call replies carry none;
  * requests without logprobs cost nothing more.
  *
+ * Refusals: a chat request whose last message contains `[refuse]` is refused as OpenAI's models
+ * refuse: `message.refusal` is FAKE_REFUSAL and `content` null (finish `stop`); a stream sends the
+ * refusal as `delta.refusal` in three pieces. Tools and logprobs are then ignored.
+ *
  * Embeddings (`POST /v1/embeddings`): one unit-length vector per input, derived from the text (see
  * fakeEmbedding), of `dimensions` values when the request sets it, else `embeddingDimensions`;
  * `encoding_format: "base64"` is honoured. Counted as an inference call; failures are not injected.
@@ -41,6 +45,9 @@ import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } fro
 import type { AddressInfo, Socket } from 'node:net';
 import type { TokenLogprob, TopLogprob } from '../contract/model-provider.js';
 import { encodeBase64Floats } from '../providers/openai-compatible/embeddings.js';
+
+/** What the fake upstream answers a chat request whose last message contains `[refuse]`. */
+export const FAKE_REFUSAL = "I'm sorry, but I can't help with that request.";
 
 /** A failure to inject into the next inference calls (POST /v1/chat/completions and /v1/completions). */
 export interface FakeUpstreamFailure {
@@ -589,6 +596,10 @@ class FakeUpstreamServer extends EventEmitter implements FakeUpstream {
     const respond = (): void => {
       if (res.destroyed) return;
       if (failure) this.fail(res, failure, reply, stream);
+      else if (chat && refuses(body)) {
+        if (stream) res.writeHead(200, SSE_HEADERS).end(refusalStream(reply));
+        else this.sendJson(res, 200, refusalBody(reply));
+      }
       else if (stream && reply.toolCalls) res.writeHead(200, SSE_HEADERS).end(toolCallStream(reply, reply.toolCalls));
       else if (stream) this.stream(res, reply);
       else this.sendJson(res, 200, completeBody(reply));
@@ -824,6 +835,44 @@ function toolCallStream(reply: Reply, calls: readonly FakeToolCall[]): string {
   body += sse(chunkEnvelope(reply, [{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }]));
   if (reply.includeUsage) body += sse({ ...chunkEnvelope(reply, []), usage: usageOf(reply) });
   return `${body}data: [DONE]\n\n`;
+}
+
+/** True when the last message of a chat request asks to be refused (see the header). */
+function refuses(body: Record<string, unknown>): boolean {
+  const messages = body['messages'];
+  if (!Array.isArray(messages)) return false;
+  const content = (messages[messages.length - 1] as Record<string, unknown> | null)?.['content'];
+  return typeof content === 'string' && content.includes('[refuse]');
+}
+
+function refusalUsage(reply: Reply) {
+  const completion = 3;
+  return { prompt_tokens: reply.promptTokens, completion_tokens: completion, total_tokens: reply.promptTokens + completion };
+}
+
+function refusalBody(reply: Reply): unknown {
+  return {
+    id: reply.id,
+    object: 'chat.completion',
+    created: reply.created,
+    model: reply.model,
+    choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: FAKE_REFUSAL }, logprobs: null, finish_reason: 'stop' }],
+    usage: refusalUsage(reply),
+  };
+}
+
+/** The refusal as a stream: the role chunk, the refusal in three pieces, finish, usage, [DONE]. */
+function refusalStream(reply: Reply): string {
+  let body = sse(chunkEnvelope(reply, [{ index: 0, delta: { role: 'assistant', content: null, refusal: '' }, logprobs: null, finish_reason: null }]));
+  const third = Math.ceil(FAKE_REFUSAL.length / 3);
+  for (let at = 0; at < FAKE_REFUSAL.length; at += third) {
+    body += sse(chunkEnvelope(reply, [{ index: 0, delta: { refusal: FAKE_REFUSAL.slice(at, at + third) }, logprobs: null, finish_reason: null }]));
+  }
+  body += sse(chunkEnvelope(reply, [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]));
+  if (reply.includeUsage) body += sse({ ...chunkEnvelope(reply, []), usage: refusalUsage(reply) });
+  return `${body}data: [DONE]
+
+`;
 }
 
 function usageOf(reply: Reply): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {

@@ -7,7 +7,7 @@ import type { ChatRequest, StreamPart, ToolCallPart } from '../../contract/model
 import { ModelProviderRegistry } from '../../registry/provider-registry.js';
 import { silentLogger } from '../../registry/provider-definition.js';
 import { captureError, collectStream } from '../../testing/conformance.js';
-import { fakeEmbedding, fakeReplyHash, fakeReplyLogprobs, fakeReplyText, startFakeUpstream } from '../../testing/fake-upstream.js';
+import { FAKE_REFUSAL, fakeEmbedding, fakeReplyHash, fakeReplyLogprobs, fakeReplyText, startFakeUpstream } from '../../testing/fake-upstream.js';
 import { startJsonUpstream, startRawUpstream } from '../../testing/raw-upstream.js';
 import { encodeBase64Floats } from './embeddings.js';
 import type { FakeUpstream, RecordedRequest } from '../../testing/fake-upstream.js';
@@ -148,6 +148,32 @@ describe('OpenAICompatibleProvider: responses', () => {
       finishReason: 'length',
       usage: { promptTokens: 1, completionTokens: 3 },
     });
+  });
+
+  it("reads a refusal (message.refusal, delta.refusal) as the result's refusal and refusal parts", async () => {
+    const p = provider();
+    const refused = { messages: [{ role: 'user' as const, content: 'How do I pick a lock? [refuse]' }] };
+    expect(await p.chat(refused)).toEqual({ text: '', finishReason: 'stop', usage: { promptTokens: 8, completionTokens: 3 }, refusal: FAKE_REFUSAL });
+    const streamed = await collectStream(p.streamChat(refused));
+    expect(streamed.text).toBe('');
+    expect(streamed.refusal).toBe(FAKE_REFUSAL);
+    expect(streamed.parts.filter((part) => part.type === 'refusal')).toHaveLength(3);
+    expect(streamed.finish?.finishReason).toBe('stop');
+    // An upstream answering a stream with one JSON body: the refusal is still a refusal part.
+    const json = await startJsonUpstream({ choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: 'No.' }, finish_reason: 'stop' }] });
+    try {
+      const once = await collectStream(provider({ baseUrl: json.url }).streamChat(refused));
+      expect(once.refusal).toBe('No.');
+    } finally {
+      await json.close();
+    }
+    // A refusal that is not a string is a malformed answer.
+    const bad = await startJsonUpstream({ choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: 5 }, finish_reason: 'stop' }] });
+    try {
+      expect((await providerError(() => provider({ baseUrl: bad.url }).chat(refused))).code).toBe('upstream_error');
+    } finally {
+      await bad.close();
+    }
   });
 
   it('streams deltas as they arrive and finishes with the upstream usage', async () => {

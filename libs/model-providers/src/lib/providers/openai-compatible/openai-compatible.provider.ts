@@ -72,6 +72,8 @@ interface StreamState {
   readonly topLogprobs: number | undefined;
   /** Logprobs of the last event, for the reading loop to put on its delta. */
   logprobs: TokenLogprob[] | undefined;
+  /** The refusal text of the last event, for the reading loop to yield. */
+  refusal: string | undefined;
 }
 type JsonObject = Record<string, unknown>;
 
@@ -396,20 +398,23 @@ export class OpenAICompatibleProvider implements ModelProvider {
     const output = content ?? '';
     const finishReason = mapFinishReason(choice['finish_reason']) ?? 'stop';
     const toolCalls = route === 'chat' ? parseToolCalls(message, this.label) : undefined;
-    if (toolCalls === undefined) {
+    const refusal = message?.['refusal'];
+    if (toolCalls === undefined && (refusal === undefined || refusal === null)) {
       return {
         text: output,
         finishReason,
         usage: mapUsage(root['usage']) ?? { promptTokens: estimateTokens(promptChars), completionTokens: estimateTokens(output.length) },
       };
     }
-    let chars = output.length;
-    for (const call of toolCalls) chars += call.name.length + call.arguments.length;
+    if (refusal !== undefined && refusal !== null && typeof refusal !== 'string') throw malformedError(this.label, 'choices[0].message.refusal is not a string');
+    let chars = output.length + (typeof refusal === 'string' ? refusal.length : 0);
+    for (const call of toolCalls ?? []) chars += call.name.length + call.arguments.length;
     return {
       text: output,
       finishReason,
       usage: mapUsage(root['usage']) ?? { promptTokens: estimateTokens(promptChars), completionTokens: estimateTokens(chars) },
-      toolCalls,
+      ...(toolCalls !== undefined && { toolCalls }),
+      ...(typeof refusal === 'string' && refusal.length > 0 && { refusal }),
     };
   }
 
@@ -438,6 +443,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       const result = await this.readResult(route, response, promptChars, topLogprobs, signal);
       if (result.logprobs !== undefined) yield { type: 'delta', text: result.text, logprobs: result.logprobs };
       else if (result.text.length > 0) yield { type: 'delta', text: result.text };
+      if (result.refusal !== undefined) yield { type: 'refusal', text: result.refusal };
       if (result.toolCalls) {
         for (let index = 0; index < result.toolCalls.length; index++) {
           const call = result.toolCalls[index] as (typeof result.toolCalls)[number];
@@ -459,6 +465,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       toolParts: undefined,
       topLogprobs,
       logprobs: undefined,
+      refusal: undefined,
     };
     try {
       // destroyOnReturn: false — leaving the loop at [DONE] must not destroy the body: Node would
@@ -472,6 +479,12 @@ export class OpenAICompatibleProvider implements ModelProvider {
           if (text !== undefined) {
             yield state.logprobs === undefined ? { type: 'delta', text } : logprobsDelta(text, state);
             // The consumer may have aborted while we were suspended at the yield.
+            if (signal?.aborted) throw abortedError(signal.reason);
+          }
+          if (state.refusal !== undefined) {
+            const refusal = state.refusal;
+            state.refusal = undefined;
+            yield { type: 'refusal', text: refusal };
             if (signal?.aborted) throw abortedError(signal.reason);
           }
           if (state.toolParts !== undefined) {
@@ -489,6 +502,10 @@ export class OpenAICompatibleProvider implements ModelProvider {
         for (const event of parser.end()) {
           const text = this.streamEvent(route, event.data, state);
           if (text !== undefined) yield state.logprobs === undefined ? { type: 'delta', text } : logprobsDelta(text, state);
+          if (state.refusal !== undefined) {
+            yield { type: 'refusal', text: state.refusal };
+            state.refusal = undefined;
+          }
           if (state.toolParts !== undefined) {
             yield* state.toolParts;
             state.toolParts = undefined;
@@ -546,6 +563,11 @@ export class OpenAICompatibleProvider implements ModelProvider {
     const delta = route === 'chat' ? (choice['delta'] as JsonObject | undefined) : undefined;
     const text = route === 'chat' ? delta?.['content'] : choice['text'];
     if (delta !== undefined && (delta['tool_calls'] != null || delta['function_call'] != null)) this.streamToolCalls(delta, state);
+    const refusal = delta?.['refusal'];
+    if (typeof refusal === 'string' && refusal.length > 0) {
+      state.refusal = refusal;
+      state.contentChunks += 1;
+    }
     if (state.topLogprobs !== undefined && choice['logprobs'] != null) return this.streamLogprobs(route, choice['logprobs'], text, state.topLogprobs, state);
     if (typeof text !== 'string' || text.length === 0) return undefined;
     state.contentChunks += 1;
