@@ -39,6 +39,12 @@ export interface OpenAICompatibleProviderOptions {
   /** Whether the upstream serves `/embeddings` (default true); false makes POST /v1/embeddings answer 400 for this model. */
   readonly supportsEmbeddings?: boolean;
   /**
+   * The chat field the length bound is sent in (default `max_tokens`, which vLLM, llama.cpp server,
+   * Ollama and TGI read). OpenAI's reasoning models (o-series, gpt-5) refuse `max_tokens` and need
+   * `max_completion_tokens`. Text completions always send `max_tokens`.
+   */
+  readonly maxTokensField?: 'max_tokens' | 'max_completion_tokens';
+  /**
    * Largest upstream answer read, bytes (default 64 MiB): a JSON body, or one line of a stream.
    * Beyond it the call fails with 'upstream_error' and the connection is closed, instead of the
    * process holding whatever a broken upstream sends.
@@ -67,6 +73,7 @@ export interface ResolvedOpenAICompatibleOptions {
   readonly supportsTools: boolean;
   readonly supportsLogprobs: boolean;
   readonly supportsEmbeddings: boolean;
+  readonly maxTokensField: 'max_tokens' | 'max_completion_tokens';
   readonly maxResponseBytes: number;
   readonly healthCacheMs: number;
   readonly healthTimeoutMs: number;
@@ -106,6 +113,12 @@ export const openAICompatibleOptionsSchema: OptionsSchema = {
     supportsTools: { type: 'boolean', default: true, description: 'The upstream does tool (function) calling' },
     supportsLogprobs: { type: 'boolean', default: true, description: 'The upstream returns log probabilities (logprobs)' },
     supportsEmbeddings: { type: 'boolean', default: true, description: 'The upstream serves /embeddings' },
+    maxTokensField: {
+      type: 'string',
+      enum: ['max_tokens', 'max_completion_tokens'],
+      default: 'max_tokens',
+      description: 'The chat field of the length bound (max_completion_tokens for OpenAI reasoning models)',
+    },
     maxResponseBytes: positiveInteger('Largest upstream answer read (a JSON body, or one stream line), bytes', 64 * 1024 * 1024),
     healthCacheMs: { type: 'integer', minimum: 0, default: 5_000, description: 'How long a health result is reused, ms' },
     healthTimeoutMs: positiveInteger('Timeout of the health probe, ms', 2_000),
@@ -171,6 +184,7 @@ export function resolveOpenAICompatibleOptions(
     supportsTools: options.supportsTools ?? true,
     supportsLogprobs: options.supportsLogprobs ?? true,
     supportsEmbeddings: options.supportsEmbeddings ?? true,
+    maxTokensField: options.maxTokensField ?? 'max_tokens',
     maxResponseBytes: integer('maxResponseBytes', options.maxResponseBytes, 64 * 1024 * 1024),
     healthCacheMs: integer('healthCacheMs', options.healthCacheMs, 5_000, 0),
     healthTimeoutMs: integer('healthTimeoutMs', options.healthTimeoutMs, 2_000),

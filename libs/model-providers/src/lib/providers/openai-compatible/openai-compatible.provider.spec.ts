@@ -61,6 +61,18 @@ afterEach(async () => {
 afterAll(() => upstream.close());
 
 describe('OpenAICompatibleProvider: requests', () => {
+  it("sends the chat length bound as max_completion_tokens with maxTokensField (OpenAI's reasoning models); completions keep max_tokens", async () => {
+    const p = provider({ maxTokensField: 'max_completion_tokens' });
+    await p.chat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 5 });
+    expect(lastInference().body).toMatchObject({ max_completion_tokens: 5 });
+    expect(lastInference().body).not.toHaveProperty('max_tokens');
+    await collectStream(p.streamChat({ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 6 }));
+    expect(lastInference().body).toMatchObject({ max_completion_tokens: 6 });
+    await p.complete({ prompt: 'Once', maxTokens: 3 });
+    expect(lastInference().body).toMatchObject({ max_tokens: 3 });
+    expect(lastInference().body).not.toHaveProperty('max_completion_tokens');
+  });
+
   it('builds a snake_case OpenAI body, replaces the model and passes extra parameters through', async () => {
     const p = provider();
     await p.chat({

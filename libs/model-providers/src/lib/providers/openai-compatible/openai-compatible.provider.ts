@@ -240,10 +240,13 @@ export class OpenAICompatibleProvider implements ModelProvider {
     }
   }
 
-  /** The upstream body: `extra` first, then the normalized fields (which win), `model` replaced. */
-  private baseBody(params: GenerationParams, stream: boolean): JsonObject {
+  /**
+   * The upstream body: `extra` first, then the normalized fields (which win), `model` replaced.
+   * `maxTokensField`: where the length bound goes (chat: the deployment's `maxTokensField`).
+   */
+  private baseBody(params: GenerationParams, stream: boolean, maxTokensField = 'max_tokens'): JsonObject {
     const body: JsonObject = { ...params.extra, model: this.options.model, stream };
-    if (params.maxTokens !== undefined) body['max_tokens'] = params.maxTokens;
+    if (params.maxTokens !== undefined) body[maxTokensField] = params.maxTokens;
     if (params.temperature !== undefined) body['temperature'] = params.temperature;
     if (params.topP !== undefined) body['top_p'] = params.topP;
     if (params.seed !== undefined) body['seed'] = params.seed;
@@ -269,7 +272,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
   }
 
   private chatBody(request: ChatRequest, stream: boolean): string {
-    const body = this.baseBody(request, stream);
+    const body = this.baseBody(request, stream, this.options.maxTokensField);
     body['messages'] = wireMessages(request.messages);
     if (request.tools !== undefined && request.tools.length > 0) body['tools'] = wireTools(request.tools);
     if (request.toolChoice !== undefined) body['tool_choice'] = wireToolChoice(request.toolChoice);
