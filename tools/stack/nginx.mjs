@@ -22,28 +22,36 @@ export function nginxBinary() {
 }
 
 /**
- * Rewrites the `# stack:` lines of conf.d/inference-api.conf: the listen line, and the server
- * lines between `stack:servers-begin` and `stack:servers-end` (each new server keeps the
- * parameters of the first original line, e.g. max_fails/fail_timeout).
+ * Rewrites the `# stack:` lines of conf.d/inference-api.conf: the listen line, and in every upstream
+ * block the server lines between `stack:servers-begin` and `stack:servers-end` (each new server
+ * keeps the parameters of that block's first original line, e.g. max_fails/fail_timeout).
  *
  * @param {string} text
- * @param {{ listen: string | number, servers: readonly string[], serverParams?: string }} options
+ * @param {{ listen: string | number, servers: readonly string[] }} options
  */
 export function renderInferenceApiConf(text, options) {
   if (options.servers.length === 0) throw new Error('at least one upstream server is needed');
   const lines = text.split('\n');
-  const begin = lines.findIndex((l) => l.includes('# stack:servers-begin'));
-  const end = lines.findIndex((l) => l.includes('# stack:servers-end'));
   const listen = lines.findIndex((l) => l.includes('# stack:listen'));
-  if (begin < 0 || end < begin || listen < 0) throw new Error('conf.d/inference-api.conf: stack markers not found');
-  const original = lines.slice(begin + 1, end).find((l) => /^\s*server\s/.test(l));
-  const indent = original?.match(/^\s*/)?.[0] ?? '    ';
-  const params = options.serverParams ?? original?.replace(/^\s*server\s+\S+\s*/, '').replace(/;\s*$/, '') ?? '';
-  const servers = options.servers.map((s) => `${indent}server ${s}${params ? ` ${params}` : ''};`);
+  if (listen < 0 || !lines.some((l) => l.includes('# stack:servers-begin'))) throw new Error('conf.d/inference-api.conf: stack markers not found');
   const listenIndent = lines[listen].match(/^\s*/)?.[0] ?? '    ';
-  const out = [...lines];
-  out[listen] = `${listenIndent}listen ${options.listen}; # stack:listen`;
-  out.splice(begin + 1, end - begin - 1, ...servers);
+  const out = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (i === listen) {
+      out.push(`${listenIndent}listen ${options.listen}; # stack:listen`);
+      continue;
+    }
+    out.push(line);
+    if (!line.includes('# stack:servers-begin')) continue;
+    const end = lines.findIndex((l, j) => j > i && l.includes('# stack:servers-end'));
+    if (end < 0) throw new Error('conf.d/inference-api.conf: stack:servers-begin without stack:servers-end');
+    const original = lines.slice(i + 1, end).find((l) => /^\s*server\s/.test(l));
+    const indent = original?.match(/^\s*/)?.[0] ?? '    ';
+    const params = original?.replace(/^\s*server\s+\S+\s*/, '').replace(/;\s*$/, '') ?? '';
+    for (const server of options.servers) out.push(`${indent}server ${server}${params ? ` ${params}` : ''};`);
+    i = end - 1;
+  }
   return out.join('\n');
 }
 
@@ -51,7 +59,7 @@ export function renderInferenceApiConf(text, options) {
  * Copies deploy/nginx into `prefix` (nginx.conf, conf.d/, snippets/), sets the listen address and
  * the upstream servers, and creates logs/ and temp/. Returns the paths and the command line.
  *
- * @param {{ prefix: string, listen: string | number, servers: readonly string[], serverParams?: string }} options
+ * @param {{ prefix: string, listen: string | number, servers: readonly string[] }} options
  */
 export async function prepareNginx(options) {
   const prefix = resolve(options.prefix);

@@ -2,6 +2,7 @@ import { type FakeUpstream, startFakeUpstream } from '@infer/model-providers/tes
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
 import { chatOnce, chatStream, fakeModelsYaml, runBoundedLoad, sleep } from '../support/load.js';
+import { freePort } from '../support/free-port.js';
 import { type NginxServer, startNginx } from '../support/nginx.js';
 
 /**
@@ -16,11 +17,13 @@ describe('NGINX in front of 3 API instances', () => {
   beforeAll(async () => {
     // Streams: 10 tokens, 150 ms apart (1.5 s). Non-streamed answers: 20 ms.
     upstream = await startFakeUpstream({ tokens: 10, interTokenDelayMs: 150, latencyMs: 20, recordLimit: 10 });
+    // A second model whose only upstream is down (nothing listens on its port): every instance is unready.
+    const down = `  - name: down\n    deployments:\n      - provider: openai-compatible\n        baseUrl: http://127.0.0.1:${await freePort()}/v1\n        model: fake\n`;
     apis = await Promise.all(
       [1, 2, 3].map((i) =>
         startApiServer({
           env: { INSTANCE_ID: `api-${i}`, CACHE_ENABLED: 'false', SHUTDOWN_TIMEOUT_MS: '5000' },
-          modelsYaml: fakeModelsYaml(upstream.url),
+          modelsYaml: fakeModelsYaml(upstream.url) + down,
         }),
       ),
     );
@@ -87,6 +90,32 @@ describe('NGINX in front of 3 API instances', () => {
     expect(res.status).toBe(413);
     const body = (await res.json()) as { error: { code: string; type: string } };
     expect(body.error).toMatchObject({ code: 'request_too_large', type: 'invalid_request_error' });
+  });
+
+  it('passes on the 503s and 502s every instance gives (a model whose upstream is down) without marking any instance down', async () => {
+    // Readiness: no instance is ready (the model "down" has no healthy deployment). Each probe gets an
+    // instance's own 503 (x-served-by), never NGINX's "no live upstreams".
+    for (let i = 0; i < 8; i++) {
+      const res = await fetch(`${nginx.url}/health/ready`);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('x-served-by')).toMatch(/^api-/);
+      expect(((await res.json()) as { status: string }).status).toBe('error');
+    }
+    // Requests for that model: the API's own error each time.
+    for (let i = 0; i < 8; i++) {
+      const res = await fetch(`${nginx.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'down', messages: [{ role: 'user', content: `down ${i}` }] }),
+      });
+      expect([502, 503]).toContain(res.status);
+      expect(res.headers.get('x-served-by')).toMatch(/^api-/);
+      await res.body?.cancel();
+    }
+    // Every instance still gets the traffic of the healthy model.
+    const servedBy = new Set<string>();
+    for (let i = 0; i < 30; i++) servedBy.add(await chatOnce(nginx.url, `still up ${i}`));
+    expect([...servedBy].sort()).toEqual(['api-1', 'api-2', 'api-3']);
   });
 
   it('loses no request when one of the 3 instances is killed (SIGKILL) under load', async () => {
