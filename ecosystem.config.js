@@ -14,12 +14,14 @@
 // Everything is overridable from the environment of the `pm2 start` command, e.g.
 //   PORT=8000 PM2_INSTANCES=4 REDIS_URL=redis://127.0.0.1:6379 pm2 start ecosystem.config.js --only inference-api
 // See deploy/README.md.
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(fileURLToPath(import.meta.url));
-const env = process.env;
+// An empty variable counts as unset (as in the app): `HOST= pm2 start …` keeps the default.
+const env = Object.fromEntries(Object.entries(process.env).filter(([, value]) => value !== ''));
 
 /**
  * The V8 flags the API is meant to run with, from apps/inference-api/package.json (`nodeArgs`, the
@@ -49,7 +51,25 @@ const PASSED = [
   'CORS_ORIGINS', 'RATE_LIMIT_RPM', 'RESPONSES_STORE_ENABLED', 'RESPONSES_STORE_TTL_SECONDS', 'RESPONSES_STORE_MAX_ENTRIES',
   'RESPONSES_STORE_MAX_BYTES', 'RESPONSES_BACKGROUND_LEASE_SECONDS',
 ];
-const passed = Object.fromEntries(PASSED.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
+const passed = Object.fromEntries(PASSED.filter((k) => env[k] !== undefined).map((k) => [k, env[k]]));
+
+/**
+ * What the model node gets whatever the environment says: it is internal to the host (the
+ * gateway's upstream on loopback), so the client-facing features stay at the gateway. Also used by
+ * tools/stack for its procs mode.
+ */
+export const modelNodeOverrides = {
+  // Caching happens in the gateway; the model node has no Redis and no cache of its own.
+  CACHE_ENABLED: 'false',
+  REDIS_URL: '',
+  // The gateway serves /v1/responses (as chat jobs to this node) and stores the responses.
+  RESPONSES_STORE_ENABLED: 'false',
+  // Clients authenticate at the gateway; the model node listens on loopback for the gateway only.
+  API_KEYS: '',
+  API_KEYS_FILE: '',
+  // Clients are rate-limited at the gateway; here every request would come from one client (the gateway).
+  RATE_LIMIT_RPM: '0',
+};
 
 const common = {
   cwd: root,
@@ -99,21 +119,43 @@ export const apps = [
       HOST: env.MODEL_NODE_HOST ?? '127.0.0.1',
       SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
       MODELS_FILE: env.MODEL_NODE_MODELS_FILE ?? resolve(root, 'deploy/pm2/model-node.models.yaml'),
-      // Caching happens in the gateway; the model node has no Redis and no cache of its own.
-      CACHE_ENABLED: 'false',
-      REDIS_URL: '',
-      // The gateway serves /v1/responses (as chat jobs to this node) and stores the responses.
-      RESPONSES_STORE_ENABLED: 'false',
+      ...modelNodeOverrides,
       INSTANCE_ID: 'model-node',
-      // Clients authenticate at the gateway; the model node listens on loopback for the gateway only.
-      API_KEYS: '',
-      API_KEYS_FILE: '',
-      // Clients are rate-limited at the gateway; here every request would come from one client (the gateway).
-      RATE_LIMIT_RPM: '0',
       // Its metrics, if wanted, on a port of its own (the gateway's workers use METRICS_PORT + 0, 1, ...).
       METRICS_PORT: env.MODEL_NODE_METRICS_PORT ?? '',
     },
   },
 ];
+
+/**
+ * Before PM2 starts or reloads anything (`pm2 start|reload|restart ecosystem.config.js`), each app's
+ * configuration is checked with `main.js --check-config` (the environment, the models file,
+ * API_KEYS_FILE): a bad value stops the command here, with the app's message, instead of new workers
+ * failing to boot while PM2 stops the old ones after listen_timeout. Only when the PM2 CLI loads this
+ * file, and only once the app is built.
+ */
+function checkConfig() {
+  const main = resolve(root, 'apps/inference-api/dist/main.js');
+  if (!existsSync(main)) return;
+  const at = process.argv.findIndex((arg) => arg === '--only' || arg.startsWith('--only='));
+  const only = at < 0 ? undefined : (process.argv[at].includes('=') ? process.argv[at].slice('--only='.length) : process.argv[at + 1] ?? '').split(',');
+  for (const app of apps) {
+    if (only !== undefined && !only.includes(app.name)) continue;
+    const result = spawnSync(process.execPath, [main, '--check-config'], {
+      cwd: root,
+      env: { ...process.env, ...app.env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    if (result.status !== 0) {
+      const said = (result.stderr || result.stdout || String(result.error ?? result.signal)).trim();
+      const error = new Error(`${app.name}: ${said}\n(nothing was started or reloaded: fix the configuration and run the command again)`);
+      // PM2 prints the stack of what the file throws: the message is all there is to say.
+      error.stack = error.message;
+      throw error;
+    }
+  }
+}
+if (basename(process.argv[1] ?? '') === 'pm2' && process.env.INFER_SKIP_CONFIG_CHECK !== '1') checkConfig();
 
 export default { apps };

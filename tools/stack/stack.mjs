@@ -20,10 +20,11 @@
 // its state, logs and configs live in --dir (default tmp/stack). Requires the build (npm run build).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { modelNodeOverrides } from '../../ecosystem.config.js';
 import { nginxBinary, prepareNginx, repoRoot } from './nginx.mjs';
 
 const USAGE = `Usage: node tools/stack/stack.mjs <up|down|status> [options]
@@ -188,7 +189,7 @@ async function up(o) {
   for (const [what, port] of ports) {
     if (!(await portFree(port, o.host))) throw new Error(`port ${port} (${what}) is in use: choose another one (see --help)`);
   }
-  await rm(o.dir, { recursive: true, force: true });
+  await clearStackDir(o.dir);
   const logs = join(o.dir, 'logs');
   await mkdir(logs, { recursive: true });
   const state = { mode: o.mode, host: o.host, dir: o.dir, shutdownTimeoutMs: o.shutdownTimeoutMs, pids: {}, ports: {} };
@@ -262,10 +263,11 @@ async function up(o) {
       return child.pid;
     };
     if (withModelNode) {
+      // As PM2 starts it (ecosystem.config.js): no keys, rate limit, cache or store of its own.
       start('model-node', o.modelNodePort, {
         MODELS_FILE: join(repoRoot, 'deploy/pm2/model-node.models.yaml'),
-        CACHE_ENABLED: 'false',
-        REDIS_URL: '',
+        ...modelNodeOverrides,
+        METRICS_PORT: '',
       });
     }
     apiPorts.forEach((port, i) => start(`api-${i + 1}`, port, {}));
@@ -299,6 +301,28 @@ async function up(o) {
   while ((ready = await httpStatus(`${url}/health/ready`)) !== 200 && Date.now() < deadline) await sleep(250);
   if (ready === 200) log(`up: ${url} (GET /health/ready 200, docs at ${url}/docs)`);
   else log(`up, but GET ${url}/health/ready answers ${ready || 'nothing'}: see ${logs}`);
+}
+
+/** What the stack writes in its directory: only a directory holding nothing else is cleared. */
+const STACK_ENTRIES = new Set(['logs', 'nginx', 'pm2', 'redis', 'stack.json', 'gateway.models.yaml']);
+
+/** Empties the stack's directory for a new run; refuses one that holds anything the stack did not write. */
+async function clearStackDir(dir) {
+  let entries;
+  try {
+    entries = await readdir(dir);
+  } catch (error) {
+    if (error.code === 'ENOENT') return;
+    throw error;
+  }
+  const foreign = entries.filter((entry) => !STACK_ENTRIES.has(entry));
+  if (foreign.length > 0) {
+    throw new Error(
+      `--dir ${dir} holds files the stack did not write (${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', ...' : ''}): ` +
+        'the stack clears its directory on every start, so choose a new or empty one',
+    );
+  }
+  await rm(dir, { recursive: true, force: true });
 }
 
 async function down(o) {

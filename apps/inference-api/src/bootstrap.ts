@@ -10,11 +10,12 @@ import { AppModule } from './app.module.js';
 import { REDIS_CONNECTION } from './cache/response-cache.module.js';
 import type { RedisConnection } from './cache/redis-connection.js';
 import { errorBody } from './common/api-error.js';
-import { type ApiKeyRecord, registerApiKeyHook, registerModelAccessHook } from './common/api-keys.js';
+import { registerApiKeyHook, registerModelAccessHook } from './common/api-keys.js';
 import { replyWithError } from './common/error-reply.js';
 import { RATE_LIMITED_ROUTES, RateLimiter, registerRateLimitHook } from './common/rate-limit.js';
 import { LazyRequestLogger } from './common/lazy-request-logger.js';
-import { type AppConfig, ConfigValidationError } from './config/app-config.js';
+import type { AppConfig } from './config/app-config.js';
+import { withModelNames } from './config/preflight.js';
 import type { ModelCatalog } from './models/model-catalog.js';
 import { MODEL_CATALOG } from './models/models.tokens.js';
 import { registerOpenApiRoutes } from './openapi.js';
@@ -81,26 +82,6 @@ export function writeClientError(error: Error & { code?: string }, socket: Duple
   socket.destroy(error);
 }
 
-/**
- * The keys with their model lists checked against the models file and stated as model names (an
- * alias in a list stands for its model). A listed model the file does not serve stops the boot.
- */
-function withModelNames(keys: readonly ApiKeyRecord[], catalog: ModelCatalog): ApiKeyRecord[] {
-  return keys.map((key) => {
-    if (key.models === undefined) return key;
-    const models = new Set<string>();
-    for (const model of key.models) {
-      const name = catalog.resolve(model);
-      if (name === undefined) {
-        throw new ConfigValidationError(
-          `Invalid configuration: API_KEYS_FILE: key "${key.name ?? '?'}" lists the model "${model}", which the models file does not serve (${catalog.list.data.map((m) => m.id).join(', ')})`,
-        );
-      }
-      models.add(name);
-    }
-    return { ...key, models };
-  });
-}
 
 /** Creates the Nest application on Fastify, ready to `listen`. Used by main.ts and by tests. */
 export async function createApp(config: AppConfig, logger: PinoLogger = createRootLogger(config)): Promise<NestFastifyApplication> {

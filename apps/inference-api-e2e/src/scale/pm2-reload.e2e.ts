@@ -142,4 +142,19 @@ describe('PM2 cluster mode behind NGINX', () => {
     }
     expect(instances.map((i) => i?.split(':').pop()).sort()).toEqual([...newPids].sort());
   });
+
+  it('refuses a reload through ecosystem.config.js whose configuration is bad, before any worker is touched', async () => {
+    const before = (await pm2.list()).map((a) => a.pid).sort();
+    const refused = await pm2.run(['reload', 'ecosystem.config.js', '--only', 'inference-api', '--update-env'], { LOG_LEVEL: 'verbose' }).then(
+      () => undefined,
+      (error: unknown) => (error as Error).message,
+    );
+    expect(refused).toMatch(/inference-api: Invalid configuration: LOG_LEVEL must be equal to one of the allowed values \(got "verbose"\)/);
+    expect(refused).toContain('nothing was started or reloaded');
+    // The same workers, still serving.
+    const after = await pm2.list();
+    expect(after.map((a) => a.pm2_env.status)).toEqual(['online', 'online']);
+    expect(after.map((a) => a.pid).sort()).toEqual(before);
+    for (let i = 0; i < 5; i++) await chatOnce(nginx.url, `after a refused reload ${i}`);
+  });
 });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,9 +9,13 @@ import { freePort } from '../support/free-port.js';
 import { chatOnce, fakeModelsYaml, runBoundedLoad } from '../support/load.js';
 import { repoRoot } from '../support/paths.js';
 
-function stack(args: readonly string[]): Promise<{ code: number | null; output: string }> {
+function stack(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'tools/stack/stack.mjs'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(repoRoot, 'tools/stack/stack.mjs'), ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
@@ -54,6 +58,7 @@ describe('tools/stack', () => {
   afterAll(async () => {
     await stack(['down', '--dir', join(dir, 'procs')]);
     await stack(['down', '--dir', join(dir, 'pm2')]);
+    await stack(['down', '--dir', join(dir, 'node')]);
     await upstream?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -124,5 +129,43 @@ describe('tools/stack', () => {
     for (const port of [nginxPort, redisPort, apiPort, ...(mode === 'procs' ? [apiPort + 1] : [])]) {
       expect(await portIsFree(port)).toBe(true);
     }
+  });
+
+  it('procs mode with the model node: API keys and the rate limit apply at the gateway only, as under PM2', async () => {
+    const stackDir = join(dir, 'node');
+    const [nginxPort, apiPort, nodePort] = [await freePort(), await freePort(), await freePort()];
+    const up = await stack(
+      ['up', '--mode', 'procs', '--instances', '1', '--no-redis', '--dir', stackDir, '--nginx-port', String(nginxPort), '--api-port', String(apiPort),
+        '--model-node-port', String(nodePort), '--log-level', 'warn', '--shutdown-timeout-ms', '3000'],
+      { API_KEYS: 'sk-stack-a,sk-stack-b', RATE_LIMIT_RPM: '3' },
+    );
+    expect(up.code, up.output).toBe(0);
+    try {
+      // Three requests per key: within each key's limit. Were the model node keyed or limited too, the
+      // gateway's calls would be refused (401) or limited as one client (the 4th).
+      for (const key of ['sk-stack-a', 'sk-stack-b']) {
+        for (let i = 0; i < 3; i++) {
+          const res = await fetch(`http://127.0.0.1:${nginxPort}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+            body: JSON.stringify({ model: 'tiny-llama', messages: [{ role: 'user', content: `node ${key} ${i}` }], max_tokens: 4 }),
+          });
+          expect(res.status, await res.text()).toBe(200);
+        }
+      }
+    } finally {
+      expect((await stack(['down', '--dir', stackDir])).code).toBe(0);
+    }
+  });
+
+  it('refuses a --dir that holds files it did not write (it clears its directory on start)', async () => {
+    const foreign = join(dir, 'precious');
+    await mkdir(join(foreign, 'important'), { recursive: true });
+    await writeFile(join(foreign, 'important/data.txt'), 'precious');
+    const up = await stack(['up', '--mode', 'procs', '--instances', '1', '--no-redis', '--dir', foreign, '--models-file', modelsFile,
+      '--nginx-port', String(await freePort()), '--api-port', String(await freePort())]);
+    expect(up.code).not.toBe(0);
+    expect(up.output).toContain('holds files the stack did not write (important)');
+    expect(await readFile(join(foreign, 'important/data.txt'), 'utf8')).toBe('precious');
   });
 });

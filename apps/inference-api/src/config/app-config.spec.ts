@@ -79,6 +79,29 @@ describe('loadAppConfig', () => {
     const message = (error as Error).message;
     expect(message).toContain('PORT must be integer (got "eighty")');
     expect(message).toContain('LOG_LEVEL must be equal to one of the allowed values (got "loud")');
-    expect(message).toContain('REDIS_URL must match pattern');
+    expect(message).toContain('REDIS_URL must be redis[s]://');
+  });
+
+  it('checks REDIS_URL and TRUST_PROXY before anything uses them, never showing a Redis password', () => {
+    const message = (env: Record<string, string>): string => {
+      try {
+        loadAppConfig(env);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigValidationError);
+        return (error as Error).message;
+      }
+      return 'no error';
+    };
+    for (const url of ['redis://default:S3cretPass@127.0.0.1:63790x', 'redis://:S3cretPass', 'redis://h:99999', 'redis://h:6379/abc', 'S3cretPass@host:6379']) {
+      const text = message({ REDIS_URL: url });
+      expect(text, url).toContain('REDIS_URL must be');
+      expect(text, url).not.toContain('S3cretPass');
+    }
+    for (const url of ['redis://127.0.0.1:6379', 'rediss://user:pw@cache.internal:6380/2', 'redis://h/']) expect(message({ REDIS_URL: url }), url).toBe('no error');
+    expect(message({ TRUST_PROXY: 'garbage' })).toContain('TRUST_PROXY must be');
+    expect(message({ TRUST_PROXY: '10.0.0.0/33' })).toContain('"10.0.0.0/33"');
+    for (const value of ['true', 'false', '2', 'loopback', '10.0.0.0/8, 192.168.1.7', 'loopback,fd00::/8', '10.0.0.0/255.0.0.0']) {
+      expect(message({ TRUST_PROXY: value }), value).toBe('no error');
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { Ajv } from 'ajv';
 import { ApiKeysFileError, loadApiKeysFile } from '../common/api-keys-file.js';
@@ -138,12 +139,15 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       const name = e.instancePath.slice(1);
       // Secrets never reach the message (it goes to the logs).
       if (name === 'API_KEYS') return 'API_KEYS must be keys without spaces, separated by commas (value not shown)';
+      if (name === 'REDIS_URL') return REDIS_URL_SHAPE;
       return `${name} ${e.message ?? 'is invalid'} (got ${JSON.stringify(env[name])})`;
     });
     throw new ConfigValidationError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const v = values as Record<string, never>;
   const redisUrl = v['REDIS_URL'] as string | undefined;
+  const problems = [...(redisUrl === undefined ? [] : redisUrlProblems(redisUrl)), ...trustProxyProblems(v['TRUST_PROXY'])];
+  if (problems.length > 0) throw new ConfigValidationError(`Invalid configuration: ${problems.join('; ')}`);
   const metrics = metricsEndpoint(v['METRICS_PORT'], v['METRICS_HOST'], v['NODE_APP_INSTANCE']);
   return {
     port: v['PORT'],
@@ -219,6 +223,51 @@ function parseCorsOrigins(value: string | undefined): '*' | readonly string[] | 
   if (value === '*') return '*';
   // Browsers send the Origin without a trailing slash.
   return value.split(',').map((origin) => origin.trim().replace(/\/+$/, ''));
+}
+
+/**
+ * What is wrong with REDIS_URL (`redis[s]://[[user]:password@]host[:port][/db]`), checked here
+ * rather than by the Redis client at connect time, whose error quotes the URL. The value is never
+ * shown: it may hold a password.
+ */
+const REDIS_URL_SHAPE = 'REDIS_URL must be redis[s]://[[user]:password@]host[:port][/db] (value not shown: it may hold a password)';
+
+function redisUrlProblems(value: string): string[] {
+  const shape = REDIS_URL_SHAPE;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return [shape];
+  }
+  if ((url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '' || url.search !== '' || url.hash !== '') return [shape];
+  if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname)) return [`${shape}; the path is the database number`];
+  return [];
+}
+
+/** TRUST_PROXY: true, false, a hop count, or addresses / CIDR ranges / loopback, linklocal, uniquelocal, comma-separated (Fastify's proxy-addr forms). */
+function trustProxyProblems(value: string): string[] {
+  if (value === 'true' || value === 'false' || /^\d+$/.test(value)) return [];
+  const bad = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => !isTrustedProxyEntry(entry));
+  return bad.length === 0
+    ? []
+    : [`TRUST_PROXY must be true, false, a number of hops, or IP addresses, CIDR ranges, loopback, linklocal or uniquelocal, comma-separated (not ${bad.map((entry) => JSON.stringify(entry)).join(', ')})`];
+}
+
+function isTrustedProxyEntry(entry: string): boolean {
+  if (entry === 'loopback' || entry === 'linklocal' || entry === 'uniquelocal') return true;
+  const slash = entry.indexOf('/');
+  const address = slash < 0 ? entry : entry.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0) return false;
+  if (slash < 0) return true;
+  const range = entry.slice(slash + 1);
+  // A prefix length, or (IPv4) a netmask.
+  if (/^\d+$/.test(range)) return Number(range) <= (version === 4 ? 32 : 128);
+  return version === 4 && isIP(range) === 4;
 }
 
 function parseTrustProxy(value: string): boolean | number | string {

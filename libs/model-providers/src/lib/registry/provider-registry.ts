@@ -39,12 +39,18 @@ export class ModelProviderRegistry {
    */
   create(kind: string, options: Record<string, unknown>, context: ProviderContext, where = 'deployment'): ModelProvider {
     const definition = this.definitions.get(kind);
+    if (!definition) throw this.unknownKind(kind, where);
+    return definition.create(this.validate(kind, options, where), context);
+  }
+
+  /**
+   * Checks `options` against the kind's schema without creating anything (a configuration check
+   * before start, e.g. `main.js --check-config`). Returns a copy with the defaults applied; throws
+   * ProviderConfigError as create() does.
+   */
+  validate(kind: string, options: Record<string, unknown>, where = 'deployment'): Record<string, unknown> {
     const validate = this.validators.get(kind);
-    if (!definition || !validate) {
-      throw new ProviderConfigError(
-        `${where}.provider: unknown provider kind "${kind}" (known: ${this.kinds().join(', ') || 'none'})`,
-      );
-    }
+    if (!validate) throw this.unknownKind(kind, where);
     const copy = structuredClone(options);
     if (!validate(copy)) {
       const details = (validate.errors ?? [])
@@ -52,7 +58,11 @@ export class ModelProviderRegistry {
         .join('; ');
       throw new ProviderConfigError(`Invalid options for provider "${kind}": ${details}`);
     }
-    return definition.create(copy, context);
+    return copy;
+  }
+
+  private unknownKind(kind: string, where: string): ProviderConfigError {
+    return new ProviderConfigError(`${where}.provider: unknown provider kind "${kind}" (known: ${this.kinds().join(', ') || 'none'})`);
   }
 }
 

@@ -1,0 +1,59 @@
+import { builtinProviderDefinitions, loadModelsFile, ModelProviderRegistry, type ModelsConfig, ProviderConfigError } from '@infer/model-providers';
+import type { ApiKeyRecord } from '../common/api-keys.js';
+import { builtinModelsConfig } from '../models/builtin-model.js';
+import { ModelCatalog } from '../models/model-catalog.js';
+import { type AppConfig, ConfigValidationError } from './app-config.js';
+
+/** What a configuration check found (for the `--check-config` line). */
+export interface PreflightSummary {
+  readonly models: number;
+  readonly deployments: number;
+}
+
+/**
+ * Checks what the app would only find out while booting, without loading any model or opening a
+ * connection: the models file (readable, well-formed, every deployment's options valid for its
+ * provider kind), the model lists of API_KEYS_FILE against it. Run by main.ts before Nest starts
+ * (a bad file is one line on stderr, not a stack trace) and by `main.js --check-config` (what
+ * ecosystem.config.js runs before PM2 starts or reloads workers). Throws ConfigValidationError.
+ */
+export async function preflight(config: AppConfig): Promise<PreflightSummary> {
+  let models: ModelsConfig;
+  try {
+    models = config.modelsFile ? await loadModelsFile(config.modelsFile) : builtinModelsConfig(config);
+    const registry = new ModelProviderRegistry(builtinProviderDefinitions);
+    models.models.forEach((model, m) =>
+      model.deployments.forEach((deployment, d) => {
+        const { provider: kind, weight: _weight, priority: _priority, ...options } = deployment;
+        registry.validate(kind, options, `models[${m}].deployments[${d}]`);
+      }),
+    );
+  } catch (error) {
+    if (error instanceof ProviderConfigError) throw new ConfigValidationError(`Invalid configuration: ${error.message}`);
+    throw error;
+  }
+  const catalog = new ModelCatalog(models);
+  withModelNames(config.apiKeys, catalog);
+  return { models: models.models.length, deployments: models.models.reduce((n, model) => n + model.deployments.length, 0) };
+}
+
+/**
+ * The keys with their model lists checked against the models file and stated as model names (an
+ * alias in a list stands for its model). A listed model the file does not serve stops the boot.
+ */
+export function withModelNames(keys: readonly ApiKeyRecord[], catalog: ModelCatalog): ApiKeyRecord[] {
+  return keys.map((key) => {
+    if (key.models === undefined) return key;
+    const models = new Set<string>();
+    for (const model of key.models) {
+      const name = catalog.resolve(model);
+      if (name === undefined) {
+        throw new ConfigValidationError(
+          `Invalid configuration: API_KEYS_FILE: key "${key.name ?? '?'}" lists the model "${model}", which the models file does not serve (${catalog.list.data.map((m) => m.id).join(', ')})`,
+        );
+      }
+      models.add(name);
+    }
+    return { ...key, models };
+  });
+}
