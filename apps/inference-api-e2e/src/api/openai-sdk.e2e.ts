@@ -184,6 +184,33 @@ describe.each(targets)('OpenAI SDK against $name', (target) => {
     expect((tooMany as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'n' });
   });
 
+  it('completions batch: an array of prompts, n choices each, numbered prompt after prompt, streamed or not', async () => {
+    const prompts = ['Once', 'Twice upon', 'Thrice upon a'];
+    const singles = await Promise.all(prompts.map((prompt) => client.completions.create({ model: target.model, prompt, max_tokens: 4, temperature: 0 })));
+    const batch = await client.completions.create({ model: target.model, prompt: prompts, max_tokens: 4, temperature: 0, n: 2 });
+    expect(batch.choices.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(batch.choices.map((c) => c.text)).toEqual(singles.flatMap((single) => [single.choices[0]!.text, single.choices[0]!.text]));
+    // Each prompt counted once, every choice's completion.
+    expect(batch.usage!.prompt_tokens).toBe(singles.reduce((n, single) => n + single.usage!.prompt_tokens, 0));
+    expect(batch.usage!.completion_tokens).toBe(2 * singles.reduce((n, single) => n + single.usage!.completion_tokens, 0));
+    const stream = await client.completions.create({ model: target.model, prompt: prompts, max_tokens: 4, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const texts = ['', '', ''];
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) texts[choice.index] += choice.text;
+      usage ??= chunk.usage ?? undefined;
+    }
+    expect(texts).toEqual(singles.map((single) => single.choices[0]!.text));
+    expect(usage!.prompt_tokens).toBe(batch.usage!.prompt_tokens);
+    // Token ids are not served; a batch is bounded.
+    for (const [prompt, param] of [[[1, 2, 3], 'prompt[0]'], [['text', [4, 5]], 'prompt[1]']] as const) {
+      const refused = await client.completions.create({ model: target.model, prompt: prompt as never, max_tokens: 2 }).catch((e: unknown) => e);
+      expect((refused as InstanceType<typeof OpenAI.BadRequestError>).error, JSON.stringify(prompt)).toMatchObject({ param, code: 'unsupported_value' });
+    }
+    const tooMany = await client.completions.create({ model: target.model, prompt: prompts, n: 50, max_tokens: 2 }).catch((e: unknown) => e);
+    expect((tooMany as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ param: 'n' });
+  });
+
   it('turns an unknown model into a NotFoundError with the OpenAI error body', async () => {
     const error = await client.chat.completions
       .create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] })

@@ -97,9 +97,8 @@ describe('mapError', () => {
       return `${reply.error.param} ${reply.error.message}`;
     };
     const user = [{ role: 'user', content: 'hi' }];
-    expect(message(completion, { model: 'm', prompt: ['a', 'b'] })).toBe("prompt Invalid body 'prompt': must NOT have more than 1 items");
+    expect(message(completion, { model: 'm', prompt: Array.from({ length: 33 }, () => 'a') })).toBe("prompt Invalid body 'prompt': must NOT have more than 32 items");
     expect(message(completion, { model: 'm', prompt: [] })).toBe("prompt Invalid body 'prompt': must NOT have fewer than 1 items");
-    expect(message(completion, { model: 'm', prompt: [1] })).toBe("prompt[0] Invalid body 'prompt[0]': must be string");
     expect(message(completion, { model: 'm', prompt: 5 })).toBe("prompt Invalid body 'prompt': must be string or array");
     expect(message(chat, { model: 'm', messages: [{ role: 'user', content: 5 }] })).toBe(
       "messages[0].content Invalid body 'messages[0].content': must be string or array",

@@ -10,8 +10,8 @@ import { InferenceService, type InferenceJob } from './inference.service.js';
 import {
   chatChunkFormatter,
   chatCompletionBody,
+  batchUsage,
   chatCompletionBodyOf,
-  choicesUsage,
   completionId,
   textChunkFormatter,
   textCompletionBody,
@@ -42,7 +42,7 @@ export class CompletionResponder {
   ) {}
 
   async respond(job: InferenceJob, flags: StreamFlags, reply: FastifyReply): Promise<void> {
-    if (flags.n != null && flags.n > 1) return this.respondChoices(job, flags.n, flags, reply);
+    if (flags.n != null && flags.n > 1) return this.respondChoices([job], flags.n, flags, reply);
     const created = Math.floor(Date.now() / 1000);
     if (flags.stream) {
       const id = completionId(job.kind === 'chat' ? 'chatcmpl' : 'cmpl');
@@ -110,15 +110,23 @@ export class CompletionResponder {
     return this.cache.stream(job, reply.request.headers, this.upstream(job), client);
   }
 
+  /** A completions batch (several prompts): `n` choices per prompt, numbered prompt after prompt, in one answer. */
+  respondBatch(prompts: readonly InferenceJob[], flags: StreamFlags, reply: FastifyReply): Promise<void> {
+    return this.respondChoices(prompts, flags.n ?? 1, flags, reply);
+  }
+
   /**
-   * `n` > 1: the choices are generated concurrently (see choiceJobs), each through the cache like a
-   * request of its own, and answered together: one body with n choices, or one stream whose chunks
-   * carry their choice's index. When one choice fails, the others are stopped and the request
-   * fails with that error.
+   * `n` > 1 (or a batch): the choices are generated concurrently (see choiceJobs; `n` per prompt),
+   * each through the cache like a request of its own, and answered together: one body with all the
+   * choices, or one stream whose chunks carry their choice's index. When one choice fails, the
+   * others are stopped and the request fails with that error.
    */
-  private async respondChoices(job: InferenceJob, n: number, flags: StreamFlags, reply: FastifyReply): Promise<void> {
+  private async respondChoices(prompts: readonly InferenceJob[], perPrompt: number, flags: StreamFlags, reply: FastifyReply): Promise<void> {
     const created = Math.floor(Date.now() / 1000);
-    const jobs = choiceJobs(job, n);
+    const job = prompts[0] as InferenceJob;
+    const jobs = prompts.flatMap((prompt) => choiceJobs(prompt, perPrompt));
+    const n = jobs.length;
+    const usageOf = (usages: readonly TokenUsage[]): TokenUsage => batchUsage(usages, perPrompt);
     // One 'close' listener per choice (its ResponseClient) on the same response.
     reply.raw.setMaxListeners(reply.raw.getMaxListeners() + n);
     const clients = jobs.map(() => new ResponseClient(reply.raw));
@@ -143,6 +151,7 @@ export class CompletionResponder {
         headers,
         onFinish,
         choices: n,
+        usageOf,
       }).catch((error: unknown) => {
         stopAll();
         throw error;
@@ -166,11 +175,11 @@ export class CompletionResponder {
     const cacheHeaders = combinedCacheHeaders(served.map((s) => s.headers));
     if (cacheHeaders) reply.headers(cacheHeaders);
     const results = served.map((s) => s.result);
-    this.usage?.record(job.model, choicesUsage(results.map((r) => r.usage)), cacheHeaders?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
+    this.usage?.record(job.model, usageOf(results.map((r) => r.usage)), cacheHeaders?.['x-cache'] === 'HIT', reply.request.apiKey?.name);
     const body =
       job.kind === 'chat'
         ? chatCompletionBodyOf(completionId('chatcmpl'), created, job.model, results)
-        : textCompletionBodyOf(completionId('cmpl'), created, job.model, results);
+        : textCompletionBodyOf(completionId('cmpl'), created, job.model, results, perPrompt);
     await reply.send(body);
   }
 

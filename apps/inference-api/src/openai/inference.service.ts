@@ -57,6 +57,9 @@ const EMBEDDING_KNOWN = new Set(['model', 'input', 'encoding_format', 'dimension
 /** OpenAI's default `max_tokens` for /v1/completions. */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
+/** Most choices one request may ask for: `n`, or prompts × `n` for a completions batch (the schema's `n` maximum). */
+const MAX_CHOICES = 128;
+
 @Injectable()
 export class InferenceService {
   constructor(
@@ -102,15 +105,37 @@ export class InferenceService {
     return { kind: 'chat', model, request };
   }
 
+  /** The job of a completions request with one prompt (GET /predict). */
   completionJob(body: CompletionBody): InferenceJob {
+    return this.completionJobs(body)[0] as InferenceJob;
+  }
+
+  /**
+   * One job per prompt of a completions request: a string, or a batch (an array of strings; each
+   * prompt its own generation, as OpenAI answers a batch). Token-id prompts are refused.
+   */
+  completionJobs(body: CompletionBody): InferenceJob[] {
     const model = this.assertModel(body.model, 'completion');
+    const prompts: readonly unknown[] = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
+    prompts.forEach((prompt, i) => {
+      if (typeof prompt !== 'string') {
+        throw ApiError.invalidRequest(
+          "Token-id prompts are not supported: send the prompt as text (a string, or an array of strings for a batch).",
+          typeof body.prompt === 'string' ? 'prompt' : `prompt[${i}]`,
+          'unsupported_value',
+        );
+      }
+    });
+    const n = body.n ?? 1;
+    if (prompts.length * n > MAX_CHOICES) {
+      throw ApiError.invalidRequest(`A batch of ${prompts.length} prompts with n=${n} asks for ${prompts.length * n} choices; at most ${MAX_CHOICES}.`, 'n');
+    }
     const request = params(body, body.max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, COMPLETION_KNOWN) as Mutable<CompletionRequest>;
-    request.prompt = typeof body.prompt === 'string' ? body.prompt : (body.prompt[0] ?? '');
     if (body.logprobs !== undefined && body.logprobs !== null) {
       this.assertLogprobs(model);
       request.logprobs = body.logprobs;
     }
-    return { kind: 'completion', model, request };
+    return (prompts as string[]).map((prompt) => ({ kind: 'completion', model, request: { ...request, prompt } }));
   }
 
   embeddingJob(body: EmbeddingBody): EmbeddingJob {

@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { chatChunkFormatter, chatCompletionBody, completionId, textChunkFormatter, textCompletionBody } from './openai-format.js';
+import { batchUsage, chatChunkFormatter, chatCompletionBody, choicesUsage, completionId, textChunkFormatter, textCompletionBody } from './openai-format.js';
 
 describe('openai-format', () => {
+  it('adds up a batch: each prompt once (with its cached tokens), every completion', () => {
+    const u = (promptTokens: number, completionTokens: number, cachedPromptTokens?: number) =>
+      cachedPromptTokens === undefined ? { promptTokens, completionTokens } : { promptTokens, completionTokens, cachedPromptTokens };
+    // Two prompts, n = 2: prompt tokens 5 and 7 once each, 4 completions.
+    expect(batchUsage([u(5, 1), u(5, 2), u(7, 3), u(7, 4)], 2)).toEqual({ promptTokens: 12, completionTokens: 10 });
+    expect(batchUsage([u(5, 1, 4), u(7, 2)], 1)).toEqual({ promptTokens: 12, completionTokens: 3, cachedPromptTokens: 4 });
+    // One prompt: choicesUsage.
+    expect(batchUsage([u(5, 1), u(5, 2)], 2)).toEqual(choicesUsage([u(5, 1), u(5, 2)]));
+  });
+
   it('makes OpenAI-style ids', () => {
     expect(completionId('chatcmpl')).toMatch(/^chatcmpl-[0-9a-f]{24}$/);
     expect(completionId('cmpl')).toMatch(/^cmpl-[0-9a-f]{24}$/);

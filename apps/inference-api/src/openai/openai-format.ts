@@ -73,8 +73,9 @@ export function chatCompletionBodyOf(id: string, created: number, model: string,
   return { id, object: 'chat.completion' as const, created, model, choices: results.map((r, i) => chatChoice(i, r)), usage: usageBody(choicesUsage(results.map((r) => r.usage))) };
 }
 
-export function textCompletionBodyOf(id: string, created: number, model: string, results: readonly GenerationResult[]) {
-  return { id, object: 'text_completion' as const, created, model, choices: results.map((r, i) => textChoice(i, r)), usage: usageBody(choicesUsage(results.map((r) => r.usage))) };
+/** A body with several choices: `n` per prompt of a batch (`perPrompt`), prompt after prompt; usage as `batchUsage`. */
+export function textCompletionBodyOf(id: string, created: number, model: string, results: readonly GenerationResult[], perPrompt = results.length) {
+  return { id, object: 'text_completion' as const, created, model, choices: results.map((r, i) => textChoice(i, r)), usage: usageBody(batchUsage(results.map((r) => r.usage), perPrompt)) };
 }
 
 /**
@@ -88,6 +89,24 @@ export function choicesUsage(usages: readonly TokenUsage[]): TokenUsage {
   return first.cachedPromptTokens === undefined
     ? { promptTokens: first.promptTokens, completionTokens }
     : { promptTokens: first.promptTokens, completionTokens, cachedPromptTokens: first.cachedPromptTokens };
+}
+
+/**
+ * The usage of a completions batch: `perPrompt` choices (`n`) for each prompt in a row, each prompt's
+ * group counted as choicesUsage counts one request, the groups added up.
+ */
+export function batchUsage(usages: readonly TokenUsage[], perPrompt: number): TokenUsage {
+  if (usages.length <= perPrompt) return choicesUsage(usages);
+  let promptTokens = 0;
+  let completionTokens = 0;
+  let cached: number | undefined;
+  for (let start = 0; start < usages.length; start += perPrompt) {
+    const group = choicesUsage(usages.slice(start, start + perPrompt));
+    promptTokens += group.promptTokens;
+    completionTokens += group.completionTokens;
+    if (group.cachedPromptTokens !== undefined) cached = (cached ?? 0) + group.cachedPromptTokens;
+  }
+  return cached === undefined ? { promptTokens, completionTokens } : { promptTokens, completionTokens, cachedPromptTokens: cached };
 }
 
 function topEntry(entry: TopLogprob) {

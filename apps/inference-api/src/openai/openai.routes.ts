@@ -18,8 +18,11 @@ import {
 interface CompletionRouteSpec<Body> {
   readonly url: string;
   readonly schema: FastifySchema;
-  /** The validated body as an inference job (throws ApiError for what the schema cannot express). */
-  readonly job: (body: Body) => InferenceJob;
+  /**
+   * The validated body as an inference job, or one per prompt of a completions batch (throws
+   * ApiError for what the schema cannot express).
+   */
+  readonly job: (body: Body) => InferenceJob | readonly InferenceJob[];
   readonly operationId: string;
   readonly summary: string;
   readonly description: string;
@@ -57,10 +60,12 @@ export class OpenAIRoutes implements OnModuleInit {
       this.completionRoute<CompletionBody>({
         url: '/v1/completions',
         schema: { body: completionRequestSchema, response: { 200: textCompletionSchema } },
-        job: (body) => this.inference.completionJob(body),
+        job: (body) => this.inference.completionJobs(body),
         operationId: 'createCompletion',
         summary: 'Create a (legacy) text completion',
-        description: 'OpenAI-compatible. `stream: true` answers with server-sent events ending in `data: [DONE]`.',
+        description:
+          'OpenAI-compatible. `stream: true` answers with server-sent events ending in `data: [DONE]`. `prompt` may be a batch ' +
+          '(an array of strings): `n` choices per prompt, numbered prompt after prompt; usage adds up the prompts.',
         request: 'CreateCompletionRequest',
         json: 'TextCompletion',
         chunk: 'TextCompletion',
@@ -75,7 +80,10 @@ export class OpenAIRoutes implements OnModuleInit {
       schema: spec.schema,
       handler: async (request: FastifyRequest, reply: FastifyReply) => {
         const body = request.body as Body;
-        await this.responder.respond(spec.job(body), body, reply);
+        const job = spec.job(body);
+        if (!isBatch(job)) await this.responder.respond(job, body, reply);
+        else if (job.length === 1) await this.responder.respond(job[0] as InferenceJob, body, reply);
+        else await this.responder.respondBatch(job, body, reply);
         return reply;
       },
       openapi: {
@@ -96,4 +104,8 @@ export class OpenAIRoutes implements OnModuleInit {
       },
     };
   }
+}
+
+function isBatch(job: InferenceJob | readonly InferenceJob[]): job is readonly InferenceJob[] {
+  return Array.isArray(job);
 }

@@ -107,6 +107,9 @@ const toolCall = {
   },
 } as const;
 
+/** Most prompts in one POST /v1/completions (a batch); with `n`, prompts × n is at most the `n` maximum. */
+export const MAX_BATCH_PROMPTS = 32;
+
 export const chatMessageSchema = {
   type: 'object',
   required: ['role'],
@@ -188,8 +191,10 @@ export const completionRequestSchema = {
   properties: {
     model: { type: 'string', minLength: 1, example: 'tiny-llama' },
     prompt: {
-      description: 'A string, or an array holding exactly one string.',
-      oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1 }],
+      description:
+        `A string, or an array of up to ${MAX_BATCH_PROMPTS} strings (a batch: one choice per prompt, or \`n\` per prompt, numbered ` +
+        'prompt after prompt). Token-id prompts (arrays of integers) are not served: send text.',
+      oneOf: [{ type: 'string' }, { type: 'array', items: {}, minItems: 1, maxItems: MAX_BATCH_PROMPTS }],
     },
     max_tokens: { type: 'integer', minimum: 1, nullable: true, example: 16, description: 'Defaults to 16, as in OpenAI.' },
     ...sampling,
@@ -549,7 +554,8 @@ export interface EmbeddingBody {
 
 export interface CompletionBody {
   model: string;
-  prompt: string | string[];
+  /** A string, or a batch (checked by InferenceService.completionJobs: strings only). */
+  prompt: string | unknown[];
   max_tokens?: number | null;
   logprobs?: number | null;
   echo?: boolean | null;

@@ -20,6 +20,8 @@ export interface SseOptions {
    * request's usage (the prompt once, the completion tokens of all choices).
    */
   readonly choices?: number;
+  /** How the choices' usages add up (default choicesUsage: one prompt, every completion; a completions batch: batchUsage). */
+  readonly usageOf?: (usages: readonly TokenUsage[]) => TokenUsage;
 }
 
 /** A part of choice `choice` of a stream with several choices (absent: choice 0). */
@@ -80,7 +82,7 @@ export async function writeSse(
         finished += 1;
         if (!(await send(res, format.finish(part.finishReason, index)))) return 'aborted';
         if (finished === choices) {
-          const usage = choicesUsage(usages);
+          const usage = (options.usageOf ?? choicesUsage)(usages);
           options.onFinish?.(usage, extraHeaders, { firstPartMs, finishMs: reply.elapsedTime });
           if (options.includeUsage && !(await send(res, format.usage(usage)))) return 'aborted';
         }
