@@ -65,9 +65,9 @@ describe('errors', () => {
   });
 
   it('400 naming what is wrong with a value that can take several shapes', async () => {
-    const prompts = await post('/v1/completions', { model: 'm', prompt: ['a', 'b'] });
+    const prompts = await post('/v1/completions', { model: 'm', prompt: Array.from({ length: 33 }, () => 'a') });
     expect(prompts.status).toBe(400);
-    expect(prompts.body.error).toMatchObject({ param: 'prompt', message: "Invalid body 'prompt': must NOT have more than 1 items" });
+    expect(prompts.body.error).toMatchObject({ param: 'prompt', message: "Invalid body 'prompt': must NOT have more than 32 items" });
     const image = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] });
     expect(image.status).toBe(400);
     expect(image.body.error.param).toBe('messages[0].content[0].type');

@@ -2,6 +2,7 @@ import { builtinProviderDefinitions, loadModelsFile, ModelProviderRegistry, type
 import type { ApiKeyRecord } from '../common/api-keys.js';
 import { builtinModelsConfig } from '../models/builtin-model.js';
 import { ModelCatalog } from '../models/model-catalog.js';
+import { extraProviderDefinitions } from '../models/provider-definitions.js';
 import { type AppConfig, ConfigValidationError } from './app-config.js';
 
 /** What a configuration check found (for the `--check-config` line). */
@@ -21,7 +22,7 @@ export async function preflight(config: AppConfig): Promise<PreflightSummary> {
   let models: ModelsConfig;
   try {
     models = config.modelsFile ? await loadModelsFile(config.modelsFile) : builtinModelsConfig(config);
-    const registry = new ModelProviderRegistry(builtinProviderDefinitions);
+    const registry = new ModelProviderRegistry([...builtinProviderDefinitions, ...extraProviderDefinitions]);
     models.models.forEach((model, m) =>
       model.deployments.forEach((deployment, d) => {
         const { provider: kind, weight: _weight, priority: _priority, ...options } = deployment;

@@ -14,6 +14,7 @@ import { APP_CONFIG } from '../config/config.tokens.js';
 import { builtinModelsConfig, withBuiltinDir } from './builtin-model.js';
 import { ModelCatalog } from './model-catalog.js';
 import { MODEL_CATALOG, MODEL_ROUTER } from './models.tokens.js';
+import { extraProviderDefinitions } from './provider-definitions.js';
 
 const MODELS_CONFIG = Symbol.for('inference-api:models-config');
 
@@ -60,7 +61,7 @@ const providers: Provider[] = [
 /** Loads the models file (or the built-in model), creates and initialises every deployment. */
 @Global()
 @Module({
-  imports: [ModelProvidersModule.forRoot()],
+  imports: [ModelProvidersModule.forRoot({ definitions: extraProviderDefinitions })],
   providers,
   exports: [MODEL_ROUTER, MODEL_CATALOG],
 })
