@@ -104,7 +104,62 @@ describe('background responses (in-process store)', () => {
     expect(failed).toMatchObject({ status: 'failed', error: { code: 'server_error', message: 'The model server returned an error (HTTP 500): GPU on fire' }, output: [] });
   });
 
-  it('refuses what it cannot do: cancel a finished or synchronous response, stream in the background, background without store', async () => {
+  it('background with stream: the events as the run goes (queued, in_progress, then its output); the client may leave and resume with GET ?stream=true', async () => {
+    upstream.configure({ latencyMs: 300 });
+    try {
+      const events: Array<{ type: string; sequence_number: number; [key: string]: unknown }> = [];
+      for await (const event of await client.responses.create({ model: 'm', input: 'Streamed later', background: true, stream: true })) events.push(event as never);
+      expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
+      expect(events.slice(0, 3).map((e) => [e.type, (e['response'] as { status: string }).status])).toEqual([
+        ['response.created', 'queued'],
+        ['response.queued', 'queued'],
+        ['response.in_progress', 'in_progress'],
+      ]);
+      const last = events.at(-1)!;
+      expect(last.type).toBe('response.completed');
+      const final = last['response'] as Response;
+      expect(final.background).toBe(true);
+      expect(events.filter((e) => e.type === 'response.output_text.delta').map((e) => e['delta']).join('')).toBe(fakeReplyText('Streamed later', 6));
+      // The same events again, all of them or from where a client left off; the SDK's resume helper gets the same response.
+      const again: typeof events = [];
+      for await (const event of await client.responses.retrieve(final.id, { stream: true })) again.push(event as never);
+      expect(again.map((e) => [e.type, e.sequence_number])).toEqual(events.map((e) => [e.type, e.sequence_number]));
+      expect(again.at(-1)!['response']).toEqual(final);
+      const resumed: typeof events = [];
+      for await (const event of await client.responses.retrieve(final.id, { stream: true, starting_after: 4 })) resumed.push(event as never);
+      expect(resumed.map((e) => e.sequence_number)).toEqual(events.slice(5).map((e) => e.sequence_number));
+      expect((await client.responses.stream({ response_id: final.id, starting_after: 2 }).finalResponse()).output_text).toBe(final.output_text);
+
+      // A client that leaves early: the response still finishes.
+      const early = await client.responses.create({ model: 'm', input: 'Left early', background: true, stream: true });
+      let id = '';
+      for await (const event of early) {
+        id = (event as { response?: { id: string } }).response?.id ?? id;
+        break;
+      }
+      expect((await settle(client, id)).output_text).toBe(fakeReplyText('Left early', 6));
+    } finally {
+      upstream.configure({ latencyMs: 0 });
+    }
+  });
+
+  it('GET ?stream=true of a cancelled response ends with an error event; of an unknown one is a 404', async () => {
+    upstream.configure({ latencyMs: 5_000 });
+    try {
+      const slow = await client.responses.create({ model: 'm', input: 'Cancelled while followed', background: true });
+      const followed = fetch(`${server.url}/v1/responses/${slow.id}?stream=true`).then((res) => res.text());
+      await sleep(200);
+      await client.responses.cancel(slow.id);
+      const text = await followed;
+      expect(text).toContain('event: response.queued');
+      expect(text.trim().split('\n\n').at(-1)).toMatch(/^event: error\ndata: \{"type":"error","sequence_number":\d+,"code":"response_cancelled"/);
+    } finally {
+      upstream.configure({ latencyMs: 0 });
+    }
+    await apiError(client.responses.retrieve('resp_unknown', { stream: true }).then(async (stream) => { for await (const _ of stream) void _; }), OpenAI.NotFoundError);
+  });
+
+  it('refuses what it cannot do: cancel a finished or synchronous response, background without store', async () => {
     const sync = await client.responses.create({ model: 'm', input: 'Now' });
     expect((await apiError(client.responses.cancel(sync.id), OpenAI.BadRequestError)).message).toMatch(/synchronous response/);
     const bg = await client.responses.create({ model: 'm', input: 'Soon', background: true });
@@ -113,9 +168,6 @@ describe('background responses (in-process store)', () => {
     await apiError(client.responses.cancel('resp_unknown'), OpenAI.NotFoundError);
     const post = (body: object) =>
       fetch(`${server.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', input: 'x', ...body }) });
-    const streamed = await post({ background: true, stream: true });
-    expect(streamed.status).toBe(400);
-    expect(await streamed.json()).toMatchObject({ error: { param: 'stream', code: 'unsupported_parameter' } });
     const unstored = await post({ background: true, store: false });
     expect(unstored.status).toBe(400);
     expect(await unstored.json()).toMatchObject({ error: { param: 'store', message: 'Background mode requires `store` to be true.' } });
@@ -162,6 +214,24 @@ describe('background responses across processes (Redis)', () => {
     upstream.configure({ latencyMs: 0 });
     await sleep(300);
     expect((await onA.responses.retrieve(slow.id)).status).toBe('cancelled');
+  });
+
+  it('GET ?stream=true on another process follows a background response running here until it ends', async () => {
+    const onA = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const onB = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    upstream.configure({ latencyMs: 1_200 });
+    try {
+      const running = await onA.responses.create({ model: 'm', input: 'Followed from elsewhere', background: true });
+      const events: Array<{ type: string }> = [];
+      for await (const event of await onB.responses.retrieve(running.id, { stream: true })) events.push(event);
+      expect(events[0]!.type).toBe('response.created');
+      expect(events.at(-1)).toMatchObject({
+        type: 'response.completed',
+        response: { id: running.id, output: [{ content: [{ text: fakeReplyText('Followed from elsewhere', 4) }] }] },
+      });
+    } finally {
+      upstream.configure({ latencyMs: 0 });
+    }
   });
 
   it('a process shutting down lets its background responses finish during the drain, and records those still running at the deadline as failed', async () => {

@@ -204,7 +204,6 @@ describe('Responses API on the built-in llama.cpp model', () => {
   it('refuses what it does not serve, or an unknown previous response, with a 400 naming the field', async () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ conversation: 'conv_123' }, 'conversation'],
-      [{ background: true, stream: true }, 'stream'],
       [{ include: ['message.output_text.logprobs'] }, 'include'],
       [{ reasoning: { effort: 'low' } }, 'reasoning'],
       [{ tools: [{ type: 'web_search' }] }, 'tools[0].type'],

@@ -145,11 +145,30 @@ describe('stored responses (in-process store)', () => {
     expect(error.code).toBe('previous_response_not_found');
   });
 
+  it('streams a stored response again (GET ?stream=true): its events, ending with the response as stored', async () => {
+    const stored = await client.responses.create({ model: 'm', input: 'Stream me again' });
+    const events: Array<{ type: string; sequence_number: number; response?: unknown; delta?: string }> = [];
+    for await (const event of await client.responses.retrieve(stored.id, { stream: true })) events.push(event as never);
+    expect(events.map((e) => e.type)).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.output_text.delta',
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+    expect(events[4]!.delta).toBe(stored.output_text);
+    const { output_text: _text, ...asStored } = stored;
+    expect(events.at(-1)!.response).toEqual(asStored);
+    // Query strings are checked: starting_after is a sequence number.
+    expect((await fetch(`${server.url}/v1/responses/${stored.id}?stream=true&starting_after=x`)).status).toBe(400);
+  });
+
   it('refuses what it cannot serve on the stored routes with a clear 400', async () => {
     const stored = await client.responses.create({ model: 'm', input: 'Hi' });
-    const stream = await fetch(`${server.url}/v1/responses/${stored.id}?stream=true`);
-    expect(stream.status).toBe(400);
-    expect(await stream.json()).toMatchObject({ error: { param: 'stream', code: 'unsupported_parameter' } });
     const limit = await fetch(`${server.url}/v1/responses/${stored.id}/input_items?limit=500`);
     expect(limit.status).toBe(400);
     expect(await limit.json()).toMatchObject({ error: { type: 'invalid_request_error', param: 'limit', message: expect.stringContaining('from 1 to 100') } });

@@ -33,6 +33,11 @@ export class BackgroundResponses implements BackgroundWork {
     this.running.set(id, { controller, done });
   }
 
+  /** Settles when `id`, running in this process, has recorded its end; undefined when it does not run here. */
+  settled(id: string): Promise<void> | undefined {
+    return this.running.get(id)?.done;
+  }
+
   /** Stops `id` if it runs in this process; false when it does not (finished, or running elsewhere). */
   cancel(id: string): boolean {
     const entry = this.running.get(id);

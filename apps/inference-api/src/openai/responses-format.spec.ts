@@ -2,7 +2,16 @@ import type { StreamPart } from '@infer/model-providers';
 import { describe, expect, it } from 'vitest';
 import { errorBody } from '../common/api-error.js';
 import type { StoredResponse } from './response-store.js';
-import { continuation, type ResponseHead, ResponseStreamEvents, responseBody, responseEcho, responseId, storedInput } from './responses-format.js';
+import {
+  continuation,
+  type ResponseHead,
+  ResponseStreamEvents,
+  responseBody,
+  responseEcho,
+  responseId,
+  storedInput,
+  StoredResponseEvents,
+} from './responses-format.js';
 import type { ResponsesBody } from './responses.schemas.js';
 
 const head = (fields: Partial<ResponsesBody> = {}): ResponseHead => ({
@@ -256,6 +265,56 @@ describe('ResponseStreamEvents', () => {
     ]);
     const limited = parse(new ResponseStreamEvents(head()).failed(429, errorBody(429, 'slow down')));
     expect(limited[1]).toMatchObject({ response: { error: { code: 'rate_limit_exceeded' } } });
+  });
+});
+
+describe('StoredResponseEvents', () => {
+  const usage = { promptTokens: 1, completionTokens: 2 };
+  const stored = () => {
+    const live = run([
+      { type: 'delta', text: 'Hello' },
+      { type: 'refusal', text: 'but no' },
+      { type: 'tool_call', index: 0, id: 'call_1', name: 'f', arguments: '{"a":1}' },
+      { type: 'finish', finishReason: 'tool_calls', usage },
+    ]);
+    return { live, response: live.at(-1)!['response'] as { id: string; output: Record<string, unknown>[]; [k: string]: unknown } };
+  };
+
+  it('replays a finished response as its live stream went: the same events, in order, numbered from 0, ending with it', () => {
+    const { live, response } = stored();
+    const events = new StoredResponseEvents();
+    const all = parse(events.start(response) + events.end(response));
+    expect(all.map((e) => e.sequence_number)).toEqual(all.map((_, i) => i));
+    // The same events; a part is closed before the next one opens (live, text and a refusal may overlap).
+    expect(all.map((e) => e.type).sort()).toEqual(live.map((e) => e.type).sort());
+    expect(all.at(-1)!['response']).toEqual(response);
+    // Without overlapping parts (and one delta per part, as here), the very same order.
+    const plain = run([{ type: 'delta', text: 'Hi' }, { type: 'tool_call', index: 0, id: 'c', name: 'g', arguments: '{}' }, { type: 'finish', finishReason: 'stop', usage }]);
+    const plainEvents = new StoredResponseEvents();
+    const plainResponse = plain.at(-1)!['response'] as typeof response;
+    expect(parse(plainEvents.start(plainResponse) + plainEvents.end(plainResponse)).map((e) => e.type)).toEqual(plain.map((e) => e.type));
+    // Deltas carry the whole text of a part.
+    expect(all.find((e) => e.type === 'response.output_text.delta')).toMatchObject({ delta: 'Hello', content_index: 0 });
+    expect(all.find((e) => e.type === 'response.refusal.delta')).toMatchObject({ delta: 'but no', content_index: 1 });
+    expect(all.find((e) => e.type === 'response.function_call_arguments.done')).toMatchObject({ name: 'f', arguments: '{"a":1}' });
+  });
+
+  it('resumes after starting_after; a background response has response.queued; a cancelled one ends with an error event', () => {
+    const { response } = stored();
+    const events = new StoredResponseEvents(4);
+    const resumed = parse(events.start(response) + events.end(response));
+    expect(resumed[0]!.sequence_number).toBe(5);
+    const background = { ...response, background: true, status: 'queued', output: [] };
+    const followed = new StoredResponseEvents();
+    const head = parse(followed.start(background));
+    expect(head.map((e) => e.type)).toEqual(['response.created', 'response.queued']);
+    expect(followed.progress({ ...background, status: 'queued' })).toBe('');
+    const tail = parse(followed.end({ ...background, status: 'cancelled' }));
+    expect(tail.map((e) => [e.type, e.sequence_number])).toEqual([
+      ['response.in_progress', 2],
+      ['error', 3],
+    ]);
+    expect(tail[1]).toMatchObject({ code: 'response_cancelled' });
   });
 });
 

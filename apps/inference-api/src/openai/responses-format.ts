@@ -383,6 +383,109 @@ export class ResponseStreamEvents {
   }
 }
 
+/** A stored output item as the replay reads it (messages and function calls, as this server writes them). */
+interface StoredOutputItem {
+  readonly type: string;
+  readonly id: string;
+  readonly content?: ReadonlyArray<{ readonly type: string; readonly text?: string; readonly refusal?: string }>;
+  readonly name?: string;
+  readonly arguments?: string;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * The events of a stored response, streamed again (GET /v1/responses/{id}?stream=true, and a
+ * background response created with `stream: true`): the event types of a live stream, each content
+ * part's text in one delta. Numbered the same way every time for the same response (a background
+ * response streamed at its creation is streamed by this too), so `starting_after` (the last
+ * sequence_number a client saw) resumes where it left off; a response streamed live numbered every
+ * token, so its numbers do not carry over. The events:
+ * `response.created`, `response.queued` (background responses), `response.in_progress`, the items'
+ * events, then `response.completed` / `response.incomplete` / `response.failed` (a cancelled
+ * response ends with an `error` event, as there is no event for it). Frames numbered up to
+ * `startingAfter` are left out.
+ */
+export class StoredResponseEvents {
+  private sequence = 0;
+  private inProgressSent = false;
+
+  constructor(private readonly startingAfter = -1) {}
+
+  /** `response.created` (and `response.queued` for a background response), with the response as it is now, without output. */
+  start(response: ResponseObjectLike): string {
+    const pending = { ...response, output: [], usage: null };
+    let frames = this.frame('response.created', { response: pending });
+    if (response['background'] === true) {
+      frames += this.frame('response.queued', { response: { ...pending, status: 'queued' } });
+    }
+    return frames + this.progress(response);
+  }
+
+  /** `response.in_progress` once the response runs (or ran): '' while it is queued, and after the first time. */
+  progress(response: ResponseObjectLike): string {
+    if (this.inProgressSent || response['status'] === 'queued') return '';
+    this.inProgressSent = true;
+    return this.frame('response.in_progress', { response: { ...response, status: 'in_progress', output: [], usage: null } });
+  }
+
+  /** The events of a finished response: its output items, then the last event. */
+  end(response: ResponseObjectLike): string {
+    let frames = this.progress(response);
+    const output = response['output'] as readonly StoredOutputItem[];
+    output.forEach((item, index) => {
+      frames += item.type === 'message' ? this.message(item, index) : item.type === 'function_call' ? this.call(item, index) : '';
+    });
+    switch (response['status']) {
+      case 'completed':
+        return frames + this.frame('response.completed', { response });
+      case 'incomplete':
+        return frames + this.frame('response.incomplete', { response });
+      case 'failed':
+        return frames + this.frame('response.failed', { response });
+      default:
+        return frames + this.frame('error', { code: 'response_cancelled', message: 'This response was cancelled before it finished.', param: null });
+    }
+  }
+
+  private message(item: StoredOutputItem, index: number): string {
+    const base = { item_id: item.id, output_index: index };
+    let frames = this.frame('response.output_item.added', { output_index: index, item: { ...item, status: 'in_progress', content: [] } });
+    (item.content ?? []).forEach((part, contentIndex) => {
+      const at = { ...base, content_index: contentIndex };
+      if (part.type === 'refusal') {
+        const refusal = part.refusal ?? '';
+        frames += this.frame('response.content_part.added', { ...at, part: refusalPart('') });
+        if (refusal !== '') frames += this.frame('response.refusal.delta', { ...at, delta: refusal });
+        frames += this.frame('response.refusal.done', { ...at, refusal });
+      } else {
+        const text = part.text ?? '';
+        frames += this.frame('response.content_part.added', { ...at, part: outputText('') });
+        if (text !== '') frames += this.frame('response.output_text.delta', { ...at, delta: text, logprobs: [] });
+        frames += this.frame('response.output_text.done', { ...at, text, logprobs: [] });
+      }
+      frames += this.frame('response.content_part.done', { ...at, part });
+    });
+    return frames + this.frame('response.output_item.done', { output_index: index, item });
+  }
+
+  private call(item: StoredOutputItem, index: number): string {
+    const args = item.arguments ?? '';
+    let frames = this.frame('response.output_item.added', { output_index: index, item: { ...item, status: 'in_progress', arguments: '' } });
+    if (args !== '') frames += this.frame('response.function_call_arguments.delta', { item_id: item.id, output_index: index, delta: args });
+    frames += this.frame('response.function_call_arguments.done', { item_id: item.id, output_index: index, name: item.name, arguments: args });
+    return frames + this.frame('response.output_item.done', { output_index: index, item });
+  }
+
+  private frame(type: string, payload: Record<string, unknown>): string {
+    const sequence = this.sequence++;
+    if (sequence <= this.startingAfter) return '';
+    return `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence, ...payload })}\n\n`;
+  }
+}
+
+/** A Response object as stored (any version of this server wrote it). */
+export type ResponseObjectLike = { readonly id: string; readonly output: readonly Record<string, unknown>[]; readonly [field: string]: unknown };
+
 /**
  * A request's `input` as the stored items GET /v1/responses/{id}/input_items lists: each with an id
  * (OpenAI's prefixes: `msg_`, `fc_`, and `fco_` for function outputs), a text input as one user

@@ -216,8 +216,6 @@ describe('responsesChatBody', () => {
 
   it('refuses what this server cannot serve, naming the field; accepts their "off" values', () => {
     const cases: Array<[Record<string, unknown>, string]> = [
-      // Background responses are served, but not streamed.
-      [{ background: true, stream: true }, 'stream'],
       [{ include: ['message.output_text.logprobs'] }, 'include'],
       [{ reasoning: { effort: 'low' } }, 'reasoning'],
       [{ prompt: { id: 'pmpt_1' } }, 'prompt'],

@@ -121,9 +121,6 @@ function assertServable(body: ResponsesBody): void {
   if (body.conversation != null && body.previous_response_id != null) {
     throw ApiError.invalidRequest("'previous_response_id' and 'conversation' cannot be used together: a response continues one or the other.", 'conversation');
   }
-  if (body.background === true && body.stream === true) {
-    throw unsupported('Streaming a background response is not supported: create it without `stream` and poll GET /v1/responses/{id}.', 'stream');
-  }
   if (body.include != null && body.include.length > 0) throw unsupported("'include' is not supported: no extra output data is served.", 'include');
   if (body.reasoning != null) throw unsupported("'reasoning' is not supported: the served models are not reasoning models.", 'reasoning');
   if (body.prompt != null) throw unsupported("'prompt' (stored prompt templates) is not supported.", 'prompt');

@@ -24,6 +24,7 @@ import {
   responseEcho,
   responseId,
   storedInput,
+  StoredResponseEvents,
 } from './responses-format.js';
 import { responsesChatBody, responsesError } from './responses-request.js';
 import {
@@ -42,6 +43,11 @@ const CANCEL_POLL_MS = 1_000;
 
 /** The error of a background response whose process stopped without finishing it (see ResponsesRoutes.alive). */
 const PROCESS_LOST = 'The server process running this response stopped before it finished.';
+
+/** How often a stream following a background response (that does not run in this process) reads its record. */
+const REPLAY_POLL_MS = 500;
+/** A comment line on such a stream after this long without an event (NGINX cuts silent upstreams after proxy_read_timeout). */
+const REPLAY_KEEPALIVE_MS = 10_000;
 
 /** Waits before the retries of a background response's final write (the store failed). */
 const FINAL_WRITE_RETRIES = [250, 1_000, 4_000];
@@ -127,7 +133,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
           '(its conversation goes before `input`; its `instructions` do not carry over; unknown: 400 `previous_response_not_found`). ' +
           '`background: true` answers at once with `status: "queued"` and runs the response afterwards: poll ' +
           '`GET /v1/responses/{id}` (`in_progress`, then `completed`, `incomplete`, `failed` or `cancelled`), stop it with ' +
-          '`POST /v1/responses/{id}/cancel` (needs `store`; not with `stream`). ' +
+          '`POST /v1/responses/{id}/cancel` (needs `store`; with `stream`, its events as GET ?stream=true gives them). ' +
           '`conversation` (POST /v1/conversations) puts its items before `input` and gets the input and output added. ' +
           'Refused (400 `unsupported_parameter`): built-in tools, ' +
           '`reasoning`, a non-empty `include`, `prompt`, `truncation: "auto"`. With `stream: true`: `event: <type>` / ' +
@@ -154,18 +160,22 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
       method: 'GET',
       url: '/v1/responses/:id',
       schema: { params: responseIdParamsSchema, querystring: retrieveResponseQuerySchema },
-      handler: async (request: FastifyRequest) => {
+      handler: async (request: FastifyRequest, reply: FastifyReply) => {
         const { id } = request.params as { id: string };
-        if ((request.query as { stream?: string }).stream === 'true') {
-          throw ApiError.invalidRequest('Streaming a stored response again is not supported: leave out `stream`.', 'stream', 'unsupported_parameter');
-        }
-        return (await this.stored(id, request)).response;
+        const query = request.query as { stream?: string; starting_after?: string };
+        const record = await this.stored(id, request);
+        if (query.stream !== 'true') return record.response;
+        await this.replay(record, query.starting_after === undefined ? -1 : Number(query.starting_after), reply);
+        return reply;
       },
       openapi: {
         tags: ['OpenAI'],
         operationId: 'getResponse',
         summary: 'Retrieve a stored response',
-        description: 'The `Response` object as it was answered (`store: true`). `stream=true` is refused (400).',
+        description:
+          'The `Response` object as it was answered (`store: true`). With `stream=true`: its events again (SSE, as a streamed ' +
+          "response, each item's text in one delta; a background response still running is followed until it ends), from " +
+          '`starting_after` (the last `sequence_number` seen) on.',
         parameters: [idParam],
         responses: {
           200: { description: 'The stored response.', content: { 'application/json': { schema: ref('Response') } } },
@@ -271,7 +281,11 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
         );
       }
       if (target === undefined) throw ApiError.invalidRequest('Background mode requires `store` to be true.', 'store');
-      return this.startBackground(job, { ...head, background: true }, fail, target, conv, reply);
+      const queued = await this.startBackground(job, { ...head, background: true }, fail, target, conv, reply);
+      if (body.stream !== true) return queued;
+      // Streamed: its events as GET ?stream=true gives them (the client may leave and resume there; the run goes on).
+      await this.replay(this.record(queued, target), -1, reply);
+      return reply;
     }
     try {
       if (body.stream === true) {
@@ -401,6 +415,57 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
         await new Promise((resolve) => setTimeout(resolve, FINAL_WRITE_RETRIES[attempt]));
       }
     }
+  }
+
+  /**
+   * Streams a stored response's events (StoredResponseEvents) from `startingAfter` on. A background
+   * response still queued or running is followed: its record is read again when its run in this
+   * process ends, else every REPLAY_POLL_MS (a comment line every REPLAY_KEEPALIVE_MS keeps proxies
+   * from timing the stream out), and its output follows once it ended. The client leaving stops the
+   * stream, never the response.
+   */
+  private async replay(record: StoredResponse, startingAfter: number, reply: FastifyReply): Promise<void> {
+    const store = this.store as ResponseStore;
+    const id = record.response.id;
+    const events = new StoredResponseEvents(startingAfter);
+    openSse(reply, undefined);
+    const res = reply.raw;
+    let current: StoredResponse | undefined = record;
+    if (!(await sendFrames(res, events.start(current.response)))) return;
+    let quietSince = Date.now();
+    while (isRunning(current)) {
+      const here = this.background.settled(id);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          res.off('close', done);
+          resolve();
+        };
+        const timer = setTimeout(done, REPLAY_POLL_MS);
+        res.once('close', done);
+        void here?.then(done);
+      });
+      if (res.destroyed) return;
+      try {
+        const read: StoredResponse | undefined = await store.get(id, record.owner);
+        current = read === undefined ? undefined : await this.alive(read);
+      } catch (error) {
+        // The store is unreachable for now: keep following.
+        reply.request.log.warn({ response: id, detail: error instanceof Error ? error.message : String(error) }, 'following a background response: the store did not answer');
+      }
+      if (current === undefined) {
+        res.end(`event: error\ndata: ${JSON.stringify({ type: 'error', code: 'not_found', message: `Response with id '${id}' was deleted.`, param: null })}\n\n`);
+        return;
+      }
+      let frames = events.progress(current.response);
+      if (frames === '' && Date.now() - quietSince >= REPLAY_KEEPALIVE_MS) frames = ': keep-alive\n\n';
+      if (frames !== '') {
+        quietSince = Date.now();
+        if (!(await sendFrames(res, frames))) return;
+      }
+    }
+    if (!(await sendFrames(res, events.end(current.response)))) return;
+    res.end();
   }
 
   /**

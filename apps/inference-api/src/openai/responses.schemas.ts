@@ -143,7 +143,7 @@ export const responsesRequestSchema = {
       nullable: true,
       description:
         '`true`: answered at once with `status: "queued"`, run afterwards; poll `GET /v1/responses/{id}`, stop with ' +
-        '`POST /v1/responses/{id}/cancel`. Needs `store`; not with `stream`.',
+        '`POST /v1/responses/{id}/cancel`. Needs `store`; with `stream`, the events as GET `?stream=true` gives them.',
     },
     include: { type: 'array', nullable: true, items: { type: 'string' }, description: unsupported('a non-empty list') },
     reasoning: { type: 'object', nullable: true, description: unsupported('anything but null') },
