@@ -66,6 +66,18 @@ interface StoreTarget {
   readonly owner: string | null;
 }
 
+/** What a background response's run needs of the request that created it (copied: that request is answered at once). */
+interface BackgroundRun {
+  readonly job: InferenceJob;
+  readonly head: ResponseHead;
+  readonly fail: (error: unknown) => unknown;
+  readonly target: StoreTarget;
+  readonly conv: ConversationTarget | undefined;
+  readonly headers: FastifyRequest['headers'];
+  /** The API key's name (usage metrics). */
+  readonly key: string | undefined;
+}
+
 /** The conversation a response belongs to (`conversation`): its input and output are added to it once it finished. */
 interface ConversationTarget {
   readonly id: string;
@@ -321,7 +333,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
     const headers = { ...reply.request.headers };
     const key = reply.request.apiKey?.name;
     this.background.start(head.id, (signal) =>
-      this.runBackground(job, head, fail, target, conv, headers, key, signal).catch((error: unknown) =>
+      this.runBackground({ job, head, fail, target, conv, headers, key }, signal).catch((error: unknown) =>
         this.logger.error({ msg: 'background response failed unexpectedly', response: head.id, err: error instanceof Error ? error.stack : String(error) }),
       ),
     );
@@ -335,16 +347,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
    * leaves the `cancelled` record the cancel route wrote; stopped by a shutdown, it records
    * `failed`. A record cancelled or deleted meanwhile is never overwritten by the end.
    */
-  private async runBackground(
-    job: InferenceJob,
-    head: ResponseHead,
-    fail: (error: unknown) => unknown,
-    target: StoreTarget,
-    conv: ConversationTarget | undefined,
-    headers: FastifyRequest['headers'],
-    key: string | undefined,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async runBackground(run: BackgroundRun, signal: AbortSignal): Promise<void> {
+    const { head, target } = run;
     const store = this.store as ResponseStore;
     const id = head.id;
     const owner = target.owner;
@@ -361,7 +365,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
       : undefined;
     const renew = store.shared ? setInterval(() => void store.holdLease(id), store.leaseMs / 3) : undefined;
     try {
-      await this.runToEnd(job, head, fail, target, conv, headers, key, signal);
+      await this.runToEnd(run, signal);
     } finally {
       clearInterval(watch);
       clearInterval(renew);
@@ -370,16 +374,7 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
   }
 
   /** runBackground's generation and final write (the lease is held meanwhile). */
-  private async runToEnd(
-    job: InferenceJob,
-    head: ResponseHead,
-    fail: (error: unknown) => unknown,
-    target: StoreTarget,
-    conv: ConversationTarget | undefined,
-    headers: FastifyRequest['headers'],
-    key: string | undefined,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async runToEnd({ job, head, fail, target, conv, headers, key }: BackgroundRun, signal: AbortSignal): Promise<void> {
     const store = this.store as ResponseStore;
     const { id } = head;
     const { owner } = target;
