@@ -93,6 +93,9 @@ describe('errors', () => {
       // Malformed tools and tool messages.
       // (schema errors carry the code 'invalid_request')
       [{ model: 'm', messages, tools: 'f' }, 'tools', 'invalid_request', /must be array/],
+      // Other tool types: the type is what is wrong (not a missing 'function').
+      [{ model: 'm', messages, tools: [{ type: 'custom', custom: { name: 'x' } }] }, 'tools[0].type', 'invalid_request', /allowed values \(function\)/],
+      [{ model: 'm', messages, tools: [{ type: 'function' }] }, 'tools[0].function', null, /needs 'function'/],
       [{ model: 'm', messages, tools: [{ type: 'function', function: { name: 'bad name!' } }] }, 'tools[0].function.name', 'invalid_request', /pattern/],
       [{ model: 'm', messages, tools: [tool, tool] }, 'tools[1].function.name', null, /used twice/],
       [{ model: 'm', messages, tool_choice: 'required' }, 'tool_choice', null, /only allowed when 'tools' are specified/],

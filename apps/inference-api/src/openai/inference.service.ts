@@ -278,7 +278,8 @@ function toolMessage(m: ChatCompletionBody['messages'][number], index: number): 
 function toolDefinitions(tools: NonNullable<ChatCompletionBody['tools']>): ToolDefinition[] {
   const seen = new Set<string>();
   return tools.map((t, i) => {
-    const fn = t.function;
+    const fn = t.function as (typeof t)['function'] | undefined;
+    if (fn === undefined) throw ApiError.invalidRequest(`tools[${i}]: a function tool needs 'function' (its name, description and parameters).`, `tools[${i}].function`);
     if (seen.has(fn.name)) throw ApiError.invalidRequest(`tools[${i}]: the function name '${fn.name}' is used twice.`, `tools[${i}].function.name`);
     seen.add(fn.name);
     const definition: Mutable<ToolDefinition> = { name: fn.name };

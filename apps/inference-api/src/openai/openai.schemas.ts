@@ -127,9 +127,11 @@ export const chatMessageSchema = {
 
 const tool = {
   type: 'object',
-  required: ['type', 'function'],
+  // `function` is required too (checked by InferenceService): listed here, Ajv would report a missing
+  // `function` before an unsupported `type` (e.g. `custom` tools), which is the real problem.
+  required: ['type'],
   properties: {
-    type: { type: 'string', enum: ['function'] },
+    type: { type: 'string', enum: ['function'], description: 'Only function tools are supported (`function` is required).' },
     function: {
       type: 'object',
       required: ['name'],
