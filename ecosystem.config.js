@@ -132,7 +132,8 @@ export const apps = [
  * configuration is checked with `main.js --check-config` (the environment, the models file,
  * API_KEYS_FILE): a bad value stops the command here, with the app's message, instead of new workers
  * failing to boot while PM2 stops the old ones after listen_timeout. Only when the PM2 CLI loads this
- * file, and only once the app is built.
+ * file, and only once the app is built. It sees the environment of the command: a variable PM2 kept
+ * from an earlier `pm2 start` and the command does not set is not checked (see deploy/README.md).
  */
 function checkConfig() {
   const main = resolve(root, 'apps/inference-api/dist/main.js');
@@ -156,6 +157,8 @@ function checkConfig() {
     }
   }
 }
-if (basename(process.argv[1] ?? '') === 'pm2' && process.env.INFER_SKIP_CONFIG_CHECK !== '1') checkConfig();
+/** The PM2 commands that start workers (not stop, delete, ls, ...: those work whatever the configuration). */
+const STARTING = new Set(['start', 'restart', 'reload', 'gracefulReload', 'startOrRestart', 'startOrReload', 'startOrGracefulReload']);
+if (basename(process.argv[1] ?? '') === 'pm2' && process.argv.some((arg) => STARTING.has(arg)) && process.env.INFER_SKIP_CONFIG_CHECK !== '1') checkConfig();
 
 export default { apps };

@@ -284,7 +284,7 @@ describe('background responses across processes (Redis)', () => {
       const failed = await settle(onSurvivor, lost.id, 8_000);
       expect(failed).toMatchObject({
         status: 'failed',
-        error: { code: 'server_error', message: 'The server process running this response stopped before it finished.' },
+        error: { code: 'server_error', message: 'The server process running this response stopped before it recorded the end (it stopped, or could not reach the response store).' },
       });
       expect(Date.now() - killedAt).toBeLessThan(4_500);
       expect(survivor.output()).toContain('recorded a background response as failed');

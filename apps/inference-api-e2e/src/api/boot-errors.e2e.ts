@@ -72,6 +72,12 @@ describe('boot errors of the server process', () => {
     await writeFile(wrong, 'models:\n  - name: m\n    deployments:\n      - provider: openai-compatible\n        baseUrl: http://127.0.0.1:9/v1\n        model: fake\n        timeoutMs: soon\n');
     expectOneLineRefusal(await run({ MODELS_FILE: wrong, PORT: '0' }), /models\[0\]\.deployments\[0\]\.timeoutMs must be integer/);
     expectOneLineRefusal(await run({ MODELS_FILE: wrong }, ['--check-config']), /timeoutMs must be integer/);
+    // What the provider itself checks when it is made (not the schema): an API key variable that is not set.
+    const keyed = join(dir, 'keyed.yaml');
+    await writeFile(keyed, 'models:\n  - name: m\n    deployments:\n      - provider: openai-compatible\n        baseUrl: http://127.0.0.1:9/v1\n        model: fake\n        apiKeyEnv: INFER_E2E_UNSET_KEY\n');
+    expectOneLineRefusal(await run({ MODELS_FILE: keyed }, ['--check-config']), /apiKeyEnv: the environment variable INFER_E2E_UNSET_KEY is not set/);
+    expectOneLineRefusal(await run({ MODELS_FILE: keyed, PORT: '0' }), /INFER_E2E_UNSET_KEY is not set/);
+    expect((await run({ MODELS_FILE: keyed, INFER_E2E_UNSET_KEY: 'sk-x' }, ['--check-config'])).code).toBe(0);
   });
 
   it('REDIS_URL and TRUST_PROXY are checked at once, a Redis password never shown', async () => {

@@ -64,6 +64,25 @@ describe('response cache on Redis, two app processes', () => {
     expect(upstream.requestCount).toBe(1);
   });
 
+  it("an upstream 429 reaches a request that waited on the other process's call with the same retry-after", async () => {
+    const prompt = uniquePrompt('limited');
+    upstream.configure({ latencyMs: 800, failNext: { count: 1, status: 429, headers: { 'retry-after': '7' } } });
+    try {
+      const leader = chat(a, prompt);
+      await sleep(150);
+      const follower = await chat(b, prompt);
+      const first = await leader;
+      expect(upstream.requestCount).toBe(1);
+      for (const answer of [first, follower]) {
+        expect(answer.status).toBe(429);
+        expect(answer.headers.get('retry-after')).toBe('7');
+        expect((answer.json as { error: { code: string } }).error.code).toBe('rate_limit_exceeded');
+      }
+    } finally {
+      upstream.configure({ latencyMs: 0 });
+    }
+  });
+
   it('embeddings stored by one process are served by the other, under their own namespace', async () => {
     const input = [uniquePrompt('emb-shared')];
     const embed = (server: ApiServer) =>

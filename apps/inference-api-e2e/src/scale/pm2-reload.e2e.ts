@@ -156,5 +156,8 @@ describe('PM2 cluster mode behind NGINX', () => {
     expect(after.map((a) => a.pm2_env.status)).toEqual(['online', 'online']);
     expect(after.map((a) => a.pid).sort()).toEqual(before);
     for (let i = 0; i < 5; i++) await chatOnce(nginx.url, `after a refused reload ${i}`);
+    // Stopping through the file is not checked: a broken configuration never keeps workers from stopping.
+    await pm2.run(['stop', 'ecosystem.config.js', '--only', 'inference-api'], { LOG_LEVEL: 'verbose' });
+    expect((await pm2.list()).map((a) => a.pm2_env.status)).toEqual(['stopped', 'stopped']);
   });
 });

@@ -24,12 +24,13 @@ export type AcquireResult = 'acquired' | 'cached' | 'busy' | 'unavailable';
 
 export type CoalesceMessage =
   | { readonly t: 'ok'; readonly e: CacheEntry }
-  | { readonly t: 'err'; readonly s: number; readonly b: OpenAIErrorBody }
+  /** `r`: the upstream's retry-after in seconds, when it gave one. */
+  | { readonly t: 'err'; readonly s: number; readonly b: OpenAIErrorBody; readonly r?: number }
   | { readonly t: 'retry' };
 
 export type WaitOutcome =
   | { readonly kind: 'entry'; readonly entry: CacheEntry }
-  | { readonly kind: 'error'; readonly status: number; readonly body: OpenAIErrorBody }
+  | { readonly kind: 'error'; readonly status: number; readonly body: OpenAIErrorBody; readonly retryAfterSeconds?: number }
   /** Lead: with the lock (`lock` set), or without it (deadline passed, Redis unavailable). */
   | { readonly kind: 'lead'; readonly lock: HeldLock | undefined }
   | { readonly kind: 'aborted' };
@@ -142,7 +143,7 @@ export class RedisCoalescer {
       for (;;) {
         const message = inbox.shift();
         if (message?.t === 'ok') return { kind: 'entry', entry: message.e };
-        if (message?.t === 'err') return { kind: 'error', status: message.s, body: message.b };
+        if (message?.t === 'err') return { kind: 'error', status: message.s, body: message.b, ...(message.r === undefined ? {} : { retryAfterSeconds: message.r }) };
         // No message yet, or 'retry' (the leader was aborted): look at the lock and the entry.
         if (signal.aborted) return { kind: 'aborted' };
         if (Date.now() >= deadline) return { kind: 'lead', lock: undefined };
@@ -217,7 +218,9 @@ export function parseMessage(raw: string): CoalesceMessage | undefined {
     const body = m['b'] as OpenAIErrorBody | undefined;
     const error = body?.error;
     if (error && typeof error === 'object' && typeof error.message === 'string' && typeof error.type === 'string') {
-      return { t: 'err', s: m['s'], b: { error: { message: error.message, type: error.type, param: error.param ?? null, code: error.code ?? null } } };
+      const r = m['r'];
+      const retryAfter = typeof r === 'number' && Number.isInteger(r) && r >= 0 ? { r } : {};
+      return { t: 'err', s: m['s'], b: { error: { message: error.message, type: error.type, param: error.param ?? null, code: error.code ?? null } }, ...retryAfter };
     }
   }
   return undefined;

@@ -26,7 +26,7 @@ export interface RedisStore {
 }
 
 /**
- * Optimistic concurrency on the entries Keyv keeps (the same Redis keys, the same `{value, expires}`
+ * Raw access to the entries Keyv keeps, for what Keyv cannot do. Optimistic concurrency on them (the same Redis keys, the same `{value, expires}`
  * JSON): read an entry with a token of its raw text, then write only if the entry is still that text
  * (a Lua compare-and-set on its SHA-1). A caller that loses reads again and retries its change, so
  * two processes changing one record never lose each other's change.
@@ -36,6 +36,14 @@ export interface AtomicEntries {
   read(key: string): Promise<{ readonly value: unknown; readonly token: string }>;
   /** Writes `value` with a TTL of `ttlMs` if the entry is still what `token` saw; false when it changed. */
   compareAndSet(key: string, token: string, value: unknown, ttlMs: number): Promise<boolean>;
+  /**
+   * A flag under `key` that Redis expires after `ttlMs` (SET PX): unlike a Keyv entry, whose
+   * `expires` each reader compares with its own clock, it lives exactly as long as Redis says, whatever
+   * the clocks of the hosts (leases).
+   */
+  setFlag(key: string, ttlMs: number): Promise<void>;
+  hasFlag(key: string): Promise<boolean>;
+  deleteFlag(key: string): Promise<void>;
 }
 
 /** KEYS[1] the entry; ARGV: the SHA-1 of the text read ('' for none), the new text, its TTL in ms. */
@@ -77,9 +85,11 @@ export function createRedisStore(
   });
   keyv.on('error', onError);
   const entryKey = (key: string): string => adapter.createKeyPrefix(key, namespace);
+  // Unbounded here: the caller runs them through RedisConnection.call (one timeout, one breaker count).
+  const client = connection.client;
   const atomic: AtomicEntries = {
     async read(key) {
-      const raw = await connection.call((client) => client.get(entryKey(key)));
+      const raw = await client.get(entryKey(key));
       if (raw === null) return { value: undefined, token: '' };
       const data = safeParse<unknown>(raw);
       // As Keyv's get: an entry past its `expires` is none (Redis drops it by its own TTL anyway).
@@ -88,8 +98,17 @@ export function createRedisStore(
     },
     async compareAndSet(key, token, value, ttlMs) {
       const text = JSON.stringify({ value, expires: Date.now() + ttlMs });
-      const reply = await connection.call((client) => client.eval(COMPARE_AND_SET, { keys: [entryKey(key)], arguments: [token, text, String(ttlMs)] }));
+      const reply = await client.eval(COMPARE_AND_SET, { keys: [entryKey(key)], arguments: [token, text, String(ttlMs)] });
       return reply === 1;
+    },
+    async setFlag(key, ttlMs) {
+      await client.set(entryKey(key), '1', { PX: ttlMs });
+    },
+    async hasFlag(key) {
+      return (await client.exists(entryKey(key))) === 1;
+    },
+    async deleteFlag(key) {
+      await client.del(entryKey(key));
     },
   };
   return { keyv, entryKey, atomic };

@@ -12,7 +12,7 @@ import {
 import type { Cache } from 'cache-manager';
 import { abortControllers } from '../common/abort-pool.js';
 import { ApiError } from '../common/api-error.js';
-import { mapError } from '../common/error-mapping.js';
+import { mapError, retryAfterOf } from '../common/error-mapping.js';
 import type { InferenceJob } from '../openai/inference.service.js';
 import type { CacheClient } from '../common/client-link.js';
 import { ageSeconds, type CacheEntry, entryFromResult, parseEntry, replayParts, replayStream, resultOf } from './cache-entry.js';
@@ -310,7 +310,7 @@ export class ResponseCacheService {
               return this.settleFromElsewhere(flight, outcome.entry, 'remote');
             case 'error': {
               const e = outcome.body.error;
-              throw new ApiError(outcome.status, e.message, e.type, e.code, e.param);
+              throw new ApiError(outcome.status, e.message, e.type, e.code, e.param, outcome.retryAfterSeconds);
             }
             case 'aborted':
               throw abortedError();
@@ -352,7 +352,8 @@ export class ResponseCacheService {
         await this.coalescer?.publish(key, { t: 'retry' });
       } else {
         const { status, body } = mapError(error);
-        await this.coalescer?.publish(key, { t: 'err', s: status, b: body });
+        const wait = retryAfterOf(error);
+        await this.coalescer?.publish(key, { t: 'err', s: status, b: body, ...(wait === undefined ? {} : { r: wait }) });
       }
     } finally {
       await lock.release();

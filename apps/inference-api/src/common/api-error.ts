@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly type: string = errorTypeForStatus(status),
     readonly code: string | null = null,
     readonly param: string | null = null,
+    /** Sent as `retry-after` (seconds): an upstream's, passed on (e.g. by another process's leader). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }

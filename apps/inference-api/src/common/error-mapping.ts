@@ -9,6 +9,12 @@ export interface MappedError {
   readonly unexpected: boolean;
 }
 
+/** The `retry-after` (seconds) an error asks a client to wait: an upstream's, carried by the error. */
+export function retryAfterOf(error: unknown): number | undefined {
+  if (error instanceof ModelProviderError || error instanceof ApiError) return error.retryAfterSeconds;
+  return undefined;
+}
+
 /** HTTP status for each provider error code. The switch fails to compile when a code is added. */
 export function statusForProviderError(code: ModelProviderErrorCode): number {
   switch (code) {

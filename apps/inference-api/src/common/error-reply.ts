@@ -1,6 +1,5 @@
-import { ModelProviderError } from '@infer/model-providers';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { mapError } from './error-mapping.js';
+import { mapError, retryAfterOf } from './error-mapping.js';
 
 /**
  * Writes any error as the OpenAI-shaped JSON body with the right status: the one place where errors
@@ -24,6 +23,7 @@ export function replyWithError(error: unknown, request: FastifyRequest, reply: F
     return;
   }
   // An upstream's `retry-after` (429, 503) reaches the client: the OpenAI SDKs wait that long before retrying.
-  if (error instanceof ModelProviderError && error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  const wait = retryAfterOf(error);
+  if (wait !== undefined) reply.header('retry-after', String(wait));
   void reply.status(status).header('content-type', 'application/json; charset=utf-8').send(body);
 }

@@ -99,7 +99,7 @@ describe('loadAppConfig', () => {
     }
     for (const url of ['redis://127.0.0.1:6379', 'rediss://user:pw@cache.internal:6380/2', 'redis://h/']) expect(message({ REDIS_URL: url }), url).toBe('no error');
     expect(message({ TRUST_PROXY: 'garbage' })).toContain('TRUST_PROXY must be');
-    expect(message({ TRUST_PROXY: '10.0.0.0/33' })).toContain('"10.0.0.0/33"');
+    for (const value of ['10.0.0.0/33', '10.0.0.0/0', '::/0', '10.0.0.0/255.0.255.0']) expect(message({ TRUST_PROXY: value }), value).toContain(JSON.stringify(value));
     for (const value of ['true', 'false', '2', 'loopback', '10.0.0.0/8, 192.168.1.7', 'loopback,fd00::/8', '10.0.0.0/255.0.0.0']) {
       expect(message({ TRUST_PROXY: value }), value).toBe('no error');
     }

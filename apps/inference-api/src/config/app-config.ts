@@ -1,5 +1,5 @@
-import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import proxyAddr from '@fastify/proxy-addr';
 import { Ajv } from 'ajv';
 import { ApiKeysFileError, loadApiKeysFile } from '../common/api-keys-file.js';
 import { type ApiKeyRecord, anonymousKeys } from '../common/api-keys.js';
@@ -245,29 +245,27 @@ function redisUrlProblems(value: string): string[] {
   return [];
 }
 
-/** TRUST_PROXY: true, false, a hop count, or addresses / CIDR ranges / loopback, linklocal, uniquelocal, comma-separated (Fastify's proxy-addr forms). */
+/**
+ * TRUST_PROXY: true, false, a hop count, or addresses / CIDR ranges / loopback, linklocal, uniquelocal,
+ * comma-separated: checked with @fastify/proxy-addr, which Fastify hands the value to (its error would
+ * otherwise come at boot, as a stack trace).
+ */
 function trustProxyProblems(value: string): string[] {
   if (value === 'true' || value === 'false' || /^\d+$/.test(value)) return [];
   const bad = value
     .split(',')
     .map((entry) => entry.trim())
-    .filter((entry) => !isTrustedProxyEntry(entry));
+    .filter((entry) => {
+      try {
+        proxyAddr.compile(entry);
+        return false;
+      } catch {
+        return true;
+      }
+    });
   return bad.length === 0
     ? []
     : [`TRUST_PROXY must be true, false, a number of hops, or IP addresses, CIDR ranges, loopback, linklocal or uniquelocal, comma-separated (not ${bad.map((entry) => JSON.stringify(entry)).join(', ')})`];
-}
-
-function isTrustedProxyEntry(entry: string): boolean {
-  if (entry === 'loopback' || entry === 'linklocal' || entry === 'uniquelocal') return true;
-  const slash = entry.indexOf('/');
-  const address = slash < 0 ? entry : entry.slice(0, slash);
-  const version = isIP(address);
-  if (version === 0) return false;
-  if (slash < 0) return true;
-  const range = entry.slice(slash + 1);
-  // A prefix length, or (IPv4) a netmask.
-  if (/^\d+$/.test(range)) return Number(range) <= (version === 4 ? 32 : 128);
-  return version === 4 && isIP(range) === 4;
 }
 
 function parseTrustProxy(value: string): boolean | number | string {

@@ -1,6 +1,15 @@
-import { builtinProviderDefinitions, loadModelsFile, ModelProviderRegistry, type ModelsConfig, ProviderConfigError } from '@infer/model-providers';
+import {
+  builtinProviderDefinitions,
+  createDeployments,
+  loadModelsFile,
+  ModelProviderError,
+  ModelProviderRegistry,
+  type ModelsConfig,
+  ProviderConfigError,
+  silentLogger,
+} from '@infer/model-providers';
 import type { ApiKeyRecord } from '../common/api-keys.js';
-import { builtinModelsConfig } from '../models/builtin-model.js';
+import { builtinModelsConfig, withBuiltinDir } from '../models/builtin-model.js';
 import { ModelCatalog } from '../models/model-catalog.js';
 import { extraProviderDefinitions } from '../models/provider-definitions.js';
 import { type AppConfig, ConfigValidationError } from './app-config.js';
@@ -14,23 +23,22 @@ export interface PreflightSummary {
 /**
  * Checks what the app would only find out while booting, without loading any model or opening a
  * connection: the models file (readable, well-formed, every deployment's options valid for its
- * provider kind), the model lists of API_KEYS_FILE against it. Run by main.ts before Nest starts
+ * provider, as the provider itself checks them), the model lists of API_KEYS_FILE against it. Run by main.ts before Nest starts
  * (a bad file is one line on stderr, not a stack trace) and by `main.js --check-config` (what
  * ecosystem.config.js runs before PM2 starts or reloads workers). Throws ConfigValidationError.
  */
 export async function preflight(config: AppConfig): Promise<PreflightSummary> {
   let models: ModelsConfig;
   try {
-    models = config.modelsFile ? await loadModelsFile(config.modelsFile) : builtinModelsConfig(config);
+    models = withBuiltinDir(config.modelsFile ? await loadModelsFile(config.modelsFile) : builtinModelsConfig(config), config);
+    // Each deployment's provider is made (its options checked as the app checks them: the schema, then
+    // the provider's own rules, e.g. an apiKeyEnv that is not set) and closed at once: nothing is loaded
+    // or connected before init().
     const registry = new ModelProviderRegistry([...builtinProviderDefinitions, ...extraProviderDefinitions]);
-    models.models.forEach((model, m) =>
-      model.deployments.forEach((deployment, d) => {
-        const { provider: kind, weight: _weight, priority: _priority, ...options } = deployment;
-        registry.validate(kind, options, `models[${m}].deployments[${d}]`);
-      }),
-    );
+    const deployments = createDeployments(models, registry, { env: process.env, logger: silentLogger });
+    await Promise.allSettled(deployments.map((deployment) => deployment.provider.close()));
   } catch (error) {
-    if (error instanceof ProviderConfigError) throw new ConfigValidationError(`Invalid configuration: ${error.message}`);
+    if (error instanceof ProviderConfigError || error instanceof ModelProviderError) throw new ConfigValidationError(`Invalid configuration: ${error.message}`);
     throw error;
   }
   const catalog = new ModelCatalog(models);

@@ -213,12 +213,16 @@ export class ResponseStore {
    * while it runs, so that the others can tell a response still running from one whose process died
    * (SIGKILL, OOM, a lost host). A key of its own (`lease:<id>`, expiring by itself after `leaseMs`)
    * rather than a field of the record: renewing it never races with a cancel writing the record.
+   * A plain Redis key with a Redis TTL (not a Keyv entry, whose expiry each reader would judge by its
+   * own clock): hosts whose clocks differ agree on it.
    * False (logged) when the store could not take it.
    */
   async holdLease(id: string): Promise<boolean> {
-    if (!this.shared) return true;
+    const atomic = this.atomic;
+    if (!this.shared || atomic === undefined) return true;
     try {
-      return (await this.call(() => this.keyv.set(leaseKey(id), 1, this.leaseMs))) !== false;
+      await this.call(() => atomic.setFlag(leaseKey(id), this.leaseMs));
+      return true;
     } catch (error) {
       this.logger.warn(`renewing the lease of background response ${id} failed: ${error instanceof Error ? error.message : String(error)}`);
       return false;
@@ -231,14 +235,15 @@ export class ResponseStore {
    * be reached.
    */
   async leaseHeld(id: string): Promise<boolean> {
-    if (!this.shared) return true;
-    const value = await this.call(() => this.keyv.get<unknown>(leaseKey(id)));
-    return value !== undefined && value !== null;
+    const atomic = this.atomic;
+    if (!this.shared || atomic === undefined) return true;
+    return this.call(() => atomic.hasFlag(leaseKey(id)));
   }
 
   /** Drops the lease of a background response that ended. */
   async releaseLease(id: string): Promise<void> {
-    if (this.shared) await this.call(() => this.keyv.delete(leaseKey(id)));
+    const atomic = this.atomic;
+    if (this.shared && atomic !== undefined) await this.call(() => atomic.deleteFlag(leaseKey(id)));
   }
 
   /** The conversation `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */

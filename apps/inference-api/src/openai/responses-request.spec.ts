@@ -273,6 +273,12 @@ describe('responsesChatBody', () => {
     expect(chatOf({ top_k: 1, logit_bias: { '5': 1 } })).toMatchObject({ top_k: 1, logit_bias: { '5': 1 } });
   });
 
+  it("takes an assistant turn's refusal part as what it said; refuses one in another role", () => {
+    const input = (role: string) => [{ role, content: [{ type: 'refusal', refusal: 'No.' }] }];
+    expect(chatOf({ input: [...input('assistant'), { role: 'user', content: 'Why?' }] }).messages[0]).toEqual({ role: 'assistant', content: 'No.' });
+    expect(thrown(() => chatOf({ input: input('user') }))).toMatchObject({ param: 'input[0].content[0].type', code: 'unsupported_value' });
+  });
+
   it('takes back what a Response echoes: tool_choice auto/none without tools, top_logprobs 0 or null, truncation disabled; drops max_tool_calls', () => {
     for (const toolChoice of ['auto', 'none'] as const) {
       expect(chatOf({ tool_choice: toolChoice, tools: [] })).not.toHaveProperty('tool_choice');

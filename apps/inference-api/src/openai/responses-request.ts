@@ -142,7 +142,7 @@ function inputMessages(items: readonly ResponsesInputItem[], messages: ChatMessa
     if (type === 'message') {
       if (item.role === undefined) throw ApiError.invalidRequest(`input[${i}]: a message needs a 'role'.`, `input[${i}].role`);
       if (item.content === undefined) throw ApiError.invalidRequest(`input[${i}]: a message needs 'content'.`, `input[${i}].content`);
-      messages.push({ role: item.role, content: contentText(item.content, `input[${i}].content`) });
+      messages.push({ role: item.role, content: contentText(item.content, `input[${i}].content`, item.role === 'assistant') });
       sources.push(i);
     } else if (type === 'function_call') {
       const call: ToolCallBody = {
@@ -179,19 +179,23 @@ function required(value: string | undefined, index: number, field: string): stri
 }
 
 /** A message's content (or a function output) as text: a string, or text parts joined (as chat joins its parts). */
-function contentText(content: string | ResponsesContentPart[], param: string): string {
+function contentText(content: string | ResponsesContentPart[], param: string, assistant = false): string {
   if (typeof content === 'string') return content;
   let text = '';
   for (let j = 0; j < content.length; j++) {
     const part = content[j] as ResponsesContentPart;
-    if (part.type === 'refusal') {
+    if (part.type === 'refusal' && assistant) {
       // An assistant turn's refusal (as a Response's output holds it): what it said.
       if (typeof part['refusal'] !== 'string') throw ApiError.invalidRequest("A refusal part needs 'refusal'.", `${param}[${j}].refusal`);
       text += part['refusal'];
       continue;
     }
     if (part.type !== 'input_text' && part.type !== 'output_text') {
-      throw ApiError.invalidRequest(`Only text content parts are supported (input_text, output_text, refusal), not '${part.type}'.`, `${param}[${j}].type`, 'unsupported_value');
+      throw ApiError.invalidRequest(
+        `Only text content parts are supported (input_text, output_text; refusal in assistant messages), not '${part.type}'.`,
+        `${param}[${j}].type`,
+        'unsupported_value',
+      );
     }
     if (typeof part.text !== 'string') throw ApiError.invalidRequest(`A ${part.type} part needs 'text'.`, `${param}[${j}].text`);
     text += part.text;

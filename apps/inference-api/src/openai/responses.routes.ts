@@ -42,7 +42,7 @@ import { openSse, sendFrames } from './sse-writer.js';
 const CANCEL_POLL_MS = 1_000;
 
 /** The error of a background response whose process stopped without finishing it (see ResponsesRoutes.alive). */
-const PROCESS_LOST = 'The server process running this response stopped before it finished.';
+const PROCESS_LOST = 'The server process running this response stopped before it recorded the end (it stopped, or could not reach the response store).';
 
 /** How often a stream following a background response (that does not run in this process) reads its record. */
 const REPLAY_POLL_MS = 500;
@@ -404,7 +404,8 @@ export class ResponsesRoutes implements OnModuleInit, BeforeApplicationShutdown 
         return;
       } catch (error) {
         if (attempt >= FINAL_WRITE_RETRIES.length) {
-          this.logger.error({ msg: 'the end of a background response could not be stored: it stays in_progress', response: id, detail: String(error) });
+          // Its lease is released next: readers then record it as failed (PROCESS_LOST).
+          this.logger.error({ msg: 'the end of a background response could not be stored: it will read as failed', response: id, detail: String(error) });
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, FINAL_WRITE_RETRIES[attempt]));

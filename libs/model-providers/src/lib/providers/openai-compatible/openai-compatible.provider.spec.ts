@@ -353,6 +353,8 @@ describe('OpenAICompatibleProvider: errors', () => {
       expect((await providerError(call)).retryAfterSeconds).toBeUndefined();
     }
     expect(retryAfterSeconds('nonsense')).toBeUndefined();
+    expect(retryAfterSeconds('1.5')).toBe(2);
+    expect(retryAfterSeconds('-3')).toBeUndefined();
     expect(retryAfterSeconds('999999')).toBe(3_600);
     expect(retryAfterSeconds(['3', '4'])).toBe(3);
   });

@@ -133,7 +133,11 @@ const MAX_RETRY_AFTER_SECONDS = 3_600;
 export function retryAfterSeconds(value: string | string[] | undefined, now = Date.now()): number | undefined {
   const text = (Array.isArray(value) ? value[0] : value)?.trim();
   if (text === undefined || text === '') return undefined;
-  const seconds = /^\d+$/.test(text) ? Number(text) : Math.ceil((Date.parse(text) - now) / 1000);
+  // delay-seconds (a fraction, which some servers send, rounded up), or an HTTP date (it has letters: "Wed, 21 Oct …").
+  let seconds: number;
+  if (/^\d+(\.\d+)?$/.test(text)) seconds = Math.ceil(Number(text));
+  else if (/[a-z]/i.test(text)) seconds = Math.ceil((Date.parse(text) - now) / 1000);
+  else return undefined;
   if (!Number.isFinite(seconds)) return undefined;
   return Math.min(Math.max(seconds, 0), MAX_RETRY_AFTER_SECONDS);
 }
