@@ -274,7 +274,7 @@ describe('responsesChatBody', () => {
   });
 
   it("takes an assistant turn's refusal part as what it said; refuses one in another role", () => {
-    const input = (role: string) => [{ role, content: [{ type: 'refusal', refusal: 'No.' }] }];
+    const input = (role: 'user' | 'assistant') => [{ role, content: [{ type: 'refusal', refusal: 'No.' }] }];
     expect(chatOf({ input: [...input('assistant'), { role: 'user', content: 'Why?' }] }).messages[0]).toEqual({ role: 'assistant', content: 'No.' });
     expect(thrown(() => chatOf({ input: input('user') }))).toMatchObject({ param: 'input[0].content[0].type', code: 'unsupported_value' });
   });
