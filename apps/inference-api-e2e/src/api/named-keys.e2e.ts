@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
 import { freePort } from '../support/free-port.js';
 import { fakeModelsYaml } from '../support/load.js';
+import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 
 const hex = (key: string) => createHash('sha256').update(key).digest('hex');
 
@@ -162,3 +163,58 @@ describe('named API keys (API_KEYS_FILE)', () => {
 function instanceOf(text: string): string {
   return /instance="([^"]+)"/.exec(text)?.[1] ?? '';
 }
+
+describe('CACHE_NAMESPACE=api-key with named keys (Redis)', () => {
+  let upstream: FakeUpstream;
+  let redis: RedisServer;
+  let dir: string;
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream({ tokens: 4 });
+    redis = await startRedisServer();
+    dir = await mkdtemp(join(tmpdir(), 'infer-keys-ns-'));
+  });
+
+  afterAll(async () => {
+    await upstream?.close();
+    await redis?.stop();
+  });
+
+  it("a named key's cache entries are its name's: the rotated key hits them, another key does not", async () => {
+    const keysFile = join(dir, 'keys.yaml');
+    const start = async (teamKey: string) => {
+      await writeFile(keysFile, ['keys:', '  - name: team', `    key: ${teamKey}`, '  - name: other', '    key: sk-ns-other'].join('\n'));
+      return startApiServer({
+        env: { API_KEYS_FILE: keysFile, CACHE_NAMESPACE: 'api-key', REDIS_URL: redis.url },
+        modelsYaml: fakeModelsYaml(upstream.url, 'm'),
+      });
+    };
+    const ask = async (server: ApiServer, key: string) => {
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'namespaced by name' }], temperature: 0 }),
+      });
+      expect(res.status).toBe(200);
+      await res.body?.cancel();
+      return res.headers.get('x-cache');
+    };
+    const before = await start('sk-ns-old');
+    try {
+      expect(await ask(before, 'sk-ns-old')).toBe('MISS');
+      expect(await ask(before, 'sk-ns-old')).toBe('HIT');
+      // Another key: its own namespace.
+      expect(await ask(before, 'sk-ns-other')).toBe('MISS');
+    } finally {
+      await before.stop();
+    }
+    // The key of "team" is rotated (same name, new value): its entries are still its own.
+    const after = await start('sk-ns-new');
+    try {
+      expect(await ask(after, 'sk-ns-new')).toBe('HIT');
+      expect(upstream.requests.filter((r) => r.path.endsWith('/chat/completions'))).toHaveLength(2);
+    } finally {
+      await after.stop();
+    }
+  });
+});

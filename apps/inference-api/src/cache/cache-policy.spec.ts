@@ -6,6 +6,7 @@ import type { ModelCatalog } from '../models/model-catalog.js';
 import { InferenceService } from '../openai/inference.service.js';
 import type { ChatCompletionBody } from '../openai/openai.schemas.js';
 import { cacheKey } from './cache-key.js';
+import { keyDigest } from '../common/api-keys.js';
 import { namespaceOf, planRequest, type CachePolicyConfig } from './cache-policy.js';
 
 const inference = new InferenceService(
@@ -81,8 +82,13 @@ describe('cache policy', () => {
     const byKey = config({ CACHE_NAMESPACE: 'api-key' });
     const byHeader = config({ CACHE_NAMESPACE: 'header', CACHE_NAMESPACE_HEADER: 'X-Tenant' });
     expect(namespaceOf({ authorization: 'Bearer a' }, global)).toBeNull();
-    expect(namespaceOf({ authorization: 'Bearer a' }, byKey)).toBe('key:a');
-    expect(namespaceOf({ 'x-api-key': 'a' }, byKey)).toBe('key:a');
+    expect(namespaceOf({ authorization: 'Bearer a' }, byKey)).toBe(`key:${keyDigest('a')}`);
+    expect(namespaceOf({ 'x-api-key': 'a' }, byKey)).toBe(`key:${keyDigest('a')}`);
+    // A named key (API_KEYS_FILE) by its name: its old and new values share entries.
+    const named = { ...byKey, keyNames: new Map([[keyDigest('old-secret'), 'batch'], [keyDigest('new-secret'), 'batch']]) };
+    expect(namespaceOf({ authorization: 'Bearer old-secret' }, named)).toBe('name:batch');
+    expect(namespaceOf({ authorization: 'Bearer new-secret' }, named)).toBe('name:batch');
+    expect(namespaceOf({ authorization: 'Bearer a' }, named)).toBe(`key:${keyDigest('a')}`);
     expect(namespaceOf({}, byKey)).toBe('anonymous');
     expect(namespaceOf({ 'x-tenant': 't1' }, byHeader)).toBe('tenant:t1');
     expect(namespaceOf({}, byHeader)).toBe('none');

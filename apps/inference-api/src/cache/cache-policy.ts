@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { ApiError } from '../common/api-error.js';
-import { presentedKey } from '../common/api-keys.js';
+import { keyDigest, presentedKey } from '../common/api-keys.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { EmbeddingJob, InferenceJob } from '../openai/inference.service.js';
 import { cacheKey, embeddingsCacheKey } from './cache-key.js';
@@ -125,14 +125,20 @@ export function planEmbeddings(
   return ttlMs === 0 ? BYPASS_PLAN : usePlan(embeddingsCacheKey(job, namespaceOf(headers, config)), ttlMs, directives);
 }
 
-/** The cache namespace of a request: null (global), the API key, or the tenant header's value. */
-export function namespaceOf(headers: IncomingHttpHeaders, config: Pick<CachePolicyConfig, 'namespace' | 'namespaceHeader'>): string | null {
+/**
+ * The cache namespace of a request: null (global), the API key (a named key by its name, another by
+ * its SHA-256 digest), or the tenant header's value.
+ */
+export function namespaceOf(headers: IncomingHttpHeaders, config: Pick<CachePolicyConfig, 'namespace' | 'namespaceHeader' | 'keyNames'>): string | null {
   switch (config.namespace) {
     case 'global':
       return null;
     case 'api-key': {
       const key = presentedKey(headers);
-      return key === undefined ? 'anonymous' : `key:${key}`;
+      if (key === undefined) return 'anonymous';
+      const digest = keyDigest(key);
+      const name = config.keyNames.get(digest);
+      return name === undefined ? `key:${digest}` : `name:${name}`;
     }
     case 'header': {
       const value = headers[config.namespaceHeader];

@@ -97,6 +97,11 @@ export interface AppConfig {
     readonly cacheNondeterministic: boolean;
     readonly namespace: 'global' | 'api-key' | 'header';
     readonly namespaceHeader: string;
+    /**
+     * With `namespace: api-key`: the named keys (API_KEYS_FILE), digest to name, so that a named key's
+     * cache namespace is its name (rotating the key keeps its entries), as its stored responses are.
+     */
+    readonly keyNames: ReadonlyMap<string, string>;
     readonly coalesceWaitMs: number;
     /** Cache /v1/embeddings answers too (they are deterministic). */
     readonly embeddings: boolean;
@@ -149,6 +154,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
   const problems = [...(redisUrl === undefined ? [] : redisUrlProblems(redisUrl)), ...trustProxyProblems(v['TRUST_PROXY'])];
   if (problems.length > 0) throw new ConfigValidationError(`Invalid configuration: ${problems.join('; ')}`);
   const metrics = metricsEndpoint(v['METRICS_PORT'], v['METRICS_HOST'], v['NODE_APP_INSTANCE']);
+  const apiKeys = apiKeysOf(v['API_KEYS'], v['API_KEYS_FILE']);
   return {
     port: v['PORT'],
     host: v['HOST'],
@@ -166,7 +172,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
     metrics,
     corsOrigins: parseCorsOrigins(v['CORS_ORIGINS']),
     rateLimitRpm: v['RATE_LIMIT_RPM'],
-    apiKeys: apiKeysOf(v['API_KEYS'], v['API_KEYS_FILE']),
+    apiKeys,
     redis: redisUrl ? { url: redisUrl, timeoutMs: v['REDIS_TIMEOUT_MS'], required: v['REDIS_REQUIRED'] } : undefined,
     cache: {
       enabled: v['CACHE_ENABLED'],
@@ -176,6 +182,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       cacheNondeterministic: v['CACHE_NONDETERMINISTIC'],
       namespace: v['CACHE_NAMESPACE'],
       namespaceHeader: (v['CACHE_NAMESPACE_HEADER'] as string).toLowerCase(),
+      keyNames: new Map(apiKeys.flatMap((key) => (key.name === undefined ? [] : [[key.digest, key.name] as const]))),
       coalesceWaitMs: v['COALESCE_WAIT_MS'],
       embeddings: v['CACHE_EMBEDDINGS'],
       embeddingsMaxBytes: v['CACHE_EMBEDDINGS_MAX_BYTES'],
