@@ -397,3 +397,32 @@ describe('response cache (in memory)', () => {
     expect(calls()).toBe(1);
   });
 });
+
+describe('response cache (in memory): CACHE_MAX_BYTES', () => {
+  let upstream: FakeUpstream;
+  let server: ApiServer;
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream({ tokens: 2_000 });
+    server = await startApiServer({ env: { CACHE_MAX_BYTES: '1048576' }, modelsYaml: cacheModelsYaml(upstream.url) });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await upstream?.close();
+  });
+
+  it('an answer too large for the budget is served but not kept (2000 tokens with 20 alternatives each: megabytes); small ones are', async () => {
+    const big = { logprobs: true, top_logprobs: 20 };
+    expect((await chat(server, uniquePrompt('big'), { body: { ...big, max_tokens: 2_000 } })).xCache).toBe('MISS');
+    const prompt = uniquePrompt('big again');
+    for (const expected of ['MISS', 'MISS']) {
+      const answer = await chat(server, prompt, { body: { ...big, max_tokens: 2_000 } });
+      expect(answer.status).toBe(200);
+      expect(answer.xCache).toBe(expected);
+    }
+    const small = uniquePrompt('small');
+    expect((await chat(server, small, { body: { max_tokens: 4 } })).xCache).toBe('MISS');
+    expect((await chat(server, small, { body: { max_tokens: 4 } })).xCache).toBe('HIT');
+  });
+});

@@ -17,15 +17,14 @@ export interface BoundedMemoryStoreOptions<Value extends object> {
  * write says so (Keyv's `set` resolves false). The expiry is Keyv's (kept next to each value).
  */
 export function boundedMemoryKeyv<Value extends object>(options: BoundedMemoryStoreOptions<Value>): Keyv {
-  const lru = new LRUCache<string, { value: Value }>({
-    max: options.maxEntries,
-    maxSize: options.maxBytes,
-    sizeCalculation: (data) => Math.max(1, options.sizeOf(data.value)),
-  });
+  const sizeOf = (data: { value: Value }) => Math.max(1, options.sizeOf(data.value));
+  const lru = new LRUCache<string, { value: Value }>({ max: options.maxEntries, maxSize: options.maxBytes, sizeCalculation: sizeOf });
   // Keyv calls set(key, value, ttl), and lru-cache's third argument is an options object: adapted.
   const store = {
     get: (key: string) => lru.get(key),
     set: (key: string, value: { value: Value }) => {
+      // Too large for the whole budget: refused, and what was there stays (lru-cache would drop it).
+      if (sizeOf(value) > options.maxBytes) return false;
       lru.set(key, value);
       return lru.has(key);
     },

@@ -23,11 +23,11 @@ export interface CacheBackend {
 export async function createCacheBackend(config: Pick<AppConfig, 'cache' | 'redis'>, logger: CacheLogger): Promise<CacheBackend> {
   if (config.redis === undefined) {
     return {
-      store: createMemoryStore(config.cache.maxEntries),
+      store: createMemoryStore(config.cache.maxEntries, config.cache.maxBytes),
       redis: undefined,
       coalescer: undefined,
       description: config.cache.enabled
-        ? `response cache in memory (LRU of ${config.cache.maxEntries} entries, this process only)`
+        ? `response cache in memory (LRU of ${config.cache.maxEntries} entries and about ${config.cache.maxBytes} bytes, this process only)`
         : 'response cache disabled (CACHE_ENABLED=false)',
     };
   }

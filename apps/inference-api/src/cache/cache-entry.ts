@@ -137,6 +137,23 @@ export function resultOf(entry: CacheEntry): GenerationResult {
     : { text: entry.text, finishReason: entry.finishReason, usage: entry.usage, toolCalls: entry.toolCalls };
 }
 
+/**
+ * The approximate memory of an entry (V8 objects, two bytes per character): O(1) for text answers;
+ * entries with logprobs count every token and alternative (they can be megabytes: 20 alternatives,
+ * each with its bytes, for every token).
+ */
+export function entryBytes(entry: CacheEntry): number {
+  let bytes = 200 + 2 * entry.text.length + 8 * (entry.chunks?.length ?? 0) + 2 * (entry.refusal?.length ?? 0);
+  if (entry.toolCalls !== undefined) for (const call of entry.toolCalls) bytes += 120 + 2 * (call.id.length + call.name.length + call.arguments.length);
+  if (entry.logprobs !== undefined) {
+    for (const token of entry.logprobs) {
+      bytes += 150 + 2 * token.token.length + 16 * (token.bytes?.length ?? 0);
+      for (const top of token.top) bytes += 150 + 2 * top.token.length + 16 * (top.bytes?.length ?? 0);
+    }
+  }
+  return bytes;
+}
+
 /** Whole seconds since the entry was generated (never negative: clocks of other hosts may be ahead). */
 export function ageSeconds(entry: Pick<CacheEntry, 'createdAt'>, now = Date.now()): number {
   return Math.max(0, Math.floor((now - entry.createdAt) / 1000));

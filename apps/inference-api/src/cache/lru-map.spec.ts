@@ -36,4 +36,26 @@ describe('LruMap', () => {
     expect(one.keys()).toEqual(['b']);
     expect(() => new LruMap(0)).toThrow(RangeError);
   });
+
+  it('with sizeOf, also stays within about maxBytes: a generation rotates at half of it; a value larger than half is not kept', () => {
+    const lru = new LruMap<string, string>(1_000, 100, (value) => value.length);
+    lru.set('a', 'x'.repeat(30)).set('b', 'x'.repeat(30));
+    // 'b' would have taken the young generation past 50 bytes: 'a' went to the old one first.
+    expect(lru.keys()).toEqual(['a', 'b']);
+    expect(lru.bytes).toBe(60);
+    lru.set('c', 'x'.repeat(30));
+    expect(lru.keys()).toEqual(['b', 'c']);
+    lru.set('d', 'x'.repeat(30));
+    expect(lru.keys()).toEqual(['c', 'd']);
+    expect(lru.bytes).toBeLessThanOrEqual(100);
+    // Replacing and deleting keep the count right; a value over half the budget is refused, the old one dropped.
+    lru.set('d', 'x'.repeat(10));
+    expect(lru.bytes).toBe(40);
+    lru.set('e', 'x'.repeat(60));
+    expect(lru.has('e')).toBe(false);
+    lru.delete('c');
+    expect(lru.bytes).toBe(10);
+    for (let i = 0; i < 1_000; i++) lru.set(`k${i}`, 'x'.repeat(i % 40));
+    expect(lru.bytes).toBeLessThanOrEqual(100);
+  });
 });

@@ -32,6 +32,7 @@ const envSchema = {
     CACHE_TTL_SECONDS: { type: 'number', minimum: 0, default: 60 },
     CACHE_MAX_TTL_SECONDS: { type: 'number', minimum: 0, default: 86_400 },
     CACHE_MAX_ENTRIES: { type: 'integer', minimum: 1, default: 10_000 },
+    CACHE_MAX_BYTES: { type: 'integer', minimum: 1_048_576, default: 134_217_728 },
     CACHE_NONDETERMINISTIC: { type: 'boolean', default: false },
     CACHE_NAMESPACE: { type: 'string', enum: ['global', 'api-key', 'header'], default: 'global' },
     CACHE_NAMESPACE_HEADER: { type: 'string', minLength: 1, default: 'x-tenant-id' },
@@ -94,6 +95,8 @@ export interface AppConfig {
     /** Upper bound on a per-request TTL (`x-cache-ttl`). */
     readonly maxTtlSeconds: number;
     readonly maxEntries: number;
+    /** Bound of the in-process cache in (approximate) bytes of entries: a few long answers with logprobs can be megabytes each. */
+    readonly maxBytes: number;
     readonly cacheNondeterministic: boolean;
     readonly namespace: 'global' | 'api-key' | 'header';
     readonly namespaceHeader: string;
@@ -179,6 +182,7 @@ export function loadAppConfig(env: Readonly<Record<string, string | undefined>> 
       ttlSeconds: v['CACHE_TTL_SECONDS'],
       maxTtlSeconds: v['CACHE_MAX_TTL_SECONDS'],
       maxEntries: v['CACHE_MAX_ENTRIES'],
+      maxBytes: v['CACHE_MAX_BYTES'],
       cacheNondeterministic: v['CACHE_NONDETERMINISTIC'],
       namespace: v['CACHE_NAMESPACE'],
       namespaceHeader: (v['CACHE_NAMESPACE_HEADER'] as string).toLowerCase(),

@@ -92,12 +92,14 @@ export async function createResponseStore(
 }
 
 /**
- * The approximate memory a record adds to the in-process store: the JSON length of what it alone
- * holds (its input items and its Response) plus a pointer per item of its context. In memory, a
- * continuation shares the item objects of the responses before it rather than copying them.
+ * The approximate memory a record holds in the in-process store: the JSON length of its input items,
+ * its Response and its context. A continuation shares the item objects of the responses before it,
+ * so a chain is counted more than once while all of it is kept; but once the older records are
+ * dropped, the newest alone keeps every earlier item alive, and counting them as its own is what keeps
+ * a long chain within RESPONSES_STORE_MAX_BYTES.
  */
 export function recordSize(record: StoredResponse): number {
-  return JSON.stringify(record.input).length + JSON.stringify(record.response).length + 8 * record.context.length + 64;
+  return JSON.stringify(record.input).length + JSON.stringify(record.response).length + JSON.stringify(record.context).length + 64;
 }
 
 /**
