@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
 import { fakeModelsYaml } from '../support/load.js';
 import { apiError } from '../support/openai-errors.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import { type RedisPair, startRedisPair } from '../support/redis-pair.js';
+import type { RedisServer } from '../support/redis-server.js';
 
 /**
  * Background responses (`background: true`, GET to poll, POST /v1/responses/{id}/cancel) with the
@@ -175,26 +176,18 @@ describe('background responses (in-process store)', () => {
 });
 
 describe('background responses across processes (Redis)', () => {
+  let pair: RedisPair;
   let redis: RedisServer;
   let upstream: FakeUpstream;
   let a: ApiServer;
   let b: ApiServer;
 
   beforeAll(async () => {
-    redis = await startRedisServer();
-    upstream = await startFakeUpstream({ tokens: 4 });
-    const env = { CACHE_ENABLED: 'false', REDIS_URL: redis.url };
-    [a, b] = await Promise.all([
-      startApiServer({ env: { ...env, INSTANCE_ID: 'a' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') }),
-      startApiServer({ env: { ...env, INSTANCE_ID: 'b' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') }),
-    ]);
+    pair = await startRedisPair(4);
+    ({ redis, upstream, a, b } = pair);
   }, 60_000);
 
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await upstream?.close();
-    await redis?.stop();
-  });
+  afterAll(() => pair?.stop());
 
   it('runs on the process that took it; another process sees it finish, and a cancel there stops it within a second', async () => {
     const onA = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'k', maxRetries: 0 });

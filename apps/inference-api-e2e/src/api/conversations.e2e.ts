@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../support/api-server.js';
 import { fakeModelsYaml } from '../support/load.js';
 import { apiError, lastChatMessages } from '../support/openai-errors.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import { type RedisPair, startRedisPair } from '../support/redis-pair.js';
 
 /**
  * The Conversations API (POST/GET/DELETE /v1/conversations, its items) and `conversation` on
@@ -115,26 +115,17 @@ describe('conversations (in-process store, API keys)', () => {
 });
 
 describe('conversations across processes (Redis)', () => {
-  let redis: RedisServer;
+  let pair: RedisPair;
   let upstream: FakeUpstream;
   let a: ApiServer;
   let b: ApiServer;
 
   beforeAll(async () => {
-    redis = await startRedisServer();
-    upstream = await startFakeUpstream({ tokens: 3 });
-    const env = { CACHE_ENABLED: 'false', REDIS_URL: redis.url };
-    [a, b] = await Promise.all([
-      startApiServer({ env: { ...env, INSTANCE_ID: 'a' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') }),
-      startApiServer({ env: { ...env, INSTANCE_ID: 'b' }, modelsYaml: fakeModelsYaml(upstream.url, 'm') }),
-    ]);
+    pair = await startRedisPair(3);
+    ({ upstream, a, b } = pair);
   }, 60_000);
 
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await upstream?.close();
-    await redis?.stop();
-  });
+  afterAll(() => pair?.stop());
 
   it('a conversation created on one process is continued on the other, turn after turn, streamed too', async () => {
     const onA = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'k', maxRetries: 0 });

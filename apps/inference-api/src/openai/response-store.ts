@@ -49,7 +49,7 @@ export interface ResponseStoreOptions {
   readonly description: string;
   /** See AppConfig.responsesStore.backgroundLeaseSeconds (default 30). */
   readonly leaseSeconds?: number;
-  /** On Redis: compare-and-set on the same entries, so changes from several processes do not overwrite each other. */
+  /** On Redis: compare-and-set on the same entries (changes from several processes do not overwrite each other), and the leases. */
   readonly atomic?: AtomicEntries;
 }
 
@@ -221,7 +221,7 @@ export class ResponseStore {
    */
   async holdLease(id: string): Promise<boolean> {
     const atomic = this.atomic;
-    if (!this.shared || atomic === undefined) return true;
+    if (atomic === undefined) return true;
     try {
       await this.call(() => atomic.setFlag(leaseKey(id), this.leaseMs));
       return true;
@@ -238,14 +238,14 @@ export class ResponseStore {
    */
   async leaseHeld(id: string): Promise<boolean> {
     const atomic = this.atomic;
-    if (!this.shared || atomic === undefined) return true;
+    if (atomic === undefined) return true;
     return this.call(() => atomic.hasFlag(leaseKey(id)));
   }
 
   /** Drops the lease of a background response that ended. */
   async releaseLease(id: string): Promise<void> {
     const atomic = this.atomic;
-    if (this.shared && atomic !== undefined) await this.call(() => atomic.deleteFlag(leaseKey(id)));
+    if (atomic !== undefined) await this.call(() => atomic.deleteFlag(leaseKey(id)));
   }
 
   /** The conversation `id` if it exists and `owner` may see it. Throws a 503 ApiError when the store cannot be reached. */
@@ -318,7 +318,7 @@ export class ResponseStore {
   ): Promise<{ readonly before: T | undefined; readonly after: T | undefined }> {
     return this.serial(id, async () => {
       const atomic = this.atomic;
-      if (atomic === undefined || id.startsWith(LEASE_PREFIX)) {
+      if (atomic === undefined) {
         const before = await this.read(id, owner, kind);
         const after = before === undefined ? undefined : change(before);
         if (after !== undefined && !(await this.write(id, after, kind.name))) throw unavailable();

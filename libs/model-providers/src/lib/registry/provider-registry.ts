@@ -43,12 +43,8 @@ export class ModelProviderRegistry {
     return definition.create(this.validate(kind, options, where), context);
   }
 
-  /**
-   * Checks `options` against the kind's schema without creating anything (a configuration check
-   * before start, e.g. `main.js --check-config`). Returns a copy with the defaults applied; throws
-   * ProviderConfigError as create() does.
-   */
-  validate(kind: string, options: Record<string, unknown>, where = 'deployment'): Record<string, unknown> {
+  /** `options` checked against the kind's schema: a copy with the defaults applied; throws ProviderConfigError. */
+  private validate(kind: string, options: Record<string, unknown>, where: string): Record<string, unknown> {
     const validate = this.validators.get(kind);
     if (!validate) throw this.unknownKind(kind, where);
     const copy = structuredClone(options);
